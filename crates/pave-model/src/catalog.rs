@@ -1,0 +1,422 @@
+//! Catalog resources — teams, services, environments — in the document shape users write
+//! (`apiVersion`, `kind`, `metadata`, `spec`), with validation that names the failing field.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::FieldError;
+use crate::name;
+
+/// The `apiVersion` of Pave's own documents.
+pub const API_VERSION: &str = "pave.dev/v1";
+
+/// The kinds of catalog resources. Their order is the order an apply writes them in, so a
+/// service's owner team exists before the service does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    Team,
+    Environment,
+    Service,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Team, Kind::Environment, Kind::Service];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Team => "Team",
+            Kind::Environment => "Environment",
+            Kind::Service => "Service",
+        }
+    }
+
+    /// Lowercase singular, as used in event kinds and CLI output (`service/checkout`).
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Team => "team",
+            Kind::Environment => "environment",
+            Kind::Service => "service",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s.to_ascii_lowercase().as_str() {
+            "team" | "teams" => Some(Kind::Team),
+            "environment" | "environments" | "env" => Some(Kind::Environment),
+            "service" | "services" | "svc" => Some(Kind::Service),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identity and free-form labels of a resource. Labels select resources (`--prune -l`);
+/// annotations carry facts Pave does not model (for example Backstage fields without a
+/// counterpart).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Team Topologies' four fundamental team types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TeamType {
+    #[default]
+    StreamAligned,
+    Platform,
+    Enabling,
+    ComplicatedSubsystem,
+}
+
+impl TeamType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TeamType::StreamAligned => "stream-aligned",
+            TeamType::Platform => "platform",
+            TeamType::Enabling => "enabling",
+            TeamType::ComplicatedSubsystem => "complicated-subsystem",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TeamSpec {
+    #[serde(rename = "type")]
+    pub team_type: TeamType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Member identities (user names or e-mail addresses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    /// How to reach the team: an e-mail address, a chat channel, a pager rota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Team {
+    pub metadata: Metadata,
+    pub spec: TeamSpec,
+}
+
+/// Where a service is in its life, with Backstage's vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Lifecycle {
+    #[default]
+    Experimental,
+    Production,
+    Deprecated,
+}
+
+impl Lifecycle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Experimental => "experimental",
+            Lifecycle::Production => "production",
+            Lifecycle::Deprecated => "deprecated",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServiceSpec {
+    /// Name of the owning team; it must exist.
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+    /// Criticality from 1 (most critical, customer-facing) to 4 (internal, best effort).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<u8>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+    /// Services this one calls; each must exist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub metadata: Metadata,
+    pub spec: ServiceSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvironmentSpec {
+    /// Position on the promotion path: a release reaches an environment after those with a
+    /// lower order.
+    pub order: u32,
+    #[serde(default)]
+    pub production: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    pub metadata: Metadata,
+    pub spec: EnvironmentSpec,
+}
+
+/// Any catalog resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    Team(Team),
+    Service(Service),
+    Environment(Environment),
+}
+
+/// The envelope every document shares, read before the kind-specific spec.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Envelope {
+    #[serde(default)]
+    api_version: Option<String>,
+    kind: String,
+    metadata: Metadata,
+    #[serde(default)]
+    spec: Option<Value>,
+    /// Accepted and ignored, so a resource read from the API can be edited and sent back.
+    #[serde(default)]
+    #[allow(dead_code)]
+    status: Option<Value>,
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = match (prefix.is_empty(), path == ".") {
+            (_, true) => prefix.to_string(),
+            (true, false) => path,
+            (false, false) => format!("{prefix}.{path}"),
+        };
+        FieldError::new(field, e.into_inner().to_string())
+    })
+}
+
+impl Resource {
+    /// Reads one document (already decoded from YAML or JSON) and validates it.
+    pub fn from_value(value: Value) -> Result<Resource, Vec<FieldError>> {
+        if !value.is_object() {
+            return Err(vec![FieldError::new("", "a document must be a mapping with kind, metadata and spec")]);
+        }
+        let env: Envelope = from_json(value, "").map_err(|e| vec![e])?;
+        if let Some(v) = &env.api_version {
+            if v != API_VERSION {
+                return Err(vec![FieldError::new(
+                    "apiVersion",
+                    format!("unsupported apiVersion {v:?}; expected {API_VERSION:?}"),
+                )]);
+            }
+        }
+        let kind = match env.kind.as_str() {
+            "Team" => Kind::Team,
+            "Service" => Kind::Service,
+            "Environment" => Kind::Environment,
+            other => {
+                return Err(vec![FieldError::new(
+                    "kind",
+                    format!("unknown kind {other:?}; expected Team, Service or Environment"),
+                )]);
+            }
+        };
+        let spec = env.spec.ok_or_else(|| vec![FieldError::new("spec", "missing field `spec`")])?;
+        let metadata = env.metadata;
+        let resource = match kind {
+            Kind::Team => Resource::Team(Team { metadata, spec: from_json(spec, "spec").map_err(|e| vec![e])? }),
+            Kind::Service => {
+                Resource::Service(Service { metadata, spec: from_json(spec, "spec").map_err(|e| vec![e])? })
+            }
+            Kind::Environment => {
+                Resource::Environment(Environment { metadata, spec: from_json(spec, "spec").map_err(|e| vec![e])? })
+            }
+        };
+        let errors = resource.validate();
+        if errors.is_empty() { Ok(resource) } else { Err(errors) }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Resource::Team(_) => Kind::Team,
+            Resource::Service(_) => Kind::Service,
+            Resource::Environment(_) => Kind::Environment,
+        }
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        match self {
+            Resource::Team(t) => &t.metadata,
+            Resource::Service(s) => &s.metadata,
+            Resource::Environment(e) => &e.metadata,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.metadata().name
+    }
+
+    /// The document form: what users write and what the API returns (without `status`).
+    pub fn to_value(&self) -> Value {
+        let (metadata, spec) = match self {
+            Resource::Team(t) => (&t.metadata, serde_json::to_value(&t.spec)),
+            Resource::Service(s) => (&s.metadata, serde_json::to_value(&s.spec)),
+            Resource::Environment(e) => (&e.metadata, serde_json::to_value(&e.spec)),
+        };
+        serde_json::json!({
+            "apiVersion": API_VERSION,
+            "kind": self.kind().as_str(),
+            "metadata": metadata,
+            "spec": spec.expect("catalog specs always serialize"),
+        })
+    }
+
+    /// Field-level checks that need no other resource; references are checked by the planner.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let meta = self.metadata();
+        if let Err(e) = name::validate(&meta.name) {
+            errors.push(FieldError::new("metadata.name", format!("{:?} {e}", meta.name)));
+        }
+        for key in meta.labels.keys() {
+            if !valid_label_key(key) {
+                errors.push(FieldError::new(
+                    format!("metadata.labels.{key}"),
+                    "label keys may contain letters, digits, '-', '_', '.', '/' and must be 1-253 characters",
+                ));
+            }
+        }
+        match self {
+            Resource::Team(t) => {
+                for (i, m) in t.spec.members.iter().enumerate() {
+                    if m.trim().is_empty() {
+                        errors.push(FieldError::new(format!("spec.members[{i}]"), "must not be empty"));
+                    }
+                }
+            }
+            Resource::Service(s) => {
+                if let Err(e) = name::validate(&s.spec.owner) {
+                    errors.push(FieldError::new("spec.owner", format!("{:?} is not a team name: {e}", s.spec.owner)));
+                }
+                if let Some(tier) = s.spec.tier {
+                    if !(1..=4).contains(&tier) {
+                        errors.push(FieldError::new("spec.tier", format!("{tier} is out of range; tiers are 1 to 4")));
+                    }
+                }
+                for (i, dep) in s.spec.depends_on.iter().enumerate() {
+                    if let Err(e) = name::validate(dep) {
+                        errors.push(FieldError::new(format!("spec.dependsOn[{i}]"), format!("{dep:?} {e}")));
+                    } else if dep == &meta.name {
+                        errors.push(FieldError::new(format!("spec.dependsOn[{i}]"), "a service cannot depend on itself"));
+                    }
+                }
+                let mut seen = std::collections::BTreeSet::new();
+                for (i, dep) in s.spec.depends_on.iter().enumerate() {
+                    if !seen.insert(dep) {
+                        errors.push(FieldError::new(format!("spec.dependsOn[{i}]"), format!("{dep:?} is listed twice")));
+                    }
+                }
+                for (i, link) in s.spec.links.iter().enumerate() {
+                    if !(link.url.starts_with("http://") || link.url.starts_with("https://")) {
+                        errors.push(FieldError::new(format!("spec.links[{i}].url"), "must be an http(s) URL"));
+                    }
+                }
+                for (i, tag) in s.spec.tags.iter().enumerate() {
+                    if tag.is_empty() || tag.len() > 63 || tag.chars().any(char::is_whitespace) {
+                        errors.push(FieldError::new(
+                            format!("spec.tags[{i}]"),
+                            "tags are 1-63 characters without whitespace",
+                        ));
+                    }
+                }
+            }
+            Resource::Environment(_) => {}
+        }
+        errors
+    }
+}
+
+fn valid_label_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 253
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn err_fields(v: Value) -> Vec<String> {
+        Resource::from_value(v).expect_err("should be invalid").into_iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_a_service() {
+        let r = Resource::from_value(json!({
+            "apiVersion": "pave.dev/v1", "kind": "Service",
+            "metadata": {"name": "checkout", "labels": {"app": "shop"}},
+            "spec": {"owner": "payments", "tier": 1, "dependsOn": ["cart"], "lifecycle": "production"}
+        }))
+        .expect("valid");
+        let Resource::Service(s) = &r else { panic!("not a service") };
+        assert_eq!(s.spec.owner, "payments");
+        assert_eq!(s.spec.lifecycle, Lifecycle::Production);
+        // The document round-trips.
+        assert_eq!(Resource::from_value(r.to_value()).expect("round trip"), r);
+    }
+
+    #[test]
+    fn names_unknown_and_mistyped_fields() {
+        let e = err_fields(json!({"kind": "Service", "metadata": {"name": "a"}, "spec": {"owner": "t", "teir": 1}}));
+        assert!(e[0].starts_with("spec.teir: unknown field `teir`"), "{e:?}");
+        let e = err_fields(json!({"kind": "Service", "metadata": {"name": "a"}, "spec": {"owner": "t", "tier": "x"}}));
+        assert!(e[0].starts_with("spec.tier: invalid type"), "{e:?}");
+        let e = err_fields(json!({"kind": "Team", "metadata": {"name": "a"}, "spec": {"type": "squad"}}));
+        assert!(e[0].starts_with("spec.type: unknown variant `squad`"), "{e:?}");
+        let e = err_fields(json!({"kind": "Gadget", "metadata": {"name": "a"}, "spec": {}}));
+        assert!(e[0].starts_with("kind: unknown kind \"Gadget\""), "{e:?}");
+        let e = err_fields(json!({"kind": "Team", "metadata": {"name": "a", "nmae": 1}, "spec": {"type": "platform"}}));
+        assert!(e[0].starts_with("metadata.nmae: unknown field `nmae`"), "{e:?}");
+    }
+
+    #[test]
+    fn validates_values() {
+        let e = err_fields(json!({"kind": "Service", "metadata": {"name": "Bad_Name"},
+            "spec": {"owner": "t", "tier": 9, "dependsOn": ["x", "x"], "links": [{"url": "ftp://a"}]}}));
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert!(e[0].starts_with("metadata.name: \"Bad_Name\" must start with a lowercase letter"));
+        assert!(e[1].starts_with("spec.tier: 9 is out of range"));
+        assert!(e[2].starts_with("spec.dependsOn[1]: \"x\" is listed twice"));
+        assert!(e[3].starts_with("spec.links[0].url"));
+    }
+}
