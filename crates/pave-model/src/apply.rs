@@ -38,6 +38,8 @@ pub struct Request {
     pub deletes: Vec<(Kind, String)>,
     /// Delete every existing resource matching this selector that `desired` does not declare.
     pub prune: Option<Selector>,
+    /// Refuse to touch a desired resource that already exists (`POST` semantics).
+    pub create_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,11 +80,7 @@ impl PlannedChange {
         if !self.fields.is_empty() {
             data["changes"] = serde_json::to_value(&self.fields).expect("field changes serialize");
         }
-        Some(NewEvent::new(
-            format!("{}.{verb}", self.kind.noun()),
-            format!("{}/{}", self.kind.noun(), self.name),
-            data,
-        ))
+        Some(NewEvent::new(format!("{}.{verb}", self.kind.noun()), format!("{}/{}", self.kind.noun(), self.name), data))
     }
 }
 
@@ -173,7 +171,13 @@ pub fn plan(snapshot: &Snapshot, request: &Request) -> Result<Plan, PlanError> {
     let staying_services = desired
         .values()
         .copied()
-        .chain(snapshot.resources.iter().filter(|(k, _)| !deletes.contains(*k) && !desired.contains_key(*k)).map(|(_, r)| r))
+        .chain(
+            snapshot
+                .resources
+                .iter()
+                .filter(|(k, _)| !deletes.contains(*k) && !desired.contains_key(*k))
+                .map(|(_, r)| r),
+        )
         .filter_map(|r| match r {
             Resource::Service(s) => Some(s),
             _ => None,
@@ -194,11 +198,23 @@ pub fn plan(snapshot: &Snapshot, request: &Request) -> Result<Plan, PlanError> {
         return Err(PlanError::Conflict(format!("cannot delete: {}", conflicts.join("; "))));
     }
 
+    if request.create_only
+        && let Some((kind, name)) = desired.keys().find(|k| snapshot.resources.contains_key(*k))
+    {
+        return Err(PlanError::Conflict(format!("{} {name:?} already exists", kind.noun())));
+    }
+
     let mut changes = Vec::with_capacity(desired.len() + deletes.len());
     for ((kind, name), r) in &desired {
         let new = r.to_value();
         let change = match snapshot.get(*kind, name) {
-            None => PlannedChange { kind: *kind, name: name.clone(), action: Action::Create, fields: vec![], resource: Some((*r).clone()) },
+            None => PlannedChange {
+                kind: *kind,
+                name: name.clone(),
+                action: Action::Create,
+                fields: vec![],
+                resource: Some((*r).clone()),
+            },
             Some(cur) => {
                 let fields = diff(&cur.to_value(), &new);
                 let action = if fields.is_empty() { Action::Unchanged } else { Action::Update };
@@ -209,7 +225,13 @@ pub fn plan(snapshot: &Snapshot, request: &Request) -> Result<Plan, PlanError> {
         changes.push(change);
     }
     for (kind, name) in deletes.iter().rev() {
-        changes.push(PlannedChange { kind: *kind, name: name.clone(), action: Action::Delete, fields: vec![], resource: None });
+        changes.push(PlannedChange {
+            kind: *kind,
+            name: name.clone(),
+            action: Action::Delete,
+            fields: vec![],
+            resource: None,
+        });
     }
     Ok(Plan { changes })
 }
@@ -240,13 +262,19 @@ mod tests {
 
     #[test]
     fn creates_in_dependency_order_then_is_idempotent() {
-        let req = Request { desired: vec![service("web", "core", &["api"]), service("api", "core", &[]), team("core")], ..Default::default() };
+        let req = Request {
+            desired: vec![service("web", "core", &["api"]), service("api", "core", &[]), team("core")],
+            ..Default::default()
+        };
         let p = plan(&Snapshot::default(), &req).expect("plan");
-        assert_eq!(actions(&p), [
-            ("team/core".into(), Action::Create),
-            ("service/api".into(), Action::Create),
-            ("service/web".into(), Action::Create),
-        ]);
+        assert_eq!(
+            actions(&p),
+            [
+                ("team/core".into(), Action::Create),
+                ("service/api".into(), Action::Create),
+                ("service/web".into(), Action::Create),
+            ]
+        );
         let mut snap = Snapshot::default();
         for r in &req.desired {
             snap.insert(r.clone());
@@ -281,6 +309,14 @@ mod tests {
     }
 
     #[test]
+    fn create_only_refuses_existing() {
+        let mut snap = Snapshot::default();
+        snap.insert(team("core"));
+        let req = Request { desired: vec![team("core")], create_only: true, ..Default::default() };
+        assert_eq!(plan(&snap, &req).expect_err("exists"), PlanError::Conflict("team \"core\" already exists".into()));
+    }
+
+    #[test]
     fn refuses_duplicates() {
         let req = Request { desired: vec![team("a"), team("a")], ..Default::default() };
         assert!(matches!(plan(&Snapshot::default(), &req), Err(PlanError::Invalid(_))));
@@ -312,11 +348,14 @@ mod tests {
             ..Default::default()
         };
         let p = plan(&snap, &req).expect("plan");
-        assert_eq!(actions(&p), [
-            ("team/core".into(), Action::Unchanged),
-            ("service/web".into(), Action::Update),
-            ("service/api".into(), Action::Delete),
-        ]);
+        assert_eq!(
+            actions(&p),
+            [
+                ("team/core".into(), Action::Unchanged),
+                ("service/web".into(), Action::Update),
+                ("service/api".into(), Action::Delete),
+            ]
+        );
     }
 
     #[test]

@@ -231,13 +231,13 @@ impl Resource {
             return Err(vec![FieldError::new("", "a document must be a mapping with kind, metadata and spec")]);
         }
         let env: Envelope = from_json(value, "").map_err(|e| vec![e])?;
-        if let Some(v) = &env.api_version {
-            if v != API_VERSION {
-                return Err(vec![FieldError::new(
-                    "apiVersion",
-                    format!("unsupported apiVersion {v:?}; expected {API_VERSION:?}"),
-                )]);
-            }
+        if let Some(v) = &env.api_version
+            && v != API_VERSION
+        {
+            return Err(vec![FieldError::new(
+                "apiVersion",
+                format!("unsupported apiVersion {v:?}; expected {API_VERSION:?}"),
+            )]);
         }
         let kind = match env.kind.as_str() {
             "Team" => Kind::Team,
@@ -327,22 +327,24 @@ impl Resource {
                 if let Err(e) = name::validate(&s.spec.owner) {
                     errors.push(FieldError::new("spec.owner", format!("{:?} is not a team name: {e}", s.spec.owner)));
                 }
-                if let Some(tier) = s.spec.tier {
-                    if !(1..=4).contains(&tier) {
-                        errors.push(FieldError::new("spec.tier", format!("{tier} is out of range; tiers are 1 to 4")));
-                    }
+                if let Some(tier) = s.spec.tier
+                    && !(1..=4).contains(&tier)
+                {
+                    errors.push(FieldError::new("spec.tier", format!("{tier} is out of range; tiers are 1 to 4")));
                 }
                 for (i, dep) in s.spec.depends_on.iter().enumerate() {
                     if let Err(e) = name::validate(dep) {
                         errors.push(FieldError::new(format!("spec.dependsOn[{i}]"), format!("{dep:?} {e}")));
                     } else if dep == &meta.name {
-                        errors.push(FieldError::new(format!("spec.dependsOn[{i}]"), "a service cannot depend on itself"));
+                        errors
+                            .push(FieldError::new(format!("spec.dependsOn[{i}]"), "a service cannot depend on itself"));
                     }
                 }
                 let mut seen = std::collections::BTreeSet::new();
                 for (i, dep) in s.spec.depends_on.iter().enumerate() {
                     if !seen.insert(dep) {
-                        errors.push(FieldError::new(format!("spec.dependsOn[{i}]"), format!("{dep:?} is listed twice")));
+                        errors
+                            .push(FieldError::new(format!("spec.dependsOn[{i}]"), format!("{dep:?} is listed twice")));
                     }
                 }
                 for (i, link) in s.spec.links.iter().enumerate() {

@@ -13,8 +13,8 @@ pub mod time;
 pub use apply::{Action, Plan, PlanError, PlannedChange, Snapshot};
 pub use auth::Role;
 pub use catalog::{
-    Environment, EnvironmentSpec, Kind, Lifecycle, Link, Metadata, Resource, Service, ServiceSpec,
-    Team, TeamSpec, TeamType,
+    Environment, EnvironmentSpec, Kind, Lifecycle, Link, Metadata, Resource, Service, ServiceSpec, Team, TeamSpec,
+    TeamType,
 };
 pub use diff::FieldChange;
 pub use event::{Event, NewEvent};
@@ -39,10 +39,6 @@ impl FieldError {
 
 impl std::fmt::Display for FieldError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.field.is_empty() {
-            f.write_str(&self.reason)
-        } else {
-            write!(f, "{}: {}", self.field, self.reason)
-        }
+        if self.field.is_empty() { f.write_str(&self.reason) } else { write!(f, "{}: {}", self.field, self.reason) }
     }
 }

@@ -20,7 +20,13 @@ impl Timestamp {
     pub fn parse_rfc3339(s: &str) -> Result<Timestamp, String> {
         let bad = || format!("{s:?} is not an RFC 3339 time such as 2024-05-01T10:00:00Z");
         let b = s.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+        if b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || !matches!(b[10], b'T' | b't' | b' ')
+            || b[13] != b':'
+            || b[16] != b':'
+        {
             return Err(bad());
         }
         let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
@@ -32,7 +38,13 @@ impl Timestamp {
         };
         let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
         let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || hour > 23 || min > 59 || sec > 60 {
+        if !(1..=12).contains(&month)
+            || day < 1
+            || day > days_in_month(year, month)
+            || hour > 23
+            || min > 59
+            || sec > 60
+        {
             return Err(bad());
         }
         let mut i = 19;

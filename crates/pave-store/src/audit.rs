@@ -108,10 +108,9 @@ impl Store {
                         outcome: row.try_get(6)?,
                         status: u16::try_from(row.try_get::<i64, _>(7)?).unwrap_or(0),
                         request_id: row.try_get(8)?,
-                        detail: detail
-                            .map(|d| serde_json::from_str(&d))
-                            .transpose()
-                            .map_err(|e| StoreError::Corrupt { what: format!("audit entry {id}"), reason: e.to_string() })?,
+                        detail: detail.map(|d| serde_json::from_str(&d)).transpose().map_err(|e| {
+                            StoreError::Corrupt { what: format!("audit entry {id}"), reason: e.to_string() }
+                        })?,
                     })
                 })
                 .collect()

@@ -84,7 +84,16 @@ impl Store {
     /// Plans `request` against the catalog and, unless `dry_run`, carries it out: projection
     /// rows and one event per change, all in one transaction. A dry run takes the same path
     /// and rolls back, so its answer is exactly what a real apply would do.
-    pub async fn apply(&self, request: &Request, ctx: &WriteContext, dry_run: bool) -> Result<(Plan, Vec<i64>)> {
+    ///
+    /// `authorize` sees the plan before anything is written and may refuse it (the caller's
+    /// role may allow some kinds of change and not others).
+    pub async fn apply(
+        &self,
+        request: &Request,
+        ctx: &WriteContext,
+        dry_run: bool,
+        authorize: &(dyn Fn(&Plan) -> Result<(), String> + Sync),
+    ) -> Result<(Plan, Vec<i64>)> {
         let full = request.prune.is_some() || request.desired.len() + request.deletes.len() > TARGETED_LIMIT;
         with_write_tx!(self, |tx| {
             let mut snap = Snapshot::default();
@@ -129,6 +138,10 @@ impl Store {
             }
 
             let plan = apply::plan(&snap, request)?;
+            if let Err(reason) = authorize(&plan) {
+                tx.rollback().await?;
+                return Err(StoreError::Forbidden(reason));
+            }
             if dry_run || plan.is_noop() {
                 tx.rollback().await?;
                 return Ok((plan, Vec::new()));
@@ -188,7 +201,9 @@ impl Store {
             // Dependency edges after every service row exists, so edges between services
             // created in this same apply satisfy the foreign keys.
             for change in &plan.changes {
-                if let (Action::Create | Action::Update, Some(Resource::Service(s))) = (&change.action, &change.resource) {
+                if let (Action::Create | Action::Update, Some(Resource::Service(s))) =
+                    (&change.action, &change.resource)
+                {
                     if change.action == Action::Update {
                         sqlx::query("DELETE FROM service_dependencies WHERE service = $1")
                             .bind(&s.metadata.name)
@@ -207,7 +222,10 @@ impl Store {
             // Outgoing edges of deleted services first: any edge into a deleted service comes
             // from another deleted one (the planner refused the rest).
             for name in &deleted_services {
-                sqlx::query("DELETE FROM service_dependencies WHERE service = $1").bind(*name).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM service_dependencies WHERE service = $1")
+                    .bind(*name)
+                    .execute(&mut *tx)
+                    .await?;
             }
             for change in plan.changes.iter().filter(|c| c.action == Action::Delete) {
                 sqlx::query(&format!("DELETE FROM {} WHERE name = $1", table(change.kind)))

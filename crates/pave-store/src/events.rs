@@ -60,7 +60,7 @@ impl Store {
                 }
                 match k.strip_suffix('*') {
                     Some(prefix) => {
-                        args.push(format!("{}%", prefix.replace('%', "").replace('_', "")));
+                        args.push(format!("{}%", prefix.replace(['%', '_'], "")));
                         sql.push_str(&format!("kind LIKE ${}", args.len() + 1));
                     }
                     None => {

@@ -22,6 +22,8 @@ use sqlx::{PgPool, SqlitePool};
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
 pub use catalog::{ListQuery, StoredResource};
 pub use events::EventQuery;
+/// The database driver's error, for callers that classify failures (unavailable or not).
+pub use sqlx::Error as SqlxError;
 pub use tokens::{NewToken, TokenRecord};
 
 /// A refused or failed store operation.
@@ -33,7 +35,12 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("migration {version} ({name}) differs from the one applied to this database; migrations must never be edited once applied")]
+    /// The caller may not make this change.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(
+        "migration {version} ({name}) differs from the one applied to this database; migrations must never be edited once applied"
+    )]
     MigrationChanged { version: i64, name: String },
     #[error("the database has migration {0}, newer than this pave knows; upgrade pave")]
     DatabaseTooNew(i64),
@@ -67,7 +74,10 @@ impl StoreOptions {
 enum Backend {
     /// Writes go through a single connection so SQLite never returns BUSY inside this process;
     /// reads use a pool of connections that WAL lets run beside the writer.
-    Sqlite { write: SqlitePool, read: SqlitePool },
+    Sqlite {
+        write: SqlitePool,
+        read: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -78,6 +88,11 @@ pub struct WriteContext {
     pub request_id: Option<String>,
     /// Milliseconds since the epoch; passed in so tests control time.
     pub now: i64,
+}
+
+/// An `authorize` argument that allows every plan.
+pub fn allow_all(_: &pave_model::Plan) -> std::result::Result<(), String> {
+    Ok(())
 }
 
 impl WriteContext {
@@ -229,7 +244,9 @@ impl Store {
 
     pub fn pool_stats(&self) -> PoolStats {
         let (size, idle) = match &self.backend {
-            Backend::Sqlite { read, write } => (read.size() + write.size(), (read.num_idle() + write.num_idle()) as u32),
+            Backend::Sqlite { read, write } => {
+                (read.size() + write.size(), (read.num_idle() + write.num_idle()) as u32)
+            }
             Backend::Postgres(pool) => (pool.size(), pool.num_idle() as u32),
         };
         PoolStats { size, idle, max: self.max_connections }

@@ -53,10 +53,10 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
         for row in rows {
             applied.insert(row.try_get::<i64, _>(0)?, (row.try_get::<String, _>(1)?, row.try_get::<String, _>(2)?));
         }
-        if let Some(&newest) = applied.keys().next_back() {
-            if MIGRATIONS.iter().all(|m| m.version < newest) {
-                return Err(StoreError::DatabaseTooNew(newest));
-            }
+        if let Some(&newest) = applied.keys().next_back()
+            && MIGRATIONS.iter().all(|m| m.version < newest)
+        {
+            return Err(StoreError::DatabaseTooNew(newest));
         }
         for m in MIGRATIONS {
             let sql = if postgres { m.postgres } else { m.sqlite };
@@ -67,13 +67,15 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
                 None => {
                     tracing::info!(version = m.version, name = m.name, "applying migration");
                     sqlx::raw_sql(sql).execute(&mut *tx).await?;
-                    sqlx::query("INSERT INTO pave_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)")
-                        .bind(m.version)
-                        .bind(m.name)
-                        .bind(&sum)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "INSERT INTO pave_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(&sum)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 }
             }
         }

@@ -133,9 +133,7 @@ impl Store {
 
     pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
         let sql = format!("SELECT {COLUMNS} FROM tokens ORDER BY created_at, id");
-        with_read_pool!(self, |pool| {
-            sqlx::query(&sql).fetch_all(pool).await?.iter().map(record).collect()
-        })
+        with_read_pool!(self, |pool| { sqlx::query(&sql).fetch_all(pool).await?.iter().map(record).collect() })
     }
 
     pub async fn revoke_token(&self, id: &str, ctx: &WriteContext) -> Result<TokenRecord> {
@@ -148,7 +146,11 @@ impl Store {
             if rec.revoked_at.is_some() {
                 return Err(StoreError::Conflict(format!("token {id:?} is already revoked")));
             }
-            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2").bind(ctx.now).bind(id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2")
+                .bind(ctx.now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             let event = NewEvent::new("token.revoked", format!("token/{id}"), json!({"name": rec.name}));
             insert_event!(tx, ctx, &event);
             tx.commit().await?;

@@ -1,1 +1,95 @@
-fn main() {}
+//! `pave`: the command-line entry point. Thin: it parses arguments and calls the server,
+//! the store or the offline tools; domain rules live in the library crates.
+
+mod client;
+mod commands;
+mod demo;
+mod output;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Pave — an internal developer platform in one binary: service catalog, delivery events and
+/// DORA metrics, audited and event-sourced, on embedded SQLite or PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(name = "pave", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Start with `pave demo`, or `pave serve` and then `pave apply -f catalog/`.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How commands that talk to a server reach it.
+#[derive(Debug, Args, Clone)]
+pub struct ClientArgs {
+    /// Base URL of the Pave server.
+    #[arg(long, env = "PAVE_URL", default_value = "http://127.0.0.1:7700")]
+    pub url: String,
+    /// API token (`pave_…`); `pave serve` prints the first admin token on its first start.
+    #[arg(long, env = "PAVE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = output::Format::Table)]
+    pub output: output::Format,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane: HTTP API, audit and metrics.
+    Serve(serve::ServeArgs),
+    /// Start a throwaway platform, load a sample catalog, and show around.
+    Demo(demo::DemoArgs),
+    /// Create, update (and with --prune, delete) catalog resources from YAML files.
+    Apply(commands::ApplyArgs),
+    /// List resources of a kind, or show one.
+    Get(commands::GetArgs),
+    /// Delete one resource.
+    Delete(commands::DeleteArgs),
+    /// Page through the event log.
+    Events(commands::EventsArgs),
+    /// Read the audit trail of mutating requests (admin).
+    Audit(commands::AuditArgs),
+    /// Manage API tokens (admin).
+    #[command(subcommand)]
+    Token(commands::TokenCommand),
+    /// Show which token and role the CLI is using.
+    Whoami(commands::WhoamiArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Apply(args) => commands::apply(args).await,
+            Command::Get(args) => commands::get(args).await,
+            Command::Delete(args) => commands::delete(args).await,
+            Command::Events(args) => commands::events(args).await,
+            Command::Audit(args) => commands::audit(args).await,
+            Command::Token(cmd) => commands::token(cmd).await,
+            Command::Whoami(args) => commands::whoami(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Default data directory: `./.pave`.
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from(".pave")
+}

@@ -4,7 +4,7 @@
 use pave_model::apply::Request;
 use pave_model::{Action, Kind, Resource, Role, Selector};
 use pave_store::testing::{TestDatabase, fresh};
-use pave_store::{AuditQuery, EventQuery, NewAuditEntry, NewToken, Store, StoreError, WriteContext};
+use pave_store::{AuditQuery, EventQuery, NewAuditEntry, NewToken, Store, StoreError, WriteContext, allow_all};
 use serde_json::json;
 
 async fn open() -> (Store, TestDatabase) {
@@ -50,14 +50,14 @@ async fn apply_is_transactional_and_idempotent() {
         env("staging", 1, false),
         env("prod", 2, true),
     ]);
-    let (plan, ids) = store.apply(&req, &ctx(1000), false).await.expect("apply");
+    let (plan, ids) = store.apply(&req, &ctx(1000), false, &allow_all).await.expect("apply");
     assert_eq!(plan.count(Action::Create), 5);
     assert_eq!(ids.len(), 5);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "event ids increase: {ids:?}");
 
     // Same request again: nothing changes and no event is appended.
     let before = store.event_count().await.expect("count");
-    let (plan, ids) = store.apply(&req, &ctx(2000), false).await.expect("apply again");
+    let (plan, ids) = store.apply(&req, &ctx(2000), false, &allow_all).await.expect("apply again");
     assert!(plan.is_noop());
     assert!(ids.is_empty());
     assert_eq!(store.event_count().await.expect("count"), before);
@@ -71,14 +71,18 @@ async fn apply_is_transactional_and_idempotent() {
 #[tokio::test]
 async fn update_records_changed_fields_and_keeps_created_at() {
     let (store, _db) = open().await;
-    store.apply(&desired(vec![team("core"), service("api", "core", &[])]), &ctx(1000), false).await.expect("apply");
+    store
+        .apply(&desired(vec![team("core"), service("api", "core", &[])]), &ctx(1000), false, &allow_all)
+        .await
+        .expect("apply");
     let mut changed = service("api", "core", &[]);
     if let Resource::Service(s) = &mut changed {
         s.spec.tier = Some(1);
     }
-    let (plan, ids) = store.apply(&desired(vec![changed]), &ctx(5000), false).await.expect("update");
+    let (plan, ids) = store.apply(&desired(vec![changed]), &ctx(5000), false, &allow_all).await.expect("update");
     assert_eq!(plan.changes[0].action, Action::Update);
-    let events = store.events(&EventQuery { after: ids[0] - 1, limit: 10, ..Default::default() }).await.expect("events");
+    let events =
+        store.events(&EventQuery { after: ids[0] - 1, limit: 10, ..Default::default() }).await.expect("events");
     assert_eq!(events[0].kind, "service.updated");
     assert_eq!(events[0].data["changes"][0]["path"], "spec.tier");
     assert_eq!(events[0].actor, "tester");
@@ -90,7 +94,7 @@ async fn update_records_changed_fields_and_keeps_created_at() {
 #[tokio::test]
 async fn dry_run_writes_nothing() {
     let (store, _db) = open().await;
-    let (plan, ids) = store.apply(&desired(vec![team("core")]), &ctx(1), true).await.expect("dry run");
+    let (plan, ids) = store.apply(&desired(vec![team("core")]), &ctx(1), true, &allow_all).await.expect("dry run");
     assert_eq!(plan.count(Action::Create), 1);
     assert!(ids.is_empty());
     assert!(store.get(Kind::Team, "core").await.expect("get").is_none());
@@ -100,10 +104,10 @@ async fn dry_run_writes_nothing() {
 #[tokio::test]
 async fn refused_apply_leaves_everything_as_it_was() {
     let (store, _db) = open().await;
-    store.apply(&desired(vec![team("core")]), &ctx(1), false).await.expect("apply");
+    store.apply(&desired(vec![team("core")]), &ctx(1), false, &allow_all).await.expect("apply");
     // One good service and one pointing at a missing team: all or nothing.
     let err = store
-        .apply(&desired(vec![service("good", "core", &[]), service("bad", "ghost", &[])]), &ctx(2), false)
+        .apply(&desired(vec![service("good", "core", &[]), service("bad", "ghost", &[])]), &ctx(2), false, &allow_all)
         .await
         .expect_err("refused");
     assert!(err.to_string().contains("team \"ghost\" does not exist"), "{err}");
@@ -115,19 +119,24 @@ async fn refused_apply_leaves_everything_as_it_was() {
 async fn prune_and_reference_conflicts() {
     let (store, _db) = open().await;
     let all = vec![team("core"), service("api", "core", &[]), service("web", "core", &["api"])];
-    store.apply(&desired(all), &ctx(1), false).await.expect("apply");
+    store.apply(&desired(all), &ctx(1), false, &allow_all).await.expect("apply");
 
     // Deleting a team that still owns services is refused, naming them.
     let req = Request { deletes: vec![(Kind::Team, "core".into())], ..Default::default() };
-    let err = store.apply(&req, &ctx(2), false).await.expect_err("conflict");
+    let err = store.apply(&req, &ctx(2), false, &allow_all).await.expect_err("conflict");
     assert!(matches!(err, StoreError::Plan(pave_model::PlanError::Conflict(_))), "{err}");
 
     // Declaring only the team with prune removes both services (they depend only on each other).
-    let req = Request { desired: vec![team("core")], prune: Some(Selector::parse("repo=a").expect("sel")), ..Default::default() };
-    let (plan, _) = store.apply(&req, &ctx(3), false).await.expect("prune");
+    let req = Request {
+        desired: vec![team("core")],
+        prune: Some(Selector::parse("repo=a").expect("sel")),
+        ..Default::default()
+    };
+    let (plan, _) = store.apply(&req, &ctx(3), false, &allow_all).await.expect("prune");
     assert_eq!(plan.count(Action::Delete), 2);
     assert_eq!(store.count(Kind::Service).await.expect("count"), 0);
-    let events = store.events(&EventQuery { kinds: vec!["service.deleted".into()], limit: 10, ..Default::default() }).await;
+    let events =
+        store.events(&EventQuery { kinds: vec!["service.deleted".into()], limit: 10, ..Default::default() }).await;
     assert_eq!(events.expect("events").len(), 2);
 }
 
@@ -135,20 +144,22 @@ async fn prune_and_reference_conflicts() {
 async fn targeted_delete_of_a_depended_on_service_is_refused() {
     let (store, _db) = open().await;
     let all = vec![team("core"), service("api", "core", &[]), service("web", "core", &["api"])];
-    store.apply(&desired(all), &ctx(1), false).await.expect("apply");
+    store.apply(&desired(all), &ctx(1), false, &allow_all).await.expect("apply");
     let req = Request { deletes: vec![(Kind::Service, "api".into())], ..Default::default() };
-    let err = store.apply(&req, &ctx(2), false).await.expect_err("conflict");
+    let err = store.apply(&req, &ctx(2), false, &allow_all).await.expect_err("conflict");
     assert_eq!(err.to_string(), "cannot delete: service \"web\" still depends on service \"api\"");
-    let req = Request { deletes: vec![(Kind::Service, "web".into()), (Kind::Service, "api".into())], ..Default::default() };
-    store.apply(&req, &ctx(3), false).await.expect("delete both");
+    let req =
+        Request { deletes: vec![(Kind::Service, "web".into()), (Kind::Service, "api".into())], ..Default::default() };
+    store.apply(&req, &ctx(3), false, &allow_all).await.expect("delete both");
     assert_eq!(store.count(Kind::Service).await.expect("count"), 0);
 }
 
 #[tokio::test]
 async fn events_page_and_filter() {
     let (store, _db) = open().await;
-    let many: Vec<Resource> = std::iter::once(team("core")).chain((0..30).map(|i| service(&format!("s{i:02}"), "core", &[]))).collect();
-    store.apply(&desired(many), &ctx(1), false).await.expect("apply");
+    let many: Vec<Resource> =
+        std::iter::once(team("core")).chain((0..30).map(|i| service(&format!("s{i:02}"), "core", &[]))).collect();
+    store.apply(&desired(many), &ctx(1), false, &allow_all).await.expect("apply");
     let mut seen = Vec::new();
     let mut after = 0;
     loop {
@@ -164,7 +175,8 @@ async fn events_page_and_filter() {
     }
     assert_eq!(seen.len(), 30);
     assert_eq!(seen[0], "service/s00");
-    let teams = store.events(&EventQuery { kinds: vec!["team.created".into()], limit: 100, ..Default::default() }).await;
+    let teams =
+        store.events(&EventQuery { kinds: vec!["team.created".into()], limit: 100, ..Default::default() }).await;
     assert_eq!(teams.expect("events").len(), 1);
     let one = store.events(&EventQuery { subject: Some("service/s07".into()), limit: 100, ..Default::default() }).await;
     assert_eq!(one.expect("events").len(), 1);
@@ -186,7 +198,13 @@ async fn tokens_bootstrap_once_and_revoke() {
     assert_eq!(found.revoked_at.map(|t| t.0), Some(3));
     assert!(store.revoke_token("nope", &ctx(3)).await.is_err());
     assert_eq!(store.list_tokens().await.expect("list").len(), 2);
-    let kinds: Vec<String> = store.events(&EventQuery { limit: 10, ..Default::default() }).await.expect("ev").into_iter().map(|e| e.kind).collect();
+    let kinds: Vec<String> = store
+        .events(&EventQuery { limit: 10, ..Default::default() })
+        .await
+        .expect("ev")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
     assert_eq!(kinds, ["token.created", "token.created", "token.revoked"]);
 }
 
@@ -221,7 +239,7 @@ async fn audit_is_newest_first_and_filterable() {
 async fn reopening_applies_no_migration_twice() {
     let db = fresh().await;
     let store = Store::open(&db.options).await.expect("open");
-    store.apply(&desired(vec![team("core")]), &ctx(1), false).await.expect("apply");
+    store.apply(&desired(vec![team("core")]), &ctx(1), false, &allow_all).await.expect("apply");
     store.close().await;
     let again = Store::open(&db.options).await.expect("reopen");
     assert!(again.get(Kind::Team, "core").await.expect("get").is_some());
@@ -233,12 +251,12 @@ async fn concurrent_writers_keep_event_order_consistent() {
     let db = fresh().await;
     let a = Store::open(&db.options).await.expect("open a");
     let b = Store::open(&db.options).await.expect("open b");
-    a.apply(&desired(vec![team("core")]), &ctx(1), false).await.expect("team");
+    a.apply(&desired(vec![team("core")]), &ctx(1), false, &allow_all).await.expect("team");
     let mut tasks = Vec::new();
     for i in 0..20 {
         let s = if i % 2 == 0 { a.clone() } else { b.clone() };
         tasks.push(tokio::spawn(async move {
-            s.apply(&desired(vec![service(&format!("svc{i}"), "core", &[])]), &ctx(10 + i), false).await
+            s.apply(&desired(vec![service(&format!("svc{i}"), "core", &[])]), &ctx(10 + i), false, &allow_all).await
         }));
     }
     for t in tasks {

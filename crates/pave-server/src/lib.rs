@@ -1,0 +1,103 @@
+//! Pave's control plane: the HTTP API over the store, with authentication, the audit trail,
+//! request ids, metrics and graceful shutdown. Handlers hold no state the database does not
+//! have, so several replicas on one PostgreSQL serve together.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod request_id;
+pub mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use pave_model::{Kind, Role};
+use pave_store::{Store, WriteContext};
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::routes::{admin, catalog, health};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { max_body_bytes: 16 * 1024 * 1024 }
+    }
+}
+
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState, config: &ServerConfig) -> Router {
+    let api = Router::new()
+        .merge(catalog::routes(Kind::Team, "teams"))
+        .merge(catalog::routes(Kind::Service, "services"))
+        .merge(catalog::routes(Kind::Environment, "environments"))
+        .route("/api/v1/apply", post(catalog::apply))
+        .route("/api/v1/events", get(admin::events))
+        .route("/api/v1/audit", get(admin::audit))
+        .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))
+        .route("/api/v1/tokens/{id}", delete(admin::revoke_token))
+        .route("/api/v1/whoami", get(admin::whoami))
+        .route("/api/v1/openapi.json", get(admin::openapi))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .merge(api)
+        .fallback(|uri: axum::http::Uri| async move { ApiError::not_found(format!("no route for {}", uri.path())) })
+        .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            ApiError::new(error::Problem::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
+        })
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::observe))
+        .layer(axum::middleware::from_fn(request_id::layer))
+        .with_state(state)
+}
+
+/// Creates the first admin token if the store has none. Returns the secret when this call
+/// created it (it is shown once and never stored), `None` when a token already existed.
+/// `preset` lets automation choose the secret (`PAVE_BOOTSTRAP_TOKEN`).
+pub async fn bootstrap_admin(store: &Store, preset: Option<&str>) -> Result<Option<String>, pave_store::StoreError> {
+    let (mut secret, mut token) = auth::generate_token("admin", Role::Admin);
+    if let Some(p) = preset {
+        secret = p.to_owned();
+        token.hash = auth::hash_secret(p);
+    }
+    let created = store.bootstrap_token(&token, &WriteContext::system(now_millis())).await?;
+    Ok(created.then_some(secret))
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let store = state.store.clone();
+    axum::serve(listener, app(state, config)).with_graceful_shutdown(shutdown).await?;
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! The catalog API: teams, services and environments, one resource at a time (REST) or many
+//! at once (`/apply`, the declarative path behind `pave apply`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pave_model::apply::Request;
+use pave_model::auth::role_to_write;
+use pave_model::{Action, Kind, Plan, Resource, Role, Selector};
+use pave_store::{ListQuery, StoredResource};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Caller;
+use crate::AppState;
+use crate::auth::AuditDetail;
+use crate::error::{ApiError, InvalidField};
+use crate::extract::{ApiQuery, JsonBody};
+
+/// The refusal, if any, of a plan some of whose changes need more than the caller's role.
+fn authorize(role: Role) -> impl Fn(&Plan) -> Result<(), String> + Sync {
+    move |plan: &Plan| {
+        let denied: Vec<String> = plan
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Unchanged && !role.allows(role_to_write(c.kind)))
+            .map(|c| format!("{}/{}", c.kind.noun(), c.name))
+            .collect();
+        if denied.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("role {role} may not change {}; teams and environments need the admin role", denied.join(", ")))
+        }
+    }
+}
+
+fn parse_document(kind: Kind, value: Value) -> Result<Resource, ApiError> {
+    let resource = Resource::from_value(value).map_err(|e| ApiError::from_fields(None, None, e))?;
+    if resource.kind() != kind {
+        return Err(ApiError::invalid(
+            format!("this endpoint takes {kind} documents, not {}", resource.kind()),
+            vec![InvalidField {
+                document: None,
+                resource: None,
+                field: "kind".into(),
+                reason: format!("expected {kind}"),
+            }],
+        ));
+    }
+    Ok(resource)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Only services owned by this team.
+    owner: Option<String>,
+    /// A label selector (`app=shop,tier!=3`).
+    selector: Option<String>,
+}
+
+pub async fn list(kind: Kind, state: AppState, params: ListParams) -> Result<Response, ApiError> {
+    let selector = params.selector.as_deref().map(Selector::parse).transpose().map_err(ApiError::bad_request)?;
+    let items = state.store.list(kind, &ListQuery { owner: params.owner, selector }).await?;
+    let items: Vec<Value> = items.iter().map(StoredResource::to_value).collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}
+
+pub async fn get_one(kind: Kind, state: AppState, name: String) -> Result<Response, ApiError> {
+    match state.store.get(kind, &name).await? {
+        Some(r) => Ok(Json(r.to_value()).into_response()),
+        None => Err(ApiError::not_found(format!("{} {name:?} does not exist", kind.noun()))),
+    }
+}
+
+async fn write_one(
+    kind: Kind,
+    state: &AppState,
+    caller: &Caller,
+    resource: Resource,
+    create_only: bool,
+) -> Result<Response, ApiError> {
+    let name = resource.name().to_owned();
+    let request = Request { desired: vec![resource], create_only, ..Default::default() };
+    let (plan, _) =
+        state.store.apply(&request, &caller.write_context(), false, &authorize(caller.principal.role)).await?;
+    let action = plan.changes.first().map(|c| c.action).unwrap_or(Action::Unchanged);
+    let stored = state
+        .store
+        .get(kind, &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("{} {name:?} vanished after it was written", kind.noun())))?;
+    let status = if action == Action::Create { StatusCode::CREATED } else { StatusCode::OK };
+    let mut resp = (status, Json(stored.to_value())).into_response();
+    resp.extensions_mut().insert(AuditDetail(json!({"action": action})));
+    Ok(resp)
+}
+
+pub async fn create(kind: Kind, state: AppState, caller: Caller, body: Value) -> Result<Response, ApiError> {
+    let resource = parse_document(kind, body)?;
+    write_one(kind, &state, &caller, resource, true).await
+}
+
+pub async fn put(kind: Kind, state: AppState, caller: Caller, name: String, body: Value) -> Result<Response, ApiError> {
+    let resource = parse_document(kind, body)?;
+    if resource.name() != name {
+        return Err(ApiError::invalid(
+            format!("metadata.name {:?} does not match the URL's {name:?}", resource.name()),
+            vec![InvalidField {
+                document: None,
+                resource: None,
+                field: "metadata.name".into(),
+                reason: format!("must be {name:?}"),
+            }],
+        ));
+    }
+    write_one(kind, &state, &caller, resource, false).await
+}
+
+pub async fn delete(kind: Kind, state: AppState, caller: Caller, name: String) -> Result<Response, ApiError> {
+    let request = Request { deletes: vec![(kind, name)], ..Default::default() };
+    state.store.apply(&request, &caller.write_context(), false, &authorize(caller.principal.role)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Registers the REST routes of one kind at `/api/v1/{plural}`.
+pub fn routes(kind: Kind, plural: &str) -> axum::Router<AppState> {
+    use axum::routing::get;
+    let collection = format!("/api/v1/{plural}");
+    let item = format!("/api/v1/{plural}/{{name}}");
+    axum::Router::new()
+        .route(
+            &collection,
+            get(move |State(s): State<AppState>, ApiQuery(p): ApiQuery<ListParams>| list(kind, s, p))
+                .post(move |State(s): State<AppState>, c: Caller, JsonBody(b): JsonBody<Value>| create(kind, s, c, b)),
+        )
+        .route(
+            &item,
+            get(move |State(s): State<AppState>, Path(n): Path<String>| get_one(kind, s, n))
+                .put(
+                    move |State(s): State<AppState>, c: Caller, Path(n): Path<String>, JsonBody(b): JsonBody<Value>| {
+                        put(kind, s, c, n, b)
+                    },
+                )
+                .delete(move |State(s): State<AppState>, c: Caller, Path(n): Path<String>| delete(kind, s, c, n)),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApplyBody {
+    /// Catalog documents (`kind`, `metadata`, `spec`).
+    documents: Vec<Value>,
+    /// Plan and report, but change nothing.
+    #[serde(default)]
+    dry_run: bool,
+    /// Also delete existing resources that match `selector` and that `documents` omit.
+    #[serde(default)]
+    prune: bool,
+    /// Label selector bounding `prune`; required with it (`""` selects everything).
+    #[serde(default)]
+    selector: Option<String>,
+}
+
+/// Applies many documents in one transaction: all or nothing.
+pub async fn apply(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<ApplyBody>,
+) -> Result<Response, ApiError> {
+    let mut desired = Vec::with_capacity(body.documents.len());
+    let mut errors = Vec::new();
+    for (i, doc) in body.documents.into_iter().enumerate() {
+        let label = doc
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .map(|n| format!("{}/{n}", doc.get("kind").and_then(Value::as_str).unwrap_or("?").to_lowercase()));
+        match Resource::from_value(doc) {
+            Ok(r) => desired.push(r),
+            Err(fields) => errors.extend(fields.into_iter().map(|f| InvalidField {
+                document: Some(i),
+                resource: label.clone(),
+                field: f.field,
+                reason: f.reason,
+            })),
+        }
+    }
+    if !errors.is_empty() {
+        let detail = errors
+            .iter()
+            .map(|e| {
+                format!(
+                    "document {}{}: {}: {}",
+                    e.document.unwrap_or(0),
+                    e.resource.as_ref().map(|r| format!(" ({r})")).unwrap_or_default(),
+                    e.field,
+                    e.reason
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(ApiError::invalid(detail, errors));
+    }
+    let prune = match (body.prune, body.selector) {
+        (false, None) => None,
+        (false, Some(_)) => return Err(ApiError::bad_request("selector only applies with prune: true")),
+        (true, None) => {
+            return Err(ApiError::bad_request(
+                "prune needs a selector bounding what may be deleted (use \"\" to select everything)",
+            ));
+        }
+        (true, Some(s)) => Some(Selector::parse(&s).map_err(ApiError::bad_request)?),
+    };
+    let request = Request { desired, prune, ..Default::default() };
+    let (plan, events) =
+        state.store.apply(&request, &caller.write_context(), body.dry_run, &authorize(caller.principal.role)).await?;
+    let summary = json!({
+        "created": plan.count(Action::Create),
+        "updated": plan.count(Action::Update),
+        "deleted": plan.count(Action::Delete),
+        "unchanged": plan.count(Action::Unchanged),
+    });
+    let mut resp = Json(json!({
+        "dryRun": body.dry_run,
+        "summary": summary,
+        "events": events.len(),
+        "changes": plan.changes,
+    }))
+    .into_response();
+    resp.extensions_mut().insert(AuditDetail(json!({"dryRun": body.dry_run, "summary": summary})));
+    Ok(resp)
+}

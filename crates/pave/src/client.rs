@@ -1,0 +1,81 @@
+//! The CLI's HTTP client: adds the token, and turns problem documents into readable errors.
+
+use anyhow::{Context, Result, anyhow};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::ClientArgs;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(args: &ClientArgs) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .user_agent(concat!("pave-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Client { http, base: args.url.trim_end_matches('/').to_owned(), token: args.token.clone() })
+    }
+
+    /// Sends a request; returns the JSON body of a success (or `Null` for 204).
+    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method.clone(), &url);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.with_context(|| format!("cannot reach the Pave server at {}", self.base))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.context("reading the server's answer")?;
+        if status.is_success() {
+            if status == StatusCode::NO_CONTENT || bytes.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes)
+                .with_context(|| format!("the server's answer to {method} {path} is not JSON"));
+        }
+        Err(problem_error(status, &bytes, self.token.is_none()))
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        self.call(Method::GET, path, None).await
+    }
+}
+
+/// Formats a problem document: its detail, then each invalid field on its own line.
+fn problem_error(status: StatusCode, body: &[u8], no_token: bool) -> anyhow::Error {
+    let Ok(problem) = serde_json::from_slice::<Value>(body) else {
+        return anyhow!("server answered {status}: {}", String::from_utf8_lossy(body).trim());
+    };
+    let title = problem["title"].as_str().unwrap_or("request failed");
+    let detail = problem["detail"].as_str().unwrap_or("");
+    let errors = problem["errors"].as_array().filter(|e| !e.is_empty());
+    // With field errors, list them one per line instead of the run-on detail.
+    let mut msg = match errors {
+        Some(_) => format!("{title} ({}):", status.as_u16()),
+        None => format!("{title} ({}): {detail}", status.as_u16()),
+    };
+    if let Some(errors) = errors {
+        for e in errors {
+            let doc = e["document"].as_u64().map(|d| format!("document {d} ")).unwrap_or_default();
+            let res = e["resource"].as_str().map(|r| format!("{r} ")).unwrap_or_default();
+            msg.push_str(&format!(
+                "\n  {doc}{res}{}: {}",
+                e["field"].as_str().unwrap_or(""),
+                e["reason"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    if status == StatusCode::UNAUTHORIZED && no_token {
+        msg.push_str("\n  hint: set PAVE_TOKEN or pass --token");
+    }
+    anyhow!(msg)
+}

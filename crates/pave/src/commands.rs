@@ -1,0 +1,455 @@
+//! Client commands: each reads its arguments, calls the server, and prints the answer.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use pave_model::Kind;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::ClientArgs;
+use crate::client::Client;
+use crate::output::{self, Format, cell};
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// YAML or JSON file, directory (read recursively), or `-` for stdin. Repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Show what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete resources that match the selector and that the files no longer declare.
+    #[arg(long, requires = "selector_or_all")]
+    pub prune: bool,
+    /// Label selector bounding --prune (`app=shop,team!=x`).
+    #[arg(short = 'l', long, group = "selector_or_all")]
+    pub selector: Option<String>,
+    /// With --prune: consider every resource, whatever its labels.
+    #[arg(long, group = "selector_or_all")]
+    pub all: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+pub async fn apply(args: ApplyArgs) -> Result<ExitCode> {
+    let mut docs = Vec::new();
+    for path in &args.files {
+        docs.extend(pave_catalog::documents::load_path(path).with_context(|| format!("reading {}", path.display()))?);
+    }
+    let (resources, notes) = match pave_catalog::resources(&docs) {
+        Ok(ok) => ok,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("  {e}");
+            }
+            bail!("{} invalid document(s); nothing was applied", errors.len());
+        }
+    };
+    for note in &notes {
+        eprintln!("note: {note}");
+    }
+    let selector = match (args.prune, args.selector, args.all) {
+        (true, Some(s), _) => Some(s),
+        (true, None, true) => Some(String::new()),
+        (false, None, false) => None,
+        _ => bail!("--selector and --all only apply with --prune"),
+    };
+    let mut body = json!({
+        "documents": resources.iter().map(pave_model::Resource::to_value).collect::<Vec<_>>(),
+        "dryRun": args.dry_run,
+        "prune": args.prune,
+    });
+    if let Some(s) = selector {
+        body["selector"] = json!(s);
+    }
+    let client = Client::new(&args.client)?;
+    let result = client.call(Method::POST, "/api/v1/apply", Some(&body)).await?;
+    if args.client.output == Format::Json {
+        output::json(&result);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dry = result["dryRun"].as_bool().unwrap_or(false);
+    for change in result["changes"].as_array().into_iter().flatten() {
+        let action = change["action"].as_str().unwrap_or("");
+        if action == "unchanged" {
+            continue;
+        }
+        let kind = change["kind"].as_str().unwrap_or("").to_lowercase();
+        let verb = match (action, dry) {
+            ("create", false) => "created",
+            ("update", false) => "updated",
+            ("delete", false) => "deleted",
+            ("create", true) => "would be created",
+            ("update", true) => "would be updated",
+            ("delete", true) => "would be deleted",
+            (other, _) => other,
+        };
+        println!("{kind}/{} {verb}", change["name"].as_str().unwrap_or(""));
+        for f in change["fields"].as_array().into_iter().flatten() {
+            let show = |v: &Value| if v.is_null() { "(none)".to_owned() } else { v.to_string() };
+            println!("    {}: {} -> {}", f["path"].as_str().unwrap_or(""), show(&f["old"]), show(&f["new"]));
+        }
+    }
+    let s = &result["summary"];
+    println!(
+        "{} created, {} updated, {} deleted, {} unchanged{}",
+        s["created"],
+        s["updated"],
+        s["deleted"],
+        s["unchanged"],
+        if dry { " (dry run: nothing was changed)" } else { "" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_kind(s: &str) -> Result<Kind> {
+    Kind::parse(s).with_context(|| format!("unknown kind {s:?}; use teams, services or environments"))
+}
+
+fn plural(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Team => "teams",
+        Kind::Service => "services",
+        Kind::Environment => "environments",
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// teams, services or environments.
+    pub kind: String,
+    /// One resource's name; without it, list them all.
+    pub name: Option<String>,
+    /// Label selector for listing.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Only services owned by this team.
+    #[arg(long)]
+    pub owner: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+pub async fn get(args: GetArgs) -> Result<ExitCode> {
+    let kind = parse_kind(&args.kind)?;
+    let client = Client::new(&args.client)?;
+    if let Some(name) = &args.name {
+        let value = client.get(&format!("/api/v1/{}/{}", plural(kind), encode(name))).await?;
+        match args.client.output {
+            Format::Json => output::json(&value),
+            Format::Table => {
+                let mut v = value.clone();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("apiVersion");
+                }
+                print!("{}", serde_yaml_like(&v));
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut query = Vec::new();
+    if let Some(s) = &args.selector {
+        query.push(format!("selector={}", encode(s)));
+    }
+    if let Some(o) = &args.owner {
+        query.push(format!("owner={}", encode(o)));
+    }
+    let q = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
+    let value = client.get(&format!("/api/v1/{}{q}", plural(kind))).await?;
+    if args.client.output == Format::Json {
+        output::json(&value);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let items = value["items"].as_array().cloned().unwrap_or_default();
+    let (headers, rows): (Vec<&str>, Vec<Vec<String>>) = match kind {
+        Kind::Team => (
+            vec!["NAME", "TYPE", "MEMBERS", "CONTACT"],
+            items
+                .iter()
+                .map(|i| {
+                    let s = &i["spec"];
+                    vec![
+                        cell(&i["metadata"]["name"]),
+                        cell(&s["type"]),
+                        s["members"].as_array().map_or(0, Vec::len).to_string(),
+                        cell(&s["contact"]),
+                    ]
+                })
+                .collect(),
+        ),
+        Kind::Service => (
+            vec!["NAME", "OWNER", "LIFECYCLE", "TIER", "DEPENDS ON"],
+            items
+                .iter()
+                .map(|i| {
+                    let s = &i["spec"];
+                    vec![
+                        cell(&i["metadata"]["name"]),
+                        cell(&s["owner"]),
+                        cell(&s["lifecycle"]),
+                        cell(&s["tier"]),
+                        cell(&s["dependsOn"]),
+                    ]
+                })
+                .collect(),
+        ),
+        Kind::Environment => (
+            vec!["NAME", "ORDER", "PRODUCTION"],
+            items
+                .iter()
+                .map(|i| {
+                    let s = &i["spec"];
+                    vec![cell(&i["metadata"]["name"]), cell(&s["order"]), cell(&s["production"])]
+                })
+                .collect(),
+        ),
+    };
+    output::table(&headers, &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A compact, YAML-looking rendering of a JSON value for people.
+fn serde_yaml_like(v: &Value) -> String {
+    fn walk(v: &Value, indent: usize, out: &mut String) {
+        let pad = " ".repeat(indent);
+        match v {
+            Value::Object(map) => {
+                for (k, val) in map {
+                    match val {
+                        Value::Object(m) if !m.is_empty() => {
+                            out.push_str(&format!("{pad}{k}:\n"));
+                            walk(val, indent + 2, out);
+                        }
+                        Value::Array(a) if a.iter().any(Value::is_object) => {
+                            out.push_str(&format!("{pad}{k}:\n"));
+                            for item in a {
+                                out.push_str(&format!("{pad}  -\n"));
+                                walk(item, indent + 4, out);
+                            }
+                        }
+                        other => out.push_str(&format!("{pad}{k}: {}\n", cell(other))),
+                    }
+                }
+            }
+            other => out.push_str(&format!("{pad}{}\n", cell(other))),
+        }
+    }
+    let mut out = String::new();
+    walk(v, 0, &mut out);
+    out
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// team, service or environment.
+    pub kind: String,
+    pub name: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+pub async fn delete(args: DeleteArgs) -> Result<ExitCode> {
+    let kind = parse_kind(&args.kind)?;
+    let client = Client::new(&args.client)?;
+    client.call(Method::DELETE, &format!("/api/v1/{}/{}", plural(kind), encode(&args.name)), None).await?;
+    println!("{}/{} deleted", kind.noun(), args.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only events after this id.
+    #[arg(long, default_value_t = 0)]
+    pub after: i64,
+    /// Comma-separated kinds; `service.*` matches a prefix.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only events about this subject (`service/checkout`).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Most events to print.
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+pub async fn events(args: EventsArgs) -> Result<ExitCode> {
+    let client = Client::new(&args.client)?;
+    let mut q = format!("?after={}&limit={}", args.after, args.limit);
+    if let Some(k) = &args.kind {
+        q.push_str(&format!("&kind={}", encode(k)));
+    }
+    if let Some(s) = &args.subject {
+        q.push_str(&format!("&subject={}", encode(s)));
+    }
+    let value = client.get(&format!("/api/v1/events{q}")).await?;
+    if args.client.output == Format::Json {
+        output::json(&value);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = value["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| vec![cell(&e["id"]), cell(&e["time"]), cell(&e["kind"]), cell(&e["subject"]), cell(&e["actor"])])
+        .collect();
+    output::table(&["ID", "TIME", "KIND", "SUBJECT", "ACTOR"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Most entries to print (newest first).
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+    /// Only this actor's requests.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// allowed, denied or failed.
+    #[arg(long)]
+    pub outcome: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+pub async fn audit(args: AuditArgs) -> Result<ExitCode> {
+    let client = Client::new(&args.client)?;
+    let mut q = format!("?limit={}", args.limit);
+    if let Some(a) = &args.actor {
+        q.push_str(&format!("&actor={}", encode(a)));
+    }
+    if let Some(o) = &args.outcome {
+        q.push_str(&format!("&outcome={}", encode(o)));
+    }
+    let value = client.get(&format!("/api/v1/audit{q}")).await?;
+    if args.client.output == Format::Json {
+        output::json(&value);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = value["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            vec![
+                cell(&e["time"]),
+                cell(&e["actor"]),
+                cell(&e["action"]),
+                cell(&e["target"]),
+                format!("{} {}", cell(&e["outcome"]), cell(&e["status"])),
+                cell(&e["requestId"]),
+            ]
+        })
+        .collect();
+    output::table(&["TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REQUEST"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once.
+    Create {
+        /// A name for the token's holder (`ci`, `alice`).
+        #[arg(long)]
+        name: String,
+        /// viewer, developer or admin.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke a token by id; requests with it are refused from then on.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+pub async fn token(cmd: TokenCommand) -> Result<ExitCode> {
+    match cmd {
+        TokenCommand::Create { name, role, client: args } => {
+            let client = Client::new(&args)?;
+            let v = client.call(Method::POST, "/api/v1/tokens", Some(&json!({"name": name, "role": role}))).await?;
+            if args.output == Format::Json {
+                output::json(&v);
+            } else {
+                println!(
+                    "Created token {} ({}, role {}). Its secret is shown only now:\n\n    {}\n",
+                    cell(&v["token"]["id"]),
+                    cell(&v["token"]["name"]),
+                    cell(&v["token"]["role"]),
+                    cell(&v["secret"])
+                );
+            }
+        }
+        TokenCommand::List { client: args } => {
+            let v = Client::new(&args)?.get("/api/v1/tokens").await?;
+            if args.output == Format::Json {
+                output::json(&v);
+            } else {
+                let rows: Vec<Vec<String>> = v["tokens"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        vec![
+                            cell(&t["id"]),
+                            cell(&t["name"]),
+                            cell(&t["role"]),
+                            cell(&t["createdAt"]),
+                            cell(&t["createdBy"]),
+                            cell(&t["revokedAt"]),
+                        ]
+                    })
+                    .collect();
+                output::table(&["ID", "NAME", "ROLE", "CREATED", "BY", "REVOKED"], &rows);
+            }
+        }
+        TokenCommand::Revoke { id, client: args } => {
+            let v = Client::new(&args)?.call(Method::DELETE, &format!("/api/v1/tokens/{}", encode(&id)), None).await?;
+            if args.output == Format::Json {
+                output::json(&v);
+            } else {
+                println!("token {id} revoked");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+pub async fn whoami(args: WhoamiArgs) -> Result<ExitCode> {
+    let v = Client::new(&args.client)?.get("/api/v1/whoami").await?;
+    match args.client.output {
+        Format::Json => output::json(&v),
+        Format::Table => println!("{} ({}), token {}", cell(&v["name"]), cell(&v["role"]), cell(&v["tokenId"])),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,187 @@
+//! `pave demo`: a throwaway platform on an embedded store, loaded with a sample catalog
+//! through the real API, to show what Pave does in one command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::ClientArgs;
+use crate::client::Client;
+use crate::output::{self, cell};
+use crate::serve::{LogFormat, Settings, shutdown_signal, start};
+
+/// The sample catalog, compiled in so the demo needs no files.
+const SAMPLE: &[(&str, &str)] = &[
+    ("examples/catalog/teams.yaml", include_str!("../../../examples/catalog/teams.yaml")),
+    ("examples/catalog/environments.yaml", include_str!("../../../examples/catalog/environments.yaml")),
+    ("examples/catalog/services.yaml", include_str!("../../../examples/catalog/services.yaml")),
+];
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address to serve on; if it is taken, a free port is used instead.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub listen: SocketAddr,
+    /// Keep state here instead of a temporary directory removed at exit.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// End after the tour instead of serving until Ctrl-C (for scripts and tests).
+    #[arg(long)]
+    pub exit: bool,
+}
+
+fn step(title: &str) {
+    println!("\n== {title}");
+}
+
+pub async fn run(args: DemoArgs) -> Result<ExitCode> {
+    crate::serve::init_logging(LogFormat::Pretty, "warn")?;
+    let temp = match &args.data_dir {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().context("cannot create a temporary data directory")?),
+    };
+    let data_dir =
+        args.data_dir.clone().unwrap_or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_default());
+    let mut settings = Settings {
+        listen: args.listen,
+        data_dir: data_dir.clone(),
+        database_url: None,
+        log_format: LogFormat::Pretty,
+        log: "warn".into(),
+        max_body_bytes: 16 * 1024 * 1024,
+        db_max_connections: 8,
+        bootstrap_token: None,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        tokio::select! {
+            _ = stop_rx => {}
+            () = shutdown_signal() => {}
+        }
+    };
+    // Bind the requested address, or any free port if it is taken.
+    let probe = std::net::TcpListener::bind(settings.listen);
+    if probe.is_err() {
+        settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    }
+    drop(probe);
+    let server = start(&settings, stop).await?;
+    let url = format!("http://{}", server.addr);
+    let token = match &server.new_admin_token {
+        Some(t) => t.clone(),
+        None => std::env::var("PAVE_TOKEN").context(
+            "the data directory already has tokens; set PAVE_TOKEN to an admin token to rerun the demo on it",
+        )?,
+    };
+    println!("Pave {} is serving on {url} (embedded SQLite in {})", env!("CARGO_PKG_VERSION"), data_dir.display());
+    let client =
+        Client::new(&ClientArgs { url: url.clone(), token: Some(token.clone()), output: output::Format::Table })?;
+
+    step("1. Apply the sample catalog (pave apply -f examples/catalog/)");
+    let mut docs = Vec::new();
+    for (name, text) in SAMPLE {
+        docs.extend(pave_catalog::documents::parse_str(text, name)?);
+    }
+    let (resources, _) =
+        pave_catalog::resources(&docs).map_err(|e| anyhow::anyhow!("sample catalog invalid: {e:?}"))?;
+    let documents: Vec<Value> = resources.iter().map(pave_model::Resource::to_value).collect();
+    let result = client.call(Method::POST, "/api/v1/apply", Some(&json!({"documents": documents}))).await?;
+    print_summary(&result);
+
+    step("2. Apply it again: idempotent, nothing changes and no event is appended");
+    let result = client.call(Method::POST, "/api/v1/apply", Some(&json!({"documents": documents}))).await?;
+    print_summary(&result);
+
+    step("3. Teams (Team Topologies types) and services with owners and dependencies");
+    let teams = client.get("/api/v1/teams").await?;
+    let rows: Vec<Vec<String>> = teams["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| vec![cell(&t["metadata"]["name"]), cell(&t["spec"]["type"]), cell(&t["spec"]["contact"])])
+        .collect();
+    output::table(&["TEAM", "TYPE", "CONTACT"], &rows);
+    println!();
+    let services = client.get("/api/v1/services").await?;
+    let rows: Vec<Vec<String>> = services["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let spec = &s["spec"];
+            vec![cell(&s["metadata"]["name"]), cell(&spec["owner"]), cell(&spec["tier"]), cell(&spec["dependsOn"])]
+        })
+        .collect();
+    output::table(&["SERVICE", "OWNER", "TIER", "DEPENDS ON"], &rows);
+
+    step("4. A dry run shows the diff of a change before it is made");
+    let mut changed = documents.clone();
+    for d in &mut changed {
+        if d["metadata"]["name"] == "search-api" {
+            d["spec"]["tier"] = json!(1);
+        }
+    }
+    let result =
+        client.call(Method::POST, "/api/v1/apply", Some(&json!({"documents": changed, "dryRun": true}))).await?;
+    for c in result["changes"].as_array().into_iter().flatten().filter(|c| c["action"] != "unchanged") {
+        for f in c["fields"].as_array().into_iter().flatten() {
+            println!("service/{} would change: {}: {} -> {}", cell(&c["name"]), cell(&f["path"]), f["old"], f["new"]);
+        }
+    }
+
+    step("5. Bad input is refused with the field and the reason; nothing is stored");
+    let bad = json!({"documents": [{"kind": "Service", "metadata": {"name": "Bad_Name"}, "spec": {"owner": "nobody", "tier": 9}}]});
+    if let Err(e) = client.call(Method::POST, "/api/v1/apply", Some(&bad)).await {
+        println!("{e}");
+    }
+
+    step("6. Every change is an event in one append-only log");
+    let events = client.get("/api/v1/events?limit=1000").await?;
+    let list = events["events"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .rev()
+        .take(6)
+        .rev()
+        .map(|e| vec![cell(&e["id"]), cell(&e["kind"]), cell(&e["subject"]), cell(&e["actor"])])
+        .collect();
+    println!("{} events so far; the latest:", list.len());
+    output::table(&["ID", "KIND", "SUBJECT", "ACTOR"], &rows);
+
+    step("7. Every mutating request, allowed or denied, is audited");
+    let audit = client.get("/api/v1/audit?limit=5").await?;
+    let rows: Vec<Vec<String>> = audit["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| vec![cell(&e["actor"]), cell(&e["action"]), format!("{} {}", cell(&e["outcome"]), cell(&e["status"]))])
+        .collect();
+    output::table(&["ACTOR", "ACTION", "OUTCOME"], &rows);
+
+    println!(
+        "\nTry it yourself:\n    export PAVE_URL={url} PAVE_TOKEN={token}\n    pave get services\n    pave events --kind 'service.*'\n    \
+         curl -H \"Authorization: Bearer $PAVE_TOKEN\" $PAVE_URL/api/v1/services/checkout\n    \
+         curl $PAVE_URL/metrics\n    API description: $PAVE_URL/api/v1/openapi.json"
+    );
+    if args.exit {
+        let _ = stop_tx.send(());
+    } else {
+        println!("\nServing until Ctrl-C.");
+    }
+    server.task.await.context("server task failed")??;
+    drop(temp);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(result: &Value) {
+    let s = &result["summary"];
+    println!(
+        "{} created, {} updated, {} deleted, {} unchanged; {} events appended",
+        s["created"], s["updated"], s["deleted"], s["unchanged"], result["events"]
+    );
+}

@@ -1,0 +1,218 @@
+//! `pave serve`: configuration (flags, then `PAVE_*` environment, then an optional TOML
+//! file, then defaults), logging, first-start token, and the server's life until a signal.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Options of `pave serve`. Each may also come from its `PAVE_*` environment variable or
+/// from the TOML file given by `--config` (keys in kebab-case, e.g. `database-url`); a flag
+/// beats the environment, which beats the file.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:7700].
+    #[arg(long, env = "PAVE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the embedded database and other state [default: ./.pave].
+    #[arg(long, env = "PAVE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (`postgres://user:pass@host/db`) to share state between replicas;
+    /// without it, state lives in SQLite in the data directory.
+    #[arg(long, env = "PAVE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Optional TOML configuration file.
+    #[arg(long, env = "PAVE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format [default: pretty].
+    #[arg(long, env = "PAVE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter in `tracing` syntax (`info`, `pave_server=debug`) [default: info].
+    #[arg(long, env = "PAVE_LOG")]
+    pub log: Option<String>,
+    /// Largest accepted request body in bytes [default: 16777216].
+    #[arg(long, env = "PAVE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Most database connections in the pool [default: 8].
+    #[arg(long, env = "PAVE_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
+    /// Secret of the first admin token, instead of a random one (for automation). Only used
+    /// when the database has no token yet.
+    #[arg(long, env = "PAVE_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    pub bootstrap_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    log_format: Option<LogFormat>,
+    log: Option<String>,
+    max_body_bytes: Option<usize>,
+    db_max_connections: Option<u32>,
+}
+
+/// The settings in force after merging every source.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub log_format: LogFormat,
+    pub log: String,
+    pub max_body_bytes: usize,
+    pub db_max_connections: u32,
+    pub bootstrap_token: Option<String>,
+}
+
+impl ServeArgs {
+    pub fn settings(&self) -> Result<Settings> {
+        let file = match &self.config {
+            Some(path) => read_config(path)?,
+            None => FileConfig::default(),
+        };
+        Ok(Settings {
+            listen: self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7700))),
+            data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or_else(crate::default_data_dir),
+            database_url: self.database_url.clone().or(file.database_url).filter(|u| !u.is_empty()),
+            log_format: self.log_format.or(file.log_format).unwrap_or(LogFormat::Pretty),
+            log: self.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
+            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(16 * 1024 * 1024),
+            db_max_connections: self.db_max_connections.or(file.db_max_connections).unwrap_or(8),
+            bootstrap_token: self.bootstrap_token.clone(),
+        })
+    }
+}
+
+fn read_config(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+pub fn init_logging(format: LogFormat, filter: &str) -> Result<()> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).with_context(|| format!("invalid log filter {filter:?}"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}
+
+pub async fn run(args: ServeArgs) -> Result<std::process::ExitCode> {
+    let settings = args.settings()?;
+    init_logging(settings.log_format, &settings.log)?;
+    let started = std::time::Instant::now();
+    let server = start(&settings, shutdown_signal()).await?;
+    if let Some(secret) = &server.new_admin_token {
+        print_new_admin_token(secret);
+    }
+    // One line on stdout that scripts and tests wait for.
+    println!("pave: listening on http://{}", server.addr);
+    tracing::info!(
+        addr = %server.addr,
+        database = server.backend,
+        startup_ms = started.elapsed().as_secs_f64() * 1e3,
+        "pave serving"
+    );
+    server.task.await.context("server task failed")?.context("server failed")?;
+    tracing::info!("pave stopped");
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+pub fn print_new_admin_token(secret: &str) {
+    println!(
+        "Created the first admin token. It is shown only this once; store it safely:\n\n    export PAVE_TOKEN={secret}\n"
+    );
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub backend: &'static str,
+    pub new_admin_token: Option<String>,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the store, creates the first token if needed, binds and starts serving until
+/// `shutdown` completes.
+pub async fn start(
+    settings: &Settings,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Running> {
+    let mut options = pave_store::StoreOptions::new(&settings.data_dir);
+    options.database_url = settings.database_url.clone();
+    options.max_connections = settings.db_max_connections;
+    let store = pave_store::Store::open(&options).await.context("cannot open the store")?;
+    let new_admin_token = pave_server::bootstrap_admin(&store, settings.bootstrap_token.as_deref())
+        .await
+        .context("cannot create the first admin token")?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let backend = store.backend_name();
+    let state = pave_server::AppState { store, metrics: Default::default() };
+    let config = pave_server::ServerConfig { max_body_bytes: settings.max_body_bytes };
+    let task = tokio::spawn(async move { pave_server::serve(listener, state, &config, shutdown).await });
+    Ok(Running { addr, backend, new_admin_token, task })
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_which_beats_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pave.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\ndata-dir = \"/from/file\"\nlog-format = \"json\"\n")
+            .expect("write");
+        let args = ServeArgs { config: Some(path.clone()), data_dir: Some("/from/flag".into()), ..Default::default() };
+        let s = args.settings().expect("settings");
+        assert_eq!(s.listen.port(), 9000);
+        assert_eq!(s.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.max_body_bytes, 16 * 1024 * 1024);
+        std::fs::write(&path, "lissen = 1\n").expect("write");
+        let err = ServeArgs { config: Some(path), ..Default::default() }.settings().expect_err("unknown key");
+        assert!(format!("{err:#}").contains("unknown field `lissen`"), "{err:#}");
+    }
+}

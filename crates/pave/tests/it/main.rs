@@ -1,0 +1,7 @@
+//! Integration tests: the real `pave` binary, serving on loopback, on SQLite — and on
+//! PostgreSQL when `PAVE_TEST_DATABASE_URL` is set.
+
+mod api;
+mod cli;
+mod crash;
+mod harness;

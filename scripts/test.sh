@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Every check CI runs, on a fresh machine: formatting, lints, all tests on SQLite, then the
+# store and server tests again on a real PostgreSQL that this script starts (and stops)
+# itself on a free loopback port, installing it from Debian's packages if needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests on SQLite"
+cargo test --workspace --locked
+
+step "store and server tests on PostgreSQL"
+scripts/with-postgres.sh cargo test --locked -p pave-store -p pave-server -p pave
