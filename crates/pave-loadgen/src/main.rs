@@ -171,32 +171,51 @@ async fn one(sender: &mut Sender, t: &Target) -> Result<(u16, u64)> {
 /// When and how a run sends its requests.
 #[derive(Clone, Copy)]
 struct Schedule {
-    conns: usize,
-    rate: Option<f64>,
-    start: Instant,
     end: Instant,
     measure_from: Instant,
     timeout: Duration,
 }
 
-/// One connection's loop: with a rate it sends request `conn_index + k * conns` at its slot
-/// in the global schedule; without one it sends back to back until the end.
-async fn worker(t: std::sync::Arc<Target>, conn_index: usize, sched: Schedule) -> Tally {
-    let Schedule { conns, rate, start, end, measure_from, timeout } = sched;
+/// Paces an open-loop run from a plain thread: tokio's timer has millisecond granularity,
+/// which would be charged to the server as latency; `thread::sleep` wakes within tens of
+/// microseconds. Request `i` is due at `start + i / rate` and goes to connection
+/// `i % conns`; a connection still busy with its previous request queues it, and that wait
+/// counts as latency, as it would for a real client.
+fn pace(rate: f64, start: Instant, end: Instant, slots: Vec<tokio::sync::mpsc::UnboundedSender<Instant>>) {
+    let mut i: u64 = 0;
+    loop {
+        let at = start + Duration::from_secs_f64(i as f64 / rate);
+        if at >= end {
+            break;
+        }
+        let now = Instant::now();
+        if at > now {
+            std::thread::sleep(at - now);
+        }
+        if slots[(i % slots.len() as u64) as usize].send(at).is_err() {
+            break;
+        }
+        i += 1;
+    }
+}
+
+/// One connection's loop: sends each request the pacer hands it (open loop), or back to
+/// back until the end (closed loop, `slots` is `None`).
+async fn worker(
+    t: std::sync::Arc<Target>,
+    mut slots: Option<tokio::sync::mpsc::UnboundedReceiver<Instant>>,
+    sched: Schedule,
+) -> Tally {
+    let Schedule { end, measure_from, timeout } = sched;
+    let open_loop = slots.is_some();
     let mut tally = Tally::new();
     let mut sender: Option<Sender> = None;
-    let mut i = conn_index as u64;
     loop {
-        let intended = match rate {
-            Some(r) => {
-                let at = start + Duration::from_secs_f64(i as f64 / r);
-                i += conns as u64;
-                if at >= end {
-                    break;
-                }
-                tokio::time::sleep_until(at.into()).await;
-                at
-            }
+        let intended = match &mut slots {
+            Some(rx) => match rx.recv().await {
+                Some(at) => at,
+                None => break,
+            },
             None => {
                 let now = Instant::now();
                 if now >= end {
@@ -211,7 +230,7 @@ async fn worker(t: std::sync::Arc<Target>, conn_index: usize, sched: Schedule) -
                 _ => {
                     tally.errors += 1;
                     tally.sent += 1;
-                    if rate.is_none() {
+                    if !open_loop {
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                     continue;
@@ -259,20 +278,27 @@ fn main() -> Result<std::process::ExitCode> {
     let tally = rt.block_on(async {
         let start = Instant::now() + Duration::from_millis(20);
         let sched = Schedule {
-            conns,
-            rate: args.rate,
-            start,
             end: start + Duration::from_secs_f64(args.duration),
             measure_from: start + Duration::from_secs_f64(args.warmup.min(args.duration)),
             timeout: Duration::from_millis(args.timeout),
         };
         let mut tasks = Vec::new();
-        for c in 0..conns {
-            tasks.push(tokio::spawn(worker(t.clone(), c, sched)));
+        let mut senders = Vec::new();
+        for _ in 0..conns {
+            let slots = args.rate.map(|_| {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                senders.push(tx);
+                rx
+            });
+            tasks.push(tokio::spawn(worker(t.clone(), slots, sched)));
         }
+        let pacer = args.rate.map(|rate| std::thread::spawn(move || pace(rate, start, sched.end, senders)));
         let mut total = Tally::new();
         for task in tasks {
             total.merge(&task.await.expect("worker does not panic"));
+        }
+        if let Some(p) = pacer {
+            p.join().expect("pacer does not panic");
         }
         total
     });
