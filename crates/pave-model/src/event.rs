@@ -8,6 +8,7 @@ use crate::Timestamp;
 
 /// An event as stored: `id` is its position in the log, strictly increasing in commit order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Event {
     pub id: i64,
     /// Dotted kind, `<noun>.<verb>`: `service.created`, `team.deleted`, `token.revoked`.
