@@ -150,14 +150,7 @@ pub async fn get(args: GetArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut query = Vec::new();
-    if let Some(s) = &args.selector {
-        query.push(format!("selector={}", encode(s)));
-    }
-    if let Some(o) = &args.owner {
-        query.push(format!("owner={}", encode(o)));
-    }
-    let q = if query.is_empty() { String::new() } else { format!("?{}", query.join("&")) };
+    let q = query_string(&[("selector", args.selector), ("owner", args.owner)]);
     let value = client.get(&format!("/api/v1/{}{q}", plural(kind))).await?;
     if args.client.output == Format::Json {
         output::json(&value);
@@ -242,6 +235,13 @@ fn serde_yaml_like(v: &Value) -> String {
     out
 }
 
+/// `?a=1&b=2` from the parameters that are set, percent-encoded.
+fn query_string(params: &[(&str, Option<String>)]) -> String {
+    let parts: Vec<String> =
+        params.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v)))).collect();
+    if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
+}
+
 fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -290,26 +290,16 @@ pub struct EventsArgs {
 }
 
 pub async fn events(args: EventsArgs) -> Result<ExitCode> {
-    let client = Client::new(&args.client)?;
-    let mut q = format!("?after={}&limit={}", args.after, args.limit);
-    if let Some(k) = &args.kind {
-        q.push_str(&format!("&kind={}", encode(k)));
-    }
-    if let Some(s) = &args.subject {
-        q.push_str(&format!("&subject={}", encode(s)));
-    }
-    let value = client.get(&format!("/api/v1/events{q}")).await?;
-    if args.client.output == Format::Json {
-        output::json(&value);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let rows: Vec<Vec<String>> = value["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| vec![cell(&e["id"]), cell(&e["time"]), cell(&e["kind"]), cell(&e["subject"]), cell(&e["actor"])])
-        .collect();
-    output::table(&["ID", "TIME", "KIND", "SUBJECT", "ACTOR"], &rows);
+    let q = query_string(&[
+        ("after", Some(args.after.to_string())),
+        ("limit", Some(args.limit.to_string())),
+        ("kind", args.kind),
+        ("subject", args.subject),
+    ]);
+    let value = Client::new(&args.client)?.get(&format!("/api/v1/events{q}")).await?;
+    output::list(args.client.output, &value, "events", &["ID", "TIME", "KIND", "SUBJECT", "ACTOR"], |e| {
+        vec![cell(&e["id"]), cell(&e["time"]), cell(&e["kind"]), cell(&e["subject"]), cell(&e["actor"])]
+    });
     Ok(ExitCode::SUCCESS)
 }
 
@@ -329,24 +319,14 @@ pub struct AuditArgs {
 }
 
 pub async fn audit(args: AuditArgs) -> Result<ExitCode> {
-    let client = Client::new(&args.client)?;
-    let mut q = format!("?limit={}", args.limit);
-    if let Some(a) = &args.actor {
-        q.push_str(&format!("&actor={}", encode(a)));
-    }
-    if let Some(o) = &args.outcome {
-        q.push_str(&format!("&outcome={}", encode(o)));
-    }
-    let value = client.get(&format!("/api/v1/audit{q}")).await?;
-    if args.client.output == Format::Json {
-        output::json(&value);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let rows: Vec<Vec<String>> = value["entries"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
+    let q = query_string(&[("limit", Some(args.limit.to_string())), ("actor", args.actor), ("outcome", args.outcome)]);
+    let value = Client::new(&args.client)?.get(&format!("/api/v1/audit{q}")).await?;
+    output::list(
+        args.client.output,
+        &value,
+        "entries",
+        &["TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REQUEST"],
+        |e| {
             vec![
                 cell(&e["time"]),
                 cell(&e["actor"]),
@@ -355,9 +335,8 @@ pub async fn audit(args: AuditArgs) -> Result<ExitCode> {
                 format!("{} {}", cell(&e["outcome"]), cell(&e["status"])),
                 cell(&e["requestId"]),
             ]
-        })
-        .collect();
-    output::table(&["TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REQUEST"], &rows);
+        },
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -406,26 +385,16 @@ pub async fn token(cmd: TokenCommand) -> Result<ExitCode> {
         }
         TokenCommand::List { client: args } => {
             let v = Client::new(&args)?.get("/api/v1/tokens").await?;
-            if args.output == Format::Json {
-                output::json(&v);
-            } else {
-                let rows: Vec<Vec<String>> = v["tokens"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|t| {
-                        vec![
-                            cell(&t["id"]),
-                            cell(&t["name"]),
-                            cell(&t["role"]),
-                            cell(&t["createdAt"]),
-                            cell(&t["createdBy"]),
-                            cell(&t["revokedAt"]),
-                        ]
-                    })
-                    .collect();
-                output::table(&["ID", "NAME", "ROLE", "CREATED", "BY", "REVOKED"], &rows);
-            }
+            output::list(args.output, &v, "tokens", &["ID", "NAME", "ROLE", "CREATED", "BY", "REVOKED"], |t| {
+                vec![
+                    cell(&t["id"]),
+                    cell(&t["name"]),
+                    cell(&t["role"]),
+                    cell(&t["createdAt"]),
+                    cell(&t["createdBy"]),
+                    cell(&t["revokedAt"]),
+                ]
+            });
         }
         TokenCommand::Revoke { id, client: args } => {
             let v = Client::new(&args)?.call(Method::DELETE, &format!("/api/v1/tokens/{}", encode(&id)), None).await?;

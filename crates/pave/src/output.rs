@@ -48,3 +48,14 @@ pub fn cell(v: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// Prints `value` as JSON, or the array under `key` as a table with one row per item.
+pub fn list(format: Format, value: &Value, key: &str, headers: &[&str], row: impl Fn(&Value) -> Vec<String>) {
+    match format {
+        Format::Json => json(value),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = value[key].as_array().into_iter().flatten().map(row).collect();
+            table(headers, &rows);
+        }
+    }
+}
