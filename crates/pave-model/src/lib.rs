@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod auth;
 pub mod catalog;
+pub mod delivery;
 pub mod diff;
 pub mod event;
 pub mod name;

@@ -75,6 +75,38 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// The UTC calendar date `(year, month 1-12, day 1-31)`.
+    pub fn date(self) -> (i64, i64, i64) {
+        civil_from_days(self.0.div_euclid(86_400_000))
+    }
+
+    /// Midnight UTC of a calendar date.
+    pub fn from_date(year: i64, month: i64, day: i64) -> Timestamp {
+        Timestamp(days_from_civil(year, month, day) * 86_400_000)
+    }
+
+    /// Midnight UTC of the Monday starting this instant's ISO week.
+    pub fn start_of_week(self) -> Timestamp {
+        let days = self.0.div_euclid(86_400_000);
+        // 1970-01-01 was a Thursday: day 0 has weekday index 3 counting from Monday.
+        let monday = days - (days + 3).rem_euclid(7);
+        Timestamp(monday * 86_400_000)
+    }
+
+    /// Midnight UTC of the first day of this instant's month.
+    pub fn start_of_month(self) -> Timestamp {
+        let (y, m, _) = self.date();
+        Timestamp::from_date(y, m, 1)
+    }
+
+    /// The first day of the next month.
+    pub fn next_month(self) -> Timestamp {
+        let (y, m, _) = self.date();
+        if m == 12 { Timestamp::from_date(y + 1, 1, 1) } else { Timestamp::from_date(y, m + 1, 1) }
+    }
+}
+
 fn is_leap(y: i64) -> bool {
     (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
 }
@@ -149,6 +181,15 @@ mod tests {
         for bad in ["", "2023-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2023-01-01 00:00", "2023-01-01T00:00:00"] {
             assert!(Timestamp::parse_rfc3339(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn calendar_helpers() {
+        let t = Timestamp::parse_rfc3339("2024-02-29T13:00:00Z").expect("valid");
+        assert_eq!(t.date(), (2024, 2, 29));
+        assert_eq!(t.start_of_week().to_string(), "2024-02-26T00:00:00.000Z"); // a Monday
+        assert_eq!(t.start_of_month().to_string(), "2024-02-01T00:00:00.000Z");
+        assert_eq!(Timestamp::from_date(2024, 12, 5).next_month().to_string(), "2025-01-01T00:00:00.000Z");
     }
 
     #[test]

@@ -1,0 +1,259 @@
+//! Delivery facts reported by CI/CD, incident tools and git: deployments, incidents and
+//! changes (commits). They are what the DORA metrics are computed from.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{FieldError, Timestamp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeploymentStatus {
+    Succeeded,
+    Failed,
+    RolledBack,
+}
+
+/// Planned work, or an unplanned fix for a production problem (rework).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeploymentKind {
+    #[default]
+    Planned,
+    Unplanned,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Deployment {
+    /// The reporter's id; reporting the same id again updates rather than duplicates.
+    pub id: String,
+    pub service: String,
+    pub environment: String,
+    pub version: String,
+    /// The commit deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// The commit that was running before, when the reporter knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_commit: Option<String>,
+    /// The commits this deployment shipped, when the reporter knows them exactly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commits: Vec<String>,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub status: DeploymentStatus,
+    #[serde(default)]
+    pub kind: DeploymentKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Incident {
+    pub id: String,
+    pub service: String,
+    /// When the impact began.
+    pub opened_at: Timestamp,
+    /// When someone (or an alert) noticed; time to detect is `detectedAt - openedAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Timestamp>,
+    #[serde(default = "default_severity")]
+    pub severity: String,
+    /// The id of the deployment that caused it, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+fn default_severity() -> String {
+    "unknown".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Change {
+    /// The commit's full or abbreviated hash; it identifies the change.
+    pub sha: String,
+    pub service: String,
+    #[serde(default)]
+    pub author: String,
+    #[serde(default)]
+    pub message: String,
+    pub authored_at: Timestamp,
+    pub committed_at: Timestamp,
+    /// When its pull or merge request was merged, if it went through one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_at: Option<Timestamp>,
+}
+
+/// One reported fact, as `POST /api/v1/events` takes it: `{"type": "deployment", …}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    Deployment(Deployment),
+    Incident(Incident),
+    Change(Change),
+}
+
+impl Report {
+    /// Reads one report, naming the failing field.
+    pub fn from_value(mut value: Value) -> Result<Report, Vec<FieldError>> {
+        let Some(obj) = value.as_object_mut() else {
+            return Err(vec![FieldError::new("", "a report must be an object with a `type`")]);
+        };
+        let kind = match obj.remove("type") {
+            Some(Value::String(s)) => s,
+            Some(_) => return Err(vec![FieldError::new("type", "must be a string")]),
+            None => return Err(vec![FieldError::new("type", "missing: deployment, incident or change")]),
+        };
+        let parse = |v: Value| -> Result<Report, Vec<FieldError>> {
+            let field_error = |e: serde_path_to_error::Error<serde_json::Error>| {
+                let path = e.path().to_string();
+                vec![FieldError::new(if path == "." { String::new() } else { path }, e.into_inner().to_string())]
+            };
+            match kind.as_str() {
+                "deployment" => serde_path_to_error::deserialize(v).map(Report::Deployment).map_err(field_error),
+                "incident" => serde_path_to_error::deserialize(v).map(Report::Incident).map_err(field_error),
+                "change" => serde_path_to_error::deserialize(v).map(Report::Change).map_err(field_error),
+                other => Err(vec![FieldError::new(
+                    "type",
+                    format!("unknown type {other:?}; expected deployment, incident or change"),
+                )]),
+            }
+        };
+        let report = parse(value)?;
+        let errors = report.validate();
+        if errors.is_empty() { Ok(report) } else { Err(errors) }
+    }
+
+    /// The id that makes reporting idempotent: the deployment's or incident's id, the
+    /// change's sha.
+    pub fn key(&self) -> &str {
+        match self {
+            Report::Deployment(d) => &d.id,
+            Report::Incident(i) => &i.id,
+            Report::Change(c) => &c.sha,
+        }
+    }
+
+    pub fn noun(&self) -> &'static str {
+        match self {
+            Report::Deployment(_) => "deployment",
+            Report::Incident(_) => "incident",
+            Report::Change(_) => "change",
+        }
+    }
+
+    pub fn service(&self) -> &str {
+        match self {
+            Report::Deployment(d) => &d.service,
+            Report::Incident(i) => &i.service,
+            Report::Change(c) => &c.service,
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        let mut v = match self {
+            Report::Deployment(d) => serde_json::to_value(d),
+            Report::Incident(i) => serde_json::to_value(i),
+            Report::Change(c) => serde_json::to_value(c),
+        }
+        .expect("reports serialize");
+        v["type"] = Value::String(self.noun().into());
+        v
+    }
+
+    /// Checks that need nothing but the report itself.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let id_ok = |id: &str| !id.is_empty() && id.len() <= 200 && !id.chars().any(char::is_control);
+        match self {
+            Report::Deployment(d) => {
+                if !id_ok(&d.id) {
+                    errors.push(FieldError::new("id", "must be 1-200 printable characters"));
+                }
+                if d.finished_at < d.started_at {
+                    errors.push(FieldError::new(
+                        "finishedAt",
+                        format!("{} is before startedAt {}", d.finished_at, d.started_at),
+                    ));
+                }
+                if d.version.is_empty() {
+                    errors.push(FieldError::new("version", "must not be empty"));
+                }
+                for (field, sha) in [("commit", &d.commit), ("previousCommit", &d.previous_commit)] {
+                    if let Some(s) = sha.as_deref().filter(|s| !is_sha(s)) {
+                        errors.push(FieldError::new(field, format!("{s:?} is not a commit hash (7-64 hex digits)")));
+                    }
+                }
+                for (i, s) in d.commits.iter().enumerate() {
+                    if !is_sha(s) {
+                        errors.push(FieldError::new(format!("commits[{i}]"), format!("{s:?} is not a commit hash")));
+                    }
+                }
+            }
+            Report::Incident(i) => {
+                if !id_ok(&i.id) {
+                    errors.push(FieldError::new("id", "must be 1-200 printable characters"));
+                }
+                if let Some(d) = i.detected_at.filter(|d| *d < i.opened_at) {
+                    errors.push(FieldError::new("detectedAt", format!("{d} is before openedAt {}", i.opened_at)));
+                }
+                if let Some(r) = i.resolved_at.filter(|r| *r < i.opened_at) {
+                    errors.push(FieldError::new("resolvedAt", format!("{r} is before openedAt {}", i.opened_at)));
+                }
+            }
+            Report::Change(c) => {
+                if !is_sha(&c.sha) {
+                    errors.push(FieldError::new("sha", format!("{:?} is not a commit hash (7-64 hex digits)", c.sha)));
+                }
+                if let Some(m) = c.merged_at.filter(|m| *m < c.committed_at) {
+                    errors.push(FieldError::new("mergedAt", format!("{m} is before committedAt {}", c.committed_at)));
+                }
+            }
+        }
+        errors
+    }
+}
+
+/// 7 to 64 hexadecimal digits: an abbreviated or full SHA-1 or SHA-256 object name.
+pub fn is_sha(s: &str) -> bool {
+    (7..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_each_type_and_names_bad_fields() {
+        let d = Report::from_value(json!({"type": "deployment", "id": "d1", "service": "api", "environment": "prod",
+            "version": "1.0", "commit": "abcdef1", "startedAt": "2024-01-01T10:00:00Z", "finishedAt": "2024-01-01T10:05:00Z",
+            "status": "succeeded"}))
+        .expect("valid");
+        assert_eq!(d.key(), "d1");
+        assert_eq!(Report::from_value(d.to_value()).expect("round trip"), d);
+
+        let e = Report::from_value(json!({"type": "deployment", "id": "d1", "service": "api", "environment": "prod",
+            "version": "1.0", "startedAt": "2024-01-01T10:00:00Z", "finishedAt": "2024-01-01T09:00:00Z", "status": "succeeded"}))
+        .expect_err("finished before started");
+        assert_eq!(e[0].field, "finishedAt");
+        let e = Report::from_value(json!({"type": "incident", "id": "i", "service": "a", "openedAt": "bad"}))
+            .expect_err("bad time");
+        assert_eq!(e[0].field, "openedAt");
+        let e = Report::from_value(json!({"type": "change", "sha": "xyz", "service": "a",
+            "authoredAt": "2024-01-01T00:00:00Z", "committedAt": "2024-01-01T00:00:00Z"}))
+        .expect_err("bad sha");
+        assert_eq!(e[0].field, "sha");
+        let e = Report::from_value(json!({"type": "deploy"})).expect_err("bad type");
+        assert_eq!(e[0].field, "type");
+        let e = Report::from_value(
+            json!({"type": "incident", "id": "i", "service": "a", "openedAt": "2024-01-01T00:00:00Z", "sev": 1}),
+        )
+        .expect_err("unknown field");
+        assert_eq!(e[0].field, "sev");
+    }
+}
