@@ -51,7 +51,7 @@ pub fn route_role(method: &Method, route: &str) -> Role {
     if admin_only {
         return Role::Admin;
     }
-    if method == Method::GET || method == Method::HEAD {
+    if !is_mutating(method, route) {
         return Role::Viewer;
     }
     if route.starts_with("/api/v1/teams") || route.starts_with("/api/v1/environments") {
@@ -61,8 +61,11 @@ pub fn route_role(method: &Method, route: &str) -> Role {
     }
 }
 
-fn is_mutating(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+/// Routes that take a POST body only to carry a query: they change nothing.
+const QUERY_ROUTES: &[&str] = &["/api/v1/dora"];
+
+fn is_mutating(method: &Method, route: &str) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) && !QUERY_ROUTES.contains(&route)
 }
 
 async fn authenticate(state: &AppState, authorization: Option<header::HeaderValue>) -> Result<Principal, ApiError> {
@@ -116,7 +119,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         }
     };
 
-    if is_mutating(&method) {
+    if is_mutating(&method, &route) {
         let status = response.status();
         let outcome = match status.as_u16() {
             401 | 403 => "denied",
@@ -171,5 +174,7 @@ mod tests {
         assert_eq!(route_role(&Method::PUT, "/api/v1/teams/{name}"), Role::Admin);
         assert_eq!(route_role(&Method::GET, "/api/v1/audit"), Role::Admin);
         assert_eq!(route_role(&Method::POST, "/api/v1/apply"), Role::Developer);
+        assert_eq!(route_role(&Method::POST, "/api/v1/dora"), Role::Viewer);
+        assert_eq!(route_role(&Method::POST, "/api/v1/events"), Role::Developer);
     }
 }

@@ -174,6 +174,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(m) => ApiError::not_found(m),
             StoreError::Conflict(m) => ApiError::new(Problem::Conflict, m),
             StoreError::Forbidden(m) => ApiError::forbidden(m),
+            StoreError::Invalid(m) => ApiError::invalid(m, Vec::new()),
             other => {
                 tracing::error!(error = %other, "store failure");
                 let problem = match other {

@@ -21,7 +21,7 @@ use pave_store::{Store, WriteContext};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::routes::{admin, catalog, health};
+use crate::routes::{admin, catalog, delivery, health};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -54,7 +54,8 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         .merge(catalog::routes(Kind::Service, "services"))
         .merge(catalog::routes(Kind::Environment, "environments"))
         .route("/api/v1/apply", post(catalog::apply))
-        .route("/api/v1/events", get(admin::events))
+        .route("/api/v1/events", get(admin::events).post(delivery::report))
+        .route("/api/v1/dora", get(delivery::dora_get).post(delivery::dora_post))
         .route("/api/v1/audit", get(admin::audit))
         .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/tokens/{id}", delete(admin::revoke_token))

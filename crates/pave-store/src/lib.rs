@@ -5,6 +5,7 @@
 
 mod audit;
 mod catalog;
+mod delivery;
 mod events;
 mod migrate;
 mod tokens;
@@ -21,6 +22,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
 pub use catalog::{ListQuery, StoredResource};
+pub use delivery::{DeliveryFacts, ReportAction};
 pub use events::EventQuery;
 /// The database driver's error, for callers that classify failures (unavailable or not).
 pub use sqlx::Error as SqlxError;
@@ -35,6 +37,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Input that is well-formed but refers to what does not exist, or repeats itself.
+    #[error("{0}")]
+    Invalid(String),
     /// The caller may not make this change.
     #[error("{0}")]
     Forbidden(String),

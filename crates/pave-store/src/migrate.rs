@@ -25,7 +25,7 @@ macro_rules! migration {
     };
 }
 
-const MIGRATIONS: &[Migration] = &[migration!(1, "0001_init")];
+const MIGRATIONS: &[Migration] = &[migration!(1, "0001_init"), migration!(2, "0002_delivery")];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS pave_migrations (
     version BIGINT PRIMARY KEY,

@@ -3,6 +3,7 @@
 
 mod client;
 mod commands;
+mod delivery;
 mod demo;
 mod output;
 mod serve;
@@ -14,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 /// Pave — an internal developer platform in one binary: service catalog, delivery events and
 /// DORA metrics, audited and event-sourced, on embedded SQLite or PostgreSQL.
 #[derive(Debug, Parser)]
-#[command(name = "pave", version, about, long_about = None, propagate_version = true)]
+#[command(name = "pave", version, about, long_about = None)]
 #[command(after_help = "Start with `pave demo`, or `pave serve` and then `pave apply -f catalog/`.")]
 struct Cli {
     #[command(subcommand)]
@@ -54,6 +55,11 @@ enum Command {
     /// Manage API tokens (admin).
     #[command(subcommand)]
     Token(commands::TokenCommand),
+    /// Report a deployment, incident or change from any CI/CD or incident tool.
+    #[command(subcommand)]
+    Event(delivery::EventCommand),
+    /// DORA metrics with their performance levels, for any window, team or service.
+    Dora(delivery::DoraArgs),
     /// Show which token and role the CLI is using.
     Whoami(commands::WhoamiArgs),
 }
@@ -78,6 +84,8 @@ fn main() -> std::process::ExitCode {
             Command::Audit(args) => commands::audit(args).await,
             Command::Token(cmd) => commands::token(cmd).await,
             Command::Whoami(args) => commands::whoami(args).await,
+            Command::Event(cmd) => delivery::event(cmd).await,
+            Command::Dora(args) => delivery::dora(args).await,
         }
     });
     match result {

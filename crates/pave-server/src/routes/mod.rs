@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod catalog;
+pub mod delivery;
 pub mod health;
 
 use axum::extract::FromRequestParts;

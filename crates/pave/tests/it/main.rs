@@ -4,4 +4,5 @@
 mod api;
 mod cli;
 mod crash;
+mod dora;
 mod harness;

@@ -1,0 +1,350 @@
+//! `pave event …` reports delivery facts; `pave dora` shows the metrics.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use pave_model::Timestamp;
+use pave_model::delivery::{Change, Deployment, DeploymentKind, DeploymentStatus, Incident, Report};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::ClientArgs;
+use crate::client::Client;
+use crate::output::{self, Format, cell};
+
+fn time(s: &str) -> Result<Timestamp> {
+    if s == "now" {
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+        return Ok(Timestamp(ms));
+    }
+    Timestamp::parse_rfc3339(s).map_err(anyhow::Error::msg)
+}
+
+fn opt_time(s: &Option<String>) -> Result<Option<Timestamp>> {
+    s.as_deref().map(time).transpose()
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventCommand {
+    /// Report a deployment (from any CI/CD system).
+    Deployment {
+        #[arg(long)]
+        service: String,
+        #[arg(long = "env")]
+        environment: String,
+        #[arg(long)]
+        version: String,
+        /// The commit deployed.
+        #[arg(long)]
+        commit: Option<String>,
+        /// The commit running before.
+        #[arg(long)]
+        previous_commit: Option<String>,
+        /// Every commit shipped, comma-separated, when known exactly.
+        #[arg(long, value_delimiter = ',')]
+        commits: Vec<String>,
+        /// RFC 3339 time or `now`.
+        #[arg(long, default_value = "now")]
+        started: String,
+        /// RFC 3339 time or `now`.
+        #[arg(long, default_value = "now")]
+        finished: String,
+        /// succeeded, failed or rolled-back.
+        #[arg(long, default_value = "succeeded")]
+        status: String,
+        /// planned, or unplanned (a fix for a production problem).
+        #[arg(long, default_value = "planned")]
+        kind: String,
+        /// Idempotency id [default: SERVICE/ENV/VERSION/STARTED].
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Report an incident, or update one (same id) when it is detected or resolved.
+    Incident {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        service: String,
+        /// When the impact began.
+        #[arg(long, default_value = "now")]
+        opened: String,
+        #[arg(long)]
+        detected: Option<String>,
+        #[arg(long)]
+        resolved: Option<String>,
+        #[arg(long, default_value = "unknown")]
+        severity: String,
+        /// The id of the deployment that caused it.
+        #[arg(long)]
+        deployment: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Report a change (a commit), with its merge time if it went through a pull request.
+    Change {
+        #[arg(long)]
+        sha: String,
+        #[arg(long)]
+        service: String,
+        #[arg(long, default_value = "")]
+        author: String,
+        #[arg(long, default_value = "")]
+        message: String,
+        /// Defaults to the commit time.
+        #[arg(long)]
+        authored: Option<String>,
+        #[arg(long, default_value = "now")]
+        committed: String,
+        #[arg(long)]
+        merged: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(flag: &str, value: &str) -> Result<T> {
+    serde_json::from_value(Value::String(value.to_owned())).with_context(|| format!("--{flag} {value:?} is not valid"))
+}
+
+pub async fn event(cmd: EventCommand) -> Result<ExitCode> {
+    let (report, client) = match cmd {
+        EventCommand::Deployment {
+            service,
+            environment,
+            version,
+            commit,
+            previous_commit,
+            commits,
+            started,
+            finished,
+            status,
+            kind,
+            id,
+            client,
+        } => {
+            let started_at = time(&started)?;
+            let status: DeploymentStatus = parse_enum("status", &status)?;
+            let kind: DeploymentKind = parse_enum("kind", &kind)?;
+            let id = id.unwrap_or_else(|| format!("{service}/{environment}/{version}/{}", started_at.0));
+            let d = Deployment {
+                id,
+                service,
+                environment,
+                version,
+                commit,
+                previous_commit,
+                commits,
+                started_at,
+                finished_at: time(&finished)?,
+                status,
+                kind,
+            };
+            (Report::Deployment(d), client)
+        }
+        EventCommand::Incident { id, service, opened, detected, resolved, severity, deployment, title, client } => {
+            let i = Incident {
+                id,
+                service,
+                opened_at: time(&opened)?,
+                detected_at: opt_time(&detected)?,
+                resolved_at: opt_time(&resolved)?,
+                severity,
+                deployment,
+                title,
+            };
+            (Report::Incident(i), client)
+        }
+        EventCommand::Change { sha, service, author, message, authored, committed, merged, client } => {
+            let committed_at = time(&committed)?;
+            let c = Change {
+                sha,
+                service,
+                author,
+                message,
+                authored_at: opt_time(&authored)?.unwrap_or(committed_at),
+                committed_at,
+                merged_at: opt_time(&merged)?,
+            };
+            (Report::Change(c), client)
+        }
+    };
+    let errors = report.validate();
+    if !errors.is_empty() {
+        bail!("invalid {}: {}", report.noun(), errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
+    }
+    let v = Client::new(&client)?
+        .call(Method::POST, "/api/v1/events", Some(&json!({ "events": [report.to_value()] })))
+        .await?;
+    match client.output {
+        Format::Json => output::json(&v),
+        Format::Table => {
+            let r = &v["results"][0];
+            println!("{} {} {}", cell(&r["type"]), cell(&r["id"]), cell(&r["action"]));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct DoraArgs {
+    /// Window start: RFC 3339, or a span before --to such as 30d, 12w [default: 30d].
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Window end (exclusive): RFC 3339 [default: now].
+    #[arg(long)]
+    pub to: Option<String>,
+    #[arg(long)]
+    pub team: Option<String>,
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Environment whose deployments count [default: the production ones].
+    #[arg(long = "env")]
+    pub environment: Option<String>,
+    /// Also show a series: week or month.
+    #[arg(long)]
+    pub series: Option<String>,
+    /// Include the deployments, commits and incidents behind each figure (JSON output).
+    #[arg(long)]
+    pub explain: bool,
+    /// Built-in benchmark: dora-2024 (default) or dora-2023.
+    #[arg(long, conflicts_with = "benchmark_file")]
+    pub benchmark: Option<String>,
+    /// Your own benchmark table (JSON, the built-in tables' format).
+    #[arg(long)]
+    pub benchmark_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `3h 20m`, `45s`, `2d 4h`.
+pub fn human_duration(secs: f64) -> String {
+    let s = secs.round() as i64;
+    let (d, h, m, sec) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{sec}s"),
+        (0, 0, _) => format!("{m}m {sec}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+fn durations(v: &Value) -> String {
+    match (v["median"].as_f64(), v["p90"].as_f64()) {
+        (Some(m), Some(p)) => format!("median {}, p90 {} ({} items)", human_duration(m), human_duration(p), v["count"]),
+        _ => "no data".into(),
+    }
+}
+
+fn pct(v: &Value) -> String {
+    match v["rate"].as_f64() {
+        Some(r) => format!("{:.1}% ({} of {})", r * 100.0, v["count"], v["total"]),
+        None => "no deployments".into(),
+    }
+}
+
+fn lvl(v: &Value) -> String {
+    v["level"]["level"].as_str().unwrap_or("-").to_owned()
+}
+
+pub fn print_figures(f: &Value) {
+    let df = &f["deploymentFrequency"];
+    let lt = &f["leadTime"];
+    let rt = &f["recoveryTime"];
+    let rows = vec![
+        vec![
+            "Deployment frequency".into(),
+            format!(
+                "{:.2}/day, {:.1}/week ({} deployments, {})",
+                df["perDay"].as_f64().unwrap_or(0.0),
+                df["perWeek"].as_f64().unwrap_or(0.0),
+                df["deployments"],
+                cell(&df["bucket"])
+            ),
+            lvl(df),
+        ],
+        vec!["Lead time for changes".into(), durations(&lt["commits"]), lvl(lt)],
+        vec!["Change failure rate".into(), pct(&f["changeFailureRate"]), lvl(&f["changeFailureRate"])],
+        vec!["Failed deployment recovery".into(), format!("{}; {} open", durations(&rt["time"]), rt["open"]), lvl(rt)],
+        vec!["Rework rate".into(), pct(&f["reworkRate"]), lvl(&f["reworkRate"])],
+        vec!["Time to detect".into(), durations(&f["timeToDetect"]), "-".into()],
+    ];
+    output::table(&["METRIC", "VALUE", "LEVEL"], &rows);
+    let m = |v: &Value| v["median"].as_f64().map_or("-".to_owned(), human_duration);
+    println!(
+        "Value stream (medians): commit -> merge {}, merge -> deploy start {}, deploy {}",
+        m(&lt["commitToMerge"]),
+        m(&lt["mergeToDeploy"]),
+        m(&lt["deployDuration"])
+    );
+}
+
+pub async fn dora(args: DoraArgs) -> Result<ExitCode> {
+    let mut body = json!({ "explain": args.explain });
+    for (k, v) in [
+        ("from", &args.from),
+        ("to", &args.to),
+        ("team", &args.team),
+        ("service", &args.service),
+        ("environment", &args.environment),
+        ("series", &args.series),
+        ("benchmark", &args.benchmark),
+    ] {
+        if let Some(v) = v {
+            body[k] = json!(v);
+        }
+    }
+    if let Some(path) = &args.benchmark_file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        body["benchmarkTable"] =
+            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    }
+    let v = Client::new(&args.client)?.call(Method::POST, "/api/v1/dora", Some(&body)).await?;
+    if args.client.output == Format::Json || args.explain {
+        output::json(&v);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let envs: Vec<String> = v["scope"]["environments"].as_array().into_iter().flatten().map(cell).collect();
+    println!(
+        "DORA metrics for {} in {}, {} to {} (benchmark {})\n",
+        v["scope"]["service"].as_str().or(v["scope"]["team"].as_str()).unwrap_or("the organisation"),
+        envs.join(", "),
+        cell(&v["from"]),
+        cell(&v["to"]),
+        cell(&v["benchmark"])
+    );
+    print_figures(&v);
+    if let Some(series) = v["series"].as_array() {
+        println!();
+        let rows: Vec<Vec<String>> = series
+            .iter()
+            .map(|f| {
+                vec![
+                    cell(&f["from"]).chars().take(10).collect(),
+                    f["deploymentFrequency"]["deployments"].to_string(),
+                    f["leadTime"]["commits"]["median"].as_f64().map_or("-".into(), human_duration),
+                    f["changeFailureRate"]["rate"].as_f64().map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
+                    f["recoveryTime"]["time"]["median"].as_f64().map_or("-".into(), human_duration),
+                    f["reworkRate"]["rate"].as_f64().map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
+                ]
+            })
+            .collect();
+        output::table(&["FROM", "DEPLOYS", "LEAD TIME", "CFR", "RECOVERY", "REWORK"], &rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn human_durations() {
+        assert_eq!(super::human_duration(45.0), "45s");
+        assert_eq!(super::human_duration(7560.0), "2h 6m");
+        assert_eq!(super::human_duration(200_000.0), "2d 7h");
+    }
+}
