@@ -96,11 +96,8 @@ async fn authenticate(state: &AppState, authorization: Option<header::HeaderValu
 /// Authenticates the caller, checks the route's role, runs the handler, and records every
 /// mutating request — allowed or denied — in the audit trail before answering.
 pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default();
-    let target = req.uri().path().to_owned();
-    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-
+    let attempt = Attempt::of(&req);
+    let (method, route) = (attempt.method.clone(), attempt.route.clone());
     let authorization = req.headers().get(header::AUTHORIZATION).cloned();
     let principal = authenticate(&state, authorization).await;
     let (response, actor, role) = match principal {
@@ -120,34 +117,74 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     };
 
     if is_mutating(&method, &route) {
-        let status = response.status();
-        let outcome = match status.as_u16() {
-            401 | 403 => "denied",
-            s if s < 400 => "allowed",
-            _ => "failed",
-        };
-        let detail =
-            response.extensions().get::<ApiError>().map(|e| json!({"error": e.problem.code(), "detail": e.detail}));
-        let detail = detail.or_else(|| response.extensions().get::<AuditDetail>().map(|d| d.0.clone()));
-        let entry = NewAuditEntry {
-            time: crate::now_millis(),
-            actor,
-            role: role.map(|r| r.as_str().to_owned()),
-            action: format!("{method} {route}"),
-            target,
-            outcome: outcome.to_owned(),
-            status: status.as_u16(),
-            request_id,
-            detail,
-        };
-        if let Err(e) = state.store.append_audit(&entry).await {
-            // An unrecorded change must not look successful.
-            tracing::error!(error = %e, "could not write the audit entry");
-            return ApiError::from(e).into_response();
-        }
+        return record(&state, attempt, actor, role, response).await;
     }
     response
 }
+
+/// What the audit trail says was attempted.
+struct Attempt {
+    method: Method,
+    /// The route template (`/api/v1/teams/{name}`).
+    route: String,
+    /// The concrete path.
+    target: String,
+    request_id: String,
+}
+
+impl Attempt {
+    fn of(req: &Request) -> Self {
+        Attempt {
+            method: req.method().clone(),
+            route: req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_default(),
+            target: req.uri().path().to_owned(),
+            request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+/// Writes the audit entry of a mutating request and returns its response — or, if the entry
+/// cannot be written, an error: an unrecorded change must not look successful.
+async fn record(state: &AppState, attempt: Attempt, actor: String, role: Option<Role>, response: Response) -> Response {
+    let status = response.status();
+    let outcome = match status.as_u16() {
+        401 | 403 => "denied",
+        s if s < 400 => "allowed",
+        _ => "failed",
+    };
+    let detail =
+        response.extensions().get::<ApiError>().map(|e| json!({"error": e.problem.code(), "detail": e.detail}));
+    let detail = detail.or_else(|| response.extensions().get::<AuditDetail>().map(|d| d.0.clone()));
+    let entry = NewAuditEntry {
+        time: crate::now_millis(),
+        actor,
+        role: role.map(|r| r.as_str().to_owned()),
+        action: format!("{} {}", attempt.method, attempt.route),
+        target: attempt.target,
+        outcome: outcome.to_owned(),
+        status: status.as_u16(),
+        request_id: attempt.request_id,
+        detail,
+    };
+    if let Err(e) = state.store.append_audit(&entry).await {
+        tracing::error!(error = %e, "could not write the audit entry");
+        return ApiError::from(e).into_response();
+    }
+    response
+}
+
+/// For routes that authenticate by other means (webhook signatures): records the request in
+/// the audit trail under the actor the handler names (`AuditActor`), allowed or denied.
+pub async fn audit_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let attempt = Attempt::of(&req);
+    let response = next.run(req).await;
+    let actor = response.extensions().get::<AuditActor>().map_or_else(|| "anonymous".to_owned(), |a| a.0.clone());
+    record(&state, attempt, actor, None, response).await
+}
+
+/// Who a request authenticated by other means than a token acted as, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct AuditActor(pub String);
 
 /// A summary a handler attaches to its response for the audit entry (never secrets).
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,6 +29,13 @@ use crate::routes::{admin, catalog, delivery, health};
 pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    pub config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: ServerConfig) -> Self {
+        Self { store, metrics: Arc::default(), config: Arc::new(config) }
+    }
 }
 
 /// Settings of the HTTP layer.
@@ -35,11 +43,15 @@ pub struct AppState {
 pub struct ServerConfig {
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Shared secret of GitHub webhooks (`X-Hub-Signature-256`); without it they are refused.
+    pub github_webhook_secret: Option<String>,
+    /// Token GitLab webhooks must send (`X-Gitlab-Token`); without it they are refused.
+    pub gitlab_webhook_token: Option<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 16 * 1024 * 1024 }
+        Self { max_body_bytes: 16 * 1024 * 1024, github_webhook_secret: None, gitlab_webhook_token: None }
     }
 }
 
@@ -48,7 +60,8 @@ pub fn now_millis() -> i64 {
 }
 
 /// The whole HTTP application.
-pub fn app(state: AppState, config: &ServerConfig) -> Router {
+pub fn app(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
     let api = Router::new()
         .merge(catalog::routes(Kind::Team, "teams"))
         .merge(catalog::routes(Kind::Service, "services"))
@@ -62,16 +75,22 @@ pub fn app(state: AppState, config: &ServerConfig) -> Router {
         .route("/api/v1/whoami", get(admin::whoami))
         .route("/api/v1/openapi.json", get(admin::openapi))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard));
+    // Webhooks authenticate by signature, not by token; they are audited all the same.
+    let hooks = Router::new()
+        .route("/api/v1/webhooks/github", post(routes::hooks::github))
+        .route("/api/v1/webhooks/gitlab", post(routes::hooks::gitlab))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::audit_only));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .merge(api)
+        .merge(hooks)
         .fallback(|uri: axum::http::Uri| async move { ApiError::not_found(format!("no route for {}", uri.path())) })
         .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
             ApiError::new(error::Problem::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
         })
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::observe))
         .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(state)
@@ -94,11 +113,10 @@ pub async fn bootstrap_admin(store: &Store, preset: Option<&str>) -> Result<Opti
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
-    config: &ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
-    axum::serve(listener, app(state, config)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
     store.close().await;
     Ok(())
 }

@@ -300,3 +300,21 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// One incident by id.
+    pub async fn incident(&self, id: &str) -> Result<Option<Incident>> {
+        let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1");
+        with_read_pool!(self, |pool| {
+            sqlx::query(&sql).bind(id).fetch_optional(pool).await?.map(|r| r.incident()).transpose()
+        })
+    }
+
+    /// One change by sha.
+    pub async fn change(&self, sha: &str) -> Result<Option<Change>> {
+        let sql = format!("SELECT {CHANGE_COLUMNS} FROM changes WHERE sha = $1");
+        with_read_pool!(self, |pool| {
+            sqlx::query(&sql).bind(sha).fetch_optional(pool).await?.map(|r| r.change()).transpose()
+        })
+    }
+}

@@ -56,6 +56,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         max_body_bytes: 16 * 1024 * 1024,
         db_max_connections: 8,
         bootstrap_token: None,
+        github_webhook_secret: None,
+        gitlab_webhook_token: None,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {

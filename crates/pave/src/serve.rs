@@ -51,6 +51,12 @@ pub struct ServeArgs {
     /// when the database has no token yet.
     #[arg(long, env = "PAVE_BOOTSTRAP_TOKEN", hide_env_values = true)]
     pub bootstrap_token: Option<String>,
+    /// Shared secret GitHub signs webhooks with (`/api/v1/webhooks/github`).
+    #[arg(long, env = "PAVE_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub github_webhook_secret: Option<String>,
+    /// Token GitLab sends with webhooks (`/api/v1/webhooks/gitlab`).
+    #[arg(long, env = "PAVE_GITLAB_WEBHOOK_TOKEN", hide_env_values = true)]
+    pub gitlab_webhook_token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -63,6 +69,8 @@ struct FileConfig {
     log: Option<String>,
     max_body_bytes: Option<usize>,
     db_max_connections: Option<u32>,
+    github_webhook_secret: Option<String>,
+    gitlab_webhook_token: Option<String>,
 }
 
 /// The settings in force after merging every source.
@@ -76,6 +84,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub db_max_connections: u32,
     pub bootstrap_token: Option<String>,
+    pub github_webhook_secret: Option<String>,
+    pub gitlab_webhook_token: Option<String>,
 }
 
 impl ServeArgs {
@@ -93,6 +103,8 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(16 * 1024 * 1024),
             db_max_connections: self.db_max_connections.or(file.db_max_connections).unwrap_or(8),
             bootstrap_token: self.bootstrap_token.clone(),
+            github_webhook_secret: self.github_webhook_secret.clone().or(file.github_webhook_secret),
+            gitlab_webhook_token: self.gitlab_webhook_token.clone().or(file.gitlab_webhook_token),
         })
     }
 }
@@ -166,9 +178,13 @@ pub async fn start(
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     let backend = store.backend_name();
-    let state = pave_server::AppState { store, metrics: Default::default() };
-    let config = pave_server::ServerConfig { max_body_bytes: settings.max_body_bytes };
-    let task = tokio::spawn(async move { pave_server::serve(listener, state, &config, shutdown).await });
+    let config = pave_server::ServerConfig {
+        max_body_bytes: settings.max_body_bytes,
+        github_webhook_secret: settings.github_webhook_secret.clone(),
+        gitlab_webhook_token: settings.gitlab_webhook_token.clone(),
+    };
+    let state = pave_server::AppState::new(store, config);
+    let task = tokio::spawn(async move { pave_server::serve(listener, state, shutdown).await });
     Ok(Running { addr, backend, new_admin_token, task })
 }
 

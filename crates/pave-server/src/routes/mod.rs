@@ -5,6 +5,7 @@ pub mod admin;
 pub mod catalog;
 pub mod delivery;
 pub mod health;
+pub mod hooks;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
