@@ -27,7 +27,9 @@
 //! - **Time to detect**: `detectedAt - openedAt` of the incidents opened in the window.
 //! - **Rework rate**: unplanned deployments (fixes for production problems) over all.
 
+pub mod assess;
 pub mod benchmark;
+pub mod html;
 pub mod stats;
 
 use std::collections::{HashMap, HashSet};
@@ -66,6 +68,10 @@ pub struct Query {
     pub environments: HashSet<String>,
     pub series: Option<Granularity>,
     pub explain: bool,
+    /// Deployments ship exactly their `commits` list, even when it is empty (history-based
+    /// assessments know every deployment's commits); otherwise an empty list falls back to
+    /// attribution by time.
+    pub explicit_commits: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -202,6 +208,7 @@ struct Index<'a> {
     change_by_sha: HashMap<&'a str, usize>,
     incidents_by_deployment: HashMap<&'a str, Vec<usize>>,
     services: Option<&'a HashSet<String>>,
+    explicit_commits: bool,
 }
 
 impl<'a> Index<'a> {
@@ -258,6 +265,7 @@ impl<'a> Index<'a> {
             change_by_sha,
             incidents_by_deployment,
             services: q.services.as_ref(),
+            explicit_commits: q.explicit_commits,
         }
     }
 
@@ -271,7 +279,7 @@ impl<'a> Index<'a> {
         if d.status != DeploymentStatus::Succeeded {
             return Vec::new();
         }
-        if !d.commits.is_empty() {
+        if !d.commits.is_empty() || self.explicit_commits {
             return d
                 .commits
                 .iter()

@@ -56,6 +56,7 @@ fn query(from: f64, to: f64) -> Query {
         environments: ["prod".to_string()].into_iter().collect(),
         series: None,
         explain: true,
+        explicit_commits: false,
     }
 }
 

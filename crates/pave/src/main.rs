@@ -1,6 +1,7 @@
 //! `pave`: the command-line entry point. Thin: it parses arguments and calls the server,
 //! the store or the offline tools; domain rules live in the library crates.
 
+mod assess;
 mod client;
 mod commands;
 mod delivery;
@@ -40,6 +41,8 @@ pub struct ClientArgs {
 enum Command {
     /// Run the control plane: HTTP API, audit and metrics.
     Serve(serve::ServeArgs),
+    /// A DORA baseline from a git repository's history alone (no server needed).
+    Assess(assess::AssessArgs),
     /// Start a throwaway platform, load a sample catalog, and show around.
     Demo(demo::DemoArgs),
     /// Create, update (and with --prune, delete) catalog resources from YAML files.
@@ -77,6 +80,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Assess(args) => tokio::task::spawn_blocking(move || assess::run(args)).await?,
             Command::Apply(args) => commands::apply(args).await,
             Command::Get(args) => commands::get(args).await,
             Command::Delete(args) => commands::delete(args).await,

@@ -194,6 +194,7 @@ async fn dora(state: AppState, p: DoraParams) -> Result<Response, ApiError> {
         environments: environments.iter().cloned().collect(),
         series,
         explain: p.explain.unwrap_or(false),
+        explicit_commits: false,
     };
     let report = tokio::task::spawn_blocking(move || {
         let f = Facts { deployments: &facts.deployments, incidents: &facts.incidents, changes: &facts.changes };

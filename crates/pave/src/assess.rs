@@ -1,0 +1,239 @@
+//! `pave assess PATH`: a DORA baseline from a git repository's history, with no server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use pave_dora::assess::{self, Heuristics, HistoryCommit, Release};
+use pave_dora::{Benchmark, Facts, Granularity, Query};
+use pave_model::Timestamp;
+
+#[derive(Debug, Args)]
+pub struct AssessArgs {
+    /// The repository (any directory inside it).
+    pub path: PathBuf,
+    /// Release tags to count, as a glob (`release-*`) [default: semver-like tags: v1.2.3, 1.2.3].
+    #[arg(long)]
+    pub tag_pattern: Option<String>,
+    /// Count first-parent merges to this branch as the deployments, instead of tags.
+    #[arg(long, conflicts_with = "tag_pattern")]
+    pub branch: Option<String>,
+    /// Monorepo: only commits touching this subdirectory count, and only releases shipping one.
+    #[arg(long = "path")]
+    pub subdir: Option<String>,
+    /// Name of the service in the report [default: the repository's or subdirectory's name].
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Start of the window (RFC 3339) [default: the first release].
+    #[arg(long)]
+    pub since: Option<String>,
+    /// End of the window (RFC 3339) [default: just after the last release].
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Do not read reverts as failures.
+    #[arg(long)]
+    pub no_reverts: bool,
+    /// Do not read patch releases as hotfixes.
+    #[arg(long)]
+    pub no_hotfixes: bool,
+    /// Do not read releases of only `fix:` commits as fixes.
+    #[arg(long)]
+    pub no_fix_commits: bool,
+    /// Print the whole assessment as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a self-contained HTML report here.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Price recovery time in the HTML report at this revenue per hour.
+    #[arg(long)]
+    pub revenue_per_hour: Option<f64>,
+    /// Benchmark table: dora-2024 (default) or dora-2023.
+    #[arg(long, default_value = "dora-2024")]
+    pub benchmark: String,
+}
+
+pub fn run(args: AssessArgs) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let repo = pave_git::Repo::open(&args.path)?;
+    let mut notes = Vec::new();
+
+    let releases: Vec<Release> = match &args.branch {
+        Some(branch) => {
+            let tip = repo.resolve(branch)?;
+            let chain = repo.first_parent_chain(tip)?;
+            notes.push(format!("Deployments are the first-parent merges to {branch}."));
+            chain
+                .into_iter()
+                .rev()
+                .filter(|(_, parents, _)| *parents > 1)
+                .map(|(id, _, time)| Release {
+                    name: format!("merge-{}", &id.to_string()[..10]),
+                    time,
+                    tip: id.to_string(),
+                })
+                .collect()
+        }
+        None => {
+            let pattern = args.tag_pattern.as_deref();
+            notes.push(match pattern {
+                Some(p) => format!("Deployments are the tags matching {p:?}, at their tag time."),
+                None => "Deployments are the semver-like tags (v1.2.3 or 1.2.3), at their tag time.".to_owned(),
+            });
+            repo.tags()?
+                .into_iter()
+                .filter(|t| pattern.map_or_else(|| assess::is_semver_tag(&t.name), |p| assess::glob(p, &t.name)))
+                .map(|t| Release { name: t.name, time: t.time, tip: t.commit.to_string() })
+                .collect()
+        }
+    };
+    if releases.is_empty() {
+        bail!("no releases found in {}: no tag matches (try --tag-pattern) and no --branch given", args.path.display());
+    }
+
+    let tips: Vec<pave_git::ObjectId> = releases
+        .iter()
+        .map(|r| pave_git::ObjectId::from_hex(r.tip.as_bytes()).context("release tip is not an object id"))
+        .collect::<Result<_>>()?;
+    let history = pave_git::assign(&repo, &tips)?;
+    if repo.is_shallow() {
+        notes.push(format!(
+            "This is a shallow clone: history stops at {} boundary commit(s); older commits are not counted.",
+            history.shallow_boundary
+        ));
+    }
+    let dir: Vec<&[u8]> =
+        args.subdir.as_deref().map(|d| d.trim_matches('/').split('/').map(str::as_bytes).collect()).unwrap_or_default();
+    let mut commits = Vec::with_capacity(history.commits.len());
+    for (c, release) in history.commits.iter().zip(&history.shipped_by) {
+        let relevant = if dir.is_empty() {
+            true
+        } else {
+            let parent = c.parents.first().map(|&p| history.commits[p as usize].id);
+            repo.touches(c, parent.as_ref(), &dir)?
+        };
+        commits.push(HistoryCommit {
+            sha: c.id.to_string(),
+            author_time: c.author_time,
+            commit_time: c.commit_time,
+            summary: c.summary.clone(),
+            reverts: c.reverts.map(|r| r.to_string()),
+            release: *release as usize,
+            relevant,
+        });
+    }
+    let heuristics =
+        Heuristics { reverts: !args.no_reverts, hotfixes: !args.no_hotfixes, fix_commits: !args.no_fix_commits };
+    let service = args.service.clone().unwrap_or_else(|| {
+        let base = args
+            .subdir
+            .as_deref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::fs::canonicalize(&args.path).unwrap_or(args.path.clone()));
+        base.file_name().map_or("repository".into(), |n| n.to_string_lossy().into_owned())
+    });
+    let a = assess::assess(&releases, &commits, heuristics, &service);
+    notes.push("A release ships the commits reachable from it and from no earlier release (merges followed through every parent).".into());
+    notes.push("The first release ships no attributed commits: the history before it would swamp lead time.".into());
+    if heuristics.reverts {
+        notes.push("revert: a commit reverting one shipped by an earlier release marks that release failed; the release shipping the revert recovered it and is rework.".into());
+    }
+    if heuristics.hotfixes {
+        notes.push("hotfix: a release that only bumps the patch number (or is named hotfix) marks the release before it failed, and is rework.".into());
+    }
+    if heuristics.fix_commits {
+        notes.push(
+            "fix-only: a release of only conventional fix: commits marks the release before it failed, and is rework."
+                .into(),
+        );
+    }
+    if let Some(d) = &args.subdir {
+        notes.push(format!(
+            "Only commits touching {d}/ count; {} release(s) shipped none and are not deployments of {service}.",
+            a.skipped
+        ));
+    }
+
+    let first = a.deployments.first().map_or(0, |d| d.finished_at.0);
+    let last = a.deployments.last().map_or(0, |d| d.finished_at.0);
+    let parse = |s: &Option<String>| s.as_deref().map(Timestamp::parse_rfc3339).transpose().map_err(anyhow::Error::msg);
+    let from = parse(&args.since)?.unwrap_or(Timestamp(first));
+    let to = parse(&args.until)?.unwrap_or(Timestamp(last + 1000));
+    if from >= to {
+        bail!("the window is empty: --since must be before --until");
+    }
+    let bench = Benchmark::builtin(&args.benchmark)?;
+    let query = Query {
+        from,
+        to,
+        services: None,
+        environments: ["production".to_owned()].into_iter().collect(),
+        series: Some(Granularity::Month),
+        explain: false,
+        explicit_commits: true,
+    };
+    let facts = Facts { deployments: &a.deployments, incidents: &a.incidents, changes: &a.changes };
+    let report = pave_dora::compute(facts, &query, &bench);
+    let elapsed = started.elapsed();
+
+    let title = format!("DORA baseline of {service}");
+    let subtitle = format!(
+        "{} releases and {} commits of {}, {} to {}; assessed in {:.2} s",
+        a.deployments.len(),
+        commits.iter().filter(|c| c.relevant).count(),
+        args.path.display(),
+        from,
+        to,
+        elapsed.as_secs_f64()
+    );
+    if let Some(path) = &args.html {
+        let page = pave_dora::html::Page {
+            title: &title,
+            subtitle: subtitle.clone(),
+            report: &report,
+            findings: &a.findings,
+            notes: &notes,
+            revenue_per_hour: args.revenue_per_hour,
+        };
+        std::fs::write(path, pave_dora::html::render(&page))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let value = serde_json::json!({
+        "service": service,
+        "repository": args.path.display().to_string(),
+        "releases": a.deployments.len(),
+        "commits": commits.iter().filter(|c| c.relevant).count(),
+        "heuristics": heuristics,
+        "findings": a.findings,
+        "notes": notes,
+        "report": report,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{title}\n{subtitle}\n");
+    crate::delivery::print_figures(&value["report"]);
+    if !a.findings.is_empty() {
+        println!("\nFailures read from the history:");
+        for f in &a.findings {
+            println!(
+                "  {} -> fixed by {} after {} [{}]: {}",
+                f.failed,
+                f.fixed_by,
+                crate::delivery::human_duration(f.recovery_seconds as f64),
+                f.heuristic,
+                f.detail
+            );
+        }
+    }
+    println!("\nHow:");
+    for n in &notes {
+        println!("  - {n}");
+    }
+    if let Some(path) = &args.html {
+        println!("\nHTML report: {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,167 @@
+//! `pave assess` on fixture repositories built here with git: tags, merges, a revert, a
+//! hotfix, a monorepo path, a shallow clone.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::{pave_bin, stderr, stdout};
+
+const DAY: i64 = 86_400;
+const T0: i64 = 1_704_067_200; // 2024-01-01T00:00:00Z
+
+fn git(dir: &Path, at: i64, args: &[&str]) {
+    let date = format!("@{} +0000", T0 + at);
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_DATE", &date)
+        .env("GIT_COMMITTER_DATE", &date)
+        .env("GIT_AUTHOR_NAME", "Ana")
+        .env("GIT_AUTHOR_EMAIL", "ana@example.com")
+        .env("GIT_COMMITTER_NAME", "Ana")
+        .env("GIT_COMMITTER_EMAIL", "ana@example.com")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn commit(dir: &Path, at: i64, file: &str, msg: &str) {
+    let path = dir.join(file);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&path, format!("{msg}\n{at}\n")).expect("write");
+    git(dir, at, &["add", "-A"]);
+    git(dir, at, &["commit", "-q", "-m", msg]);
+}
+
+/// v1.0.0 (init) → v1.1.0 (two features) → v1.1.1 (hotfix) → v1.2.0 (a merged branch) →
+/// v1.3.0 (reverts the branch's feature). A `nightly` tag is not a release.
+fn fixture(dir: &Path) {
+    git(dir, 0, &["init", "-q", "-b", "main"]);
+    commit(dir, 0, "README.md", "init");
+    git(dir, 3600, &["tag", "-a", "v1.0.0", "-m", "1.0.0"]);
+    commit(dir, DAY, "cart.txt", "feat: cart");
+    commit(dir, 2 * DAY, "svc/search.txt", "feat: search");
+    git(dir, 2 * DAY + 3600, &["tag", "-a", "v1.1.0", "-m", "1.1.0"]);
+    commit(dir, 2 * DAY + 5 * 3600, "cart.txt", "fix: cart total");
+    git(dir, 2 * DAY + 6 * 3600, &["tag", "-a", "v1.1.1", "-m", "1.1.1"]);
+    git(dir, 3 * DAY, &["checkout", "-q", "-b", "risky"]);
+    commit(dir, 3 * DAY, "svc/risky.txt", "feat: risky");
+    git(dir, 3 * DAY + 3600, &["checkout", "-q", "main"]);
+    git(dir, 3 * DAY + 3600, &["merge", "-q", "--no-ff", "-m", "Merge branch risky", "risky"]);
+    git(dir, 3 * DAY + 2 * 3600, &["tag", "-a", "v1.2.0", "-m", "1.2.0"]);
+    git(dir, 4 * DAY, &["revert", "--no-edit", "HEAD^2"]);
+    git(dir, 4 * DAY + 3600, &["tag", "-a", "v1.3.0", "-m", "1.3.0"]);
+    git(dir, 4 * DAY + 7200, &["tag", "nightly"]);
+}
+
+fn assess(args: &[&str]) -> (bool, Value, String) {
+    let out = Command::new(pave_bin()).arg("assess").args(args).output().expect("run pave assess");
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.success(), v, format!("{}{}", stdout(&out), stderr(&out)))
+}
+
+#[test]
+fn assesses_tags_reverts_and_hotfixes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture(dir.path());
+    let p = dir.path().to_str().expect("path");
+    let (ok, v, text) = assess(&[p, "--json"]);
+    assert!(ok, "{text}");
+    let r = &v["report"];
+    assert_eq!(v["releases"], 5, "{v}");
+    assert_eq!(r["deploymentFrequency"]["deployments"], 5);
+    // Failures: v1.1.0 (hotfixed by v1.1.1 after 5 h), v1.2.0 (reverted in v1.3.0 after 23 h).
+    assert_eq!(r["changeFailureRate"]["rate"], 0.4);
+    let findings: Vec<(String, String, String)> = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["failed"].as_str().unwrap_or("").into(),
+                f["fixedBy"].as_str().unwrap_or("").into(),
+                f["heuristic"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        findings,
+        [("v1.1.0".into(), "v1.1.1".into(), "hotfix".into()), ("v1.2.0".into(), "v1.3.0".into(), "revert".into())]
+    );
+    assert_eq!(r["recoveryTime"]["time"]["median"], 14.0 * 3600.0);
+    assert_eq!(r["reworkRate"]["rate"], 0.4);
+    // Lead times (h): v1.1.0 ships feat: cart (25) and feat: search (1); v1.1.1 the fix (1);
+    // v1.2.0 the branch commit (2) and its merge (1); v1.3.0 the revert (1).
+    assert_eq!(r["leadTime"]["commits"]["count"], 6);
+    assert_eq!(r["leadTime"]["commits"]["median"], 3600.0);
+    assert_eq!(r["leadTime"]["commits"]["p90"], 25.0 * 3600.0);
+
+    // Each heuristic can be switched off.
+    let (_, v, _) = assess(&[p, "--json", "--no-hotfixes", "--no-fix-commits"]);
+    assert_eq!(v["report"]["changeFailureRate"]["rate"], 0.2);
+    // The table and the HTML page.
+    let html = dir.path().join("report.html");
+    let (ok, _, text) = assess(&[p, "--html", html.to_str().expect("path"), "--revenue-per-hour", "1000"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("Change failure rate") && text.contains("v1.2.0 -> fixed by v1.3.0"), "{text}");
+    let page = std::fs::read_to_string(&html).expect("html written");
+    assert!(page.contains("<svg") && page.contains("Cost of recovery time") && page.contains("28.0 hours"), "{page}");
+    assert!(
+        !page.contains("<script") && !page.contains("src=\"http") && !page.contains("href=\"http"),
+        "self-contained"
+    );
+}
+
+#[test]
+fn branch_mode_path_filter_and_bad_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture(dir.path());
+    let p = dir.path().to_str().expect("path");
+    let (ok, v, text) = assess(&[p, "--json", "--branch", "main"]);
+    assert!(ok, "{text}");
+    assert_eq!(v["releases"], 1, "one first-parent merge: {v}");
+
+    let (ok, v, text) = assess(&[p, "--json", "--path", "svc"]);
+    assert!(ok, "{text}");
+    assert_eq!(v["service"], "svc");
+    assert_eq!(v["releases"], 3, "v1.1.0, v1.2.0 and v1.3.0 touch svc/: {v}");
+
+    let (ok, _, text) = assess(&[p, "--tag-pattern", "release-*"]);
+    assert!(!ok && text.contains("no releases found"), "{text}");
+    let (ok, _, text) = assess(&["/nonexistent/repo"]);
+    assert!(!ok && text.contains("not a git repository"), "{text}");
+    let (ok, _, text) = assess(&[p, "--branch", "nope"]);
+    assert!(!ok && text.contains("no branch or reference named \"nope\""), "{text}");
+}
+
+#[test]
+fn shallow_clones_are_assessed_with_a_warning() {
+    let src = tempfile::tempdir().expect("tempdir");
+    fixture(src.path());
+    let dst = tempfile::tempdir().expect("tempdir");
+    let url = format!("file://{}", src.path().display());
+    let clone = dst.path().join("shallow");
+    git(dst.path(), 0, &["clone", "-q", "--depth", "1", &url, clone.to_str().expect("path")]);
+    git(
+        &clone,
+        0,
+        &[
+            "fetch",
+            "-q",
+            "--depth",
+            "1",
+            "origin",
+            "+refs/tags/v1.2.0:refs/tags/v1.2.0",
+            "+refs/tags/v1.3.0:refs/tags/v1.3.0",
+        ],
+    );
+    let (ok, v, text) = assess(&[clone.to_str().expect("path"), "--json"]);
+    assert!(ok, "{text}");
+    let notes = v["notes"].to_string();
+    assert!(notes.contains("shallow clone: history stops at"), "{notes}");
+    assert_eq!(v["releases"], 2, "{v}");
+}
