@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod facts;
 pub mod metrics;
 pub mod openapi;
 pub mod request_id;
@@ -30,11 +31,13 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub config: Arc<ServerConfig>,
+    /// This replica's copy of the delivery facts, checked against the store on every use.
+    pub facts: Arc<facts::FactsCache>,
 }
 
 impl AppState {
     pub fn new(store: Store, config: ServerConfig) -> Self {
-        Self { store, metrics: Arc::default(), config: Arc::new(config) }
+        Self { store, metrics: Arc::default(), config: Arc::new(config), facts: Arc::default() }
     }
 }
 

@@ -21,12 +21,15 @@ pub enum ReportAction {
     Unchanged,
 }
 
-/// All delivery facts, for the DORA engine.
+/// Delivery facts, for the DORA engine.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFacts {
     pub deployments: Vec<Deployment>,
     pub incidents: Vec<Incident>,
     pub changes: Vec<Change>,
+    /// The highest event id among these facts' latest changes: read again with
+    /// `delivery_changes_since(seq)` to catch up.
+    pub seq: i64,
 }
 
 fn status_str(s: DeploymentStatus) -> &'static str {
@@ -112,15 +115,15 @@ impl_fact_row!(sqlx::postgres::PgRow);
 
 /// Writes one fact (insert or update) inside `$tx`.
 macro_rules! upsert_fact {
-    ($tx:expr, $report:expr, $now:expr) => {{
+    ($tx:expr, $report:expr, $now:expr, $seq:expr) => {{
         match $report {
             Report::Deployment(d) => {
                 sqlx::query(&format!(
-                    "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                    "INSERT INTO deployments ({DEPLOYMENT_COLUMNS}, updated_at, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
                      ON CONFLICT (id) DO UPDATE SET service = excluded.service, environment = excluded.environment, \
                      version = excluded.version, commit_sha = excluded.commit_sha, previous_sha = excluded.previous_sha, \
                      commits = excluded.commits, started_at = excluded.started_at, finished_at = excluded.finished_at, \
-                     status = excluded.status, kind = excluded.kind, updated_at = excluded.updated_at"
+                     status = excluded.status, kind = excluded.kind, updated_at = excluded.updated_at, seq = excluded.seq"
                 ))
                 .bind(&d.id)
                 .bind(&d.service)
@@ -134,15 +137,16 @@ macro_rules! upsert_fact {
                 .bind(status_str(d.status))
                 .bind(if d.kind == DeploymentKind::Unplanned { "unplanned" } else { "planned" })
                 .bind($now)
+                .bind($seq)
                 .execute(&mut *$tx)
                 .await?;
             }
             Report::Incident(i) => {
                 sqlx::query(&format!(
-                    "INSERT INTO incidents ({INCIDENT_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                    "INSERT INTO incidents ({INCIDENT_COLUMNS}, updated_at, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                      ON CONFLICT (id) DO UPDATE SET service = excluded.service, opened_at = excluded.opened_at, \
                      detected_at = excluded.detected_at, resolved_at = excluded.resolved_at, severity = excluded.severity, \
-                     deployment = excluded.deployment, title = excluded.title, updated_at = excluded.updated_at"
+                     deployment = excluded.deployment, title = excluded.title, updated_at = excluded.updated_at, seq = excluded.seq"
                 ))
                 .bind(&i.id)
                 .bind(&i.service)
@@ -153,15 +157,16 @@ macro_rules! upsert_fact {
                 .bind(i.deployment.as_deref())
                 .bind(i.title.as_deref())
                 .bind($now)
+                .bind($seq)
                 .execute(&mut *$tx)
                 .await?;
             }
             Report::Change(c) => {
                 sqlx::query(&format!(
-                    "INSERT INTO changes ({CHANGE_COLUMNS}, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                    "INSERT INTO changes ({CHANGE_COLUMNS}, updated_at, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                      ON CONFLICT (sha) DO UPDATE SET service = excluded.service, author = excluded.author, \
                      message = excluded.message, authored_at = excluded.authored_at, committed_at = excluded.committed_at, \
-                     merged_at = excluded.merged_at, updated_at = excluded.updated_at"
+                     merged_at = excluded.merged_at, updated_at = excluded.updated_at, seq = excluded.seq"
                 ))
                 .bind(&c.sha)
                 .bind(&c.service)
@@ -171,6 +176,7 @@ macro_rules! upsert_fact {
                 .bind(c.committed_at.0)
                 .bind(c.merged_at.map(|t| t.0))
                 .bind($now)
+                .bind($seq)
                 .execute(&mut *$tx)
                 .await?;
             }
@@ -255,14 +261,15 @@ impl Store {
                     None => ReportAction::Created,
                 };
                 if action != ReportAction::Unchanged {
-                    upsert_fact!(tx, r, ctx.now);
                     let verb = if action == ReportAction::Created { "reported" } else { "updated" };
                     let event = NewEvent::new(
                         format!("{}.{verb}", r.noun()),
                         format!("{}/{}", r.noun(), r.key()),
                         r.to_value(),
                     );
-                    insert_event!(tx, ctx, &event);
+                    // The row remembers the event that last changed it, for readers catching up.
+                    let seq = insert_event!(tx, ctx, &event);
+                    upsert_fact!(tx, r, ctx.now, seq);
                 }
                 actions.push(action);
             }
@@ -273,30 +280,63 @@ impl Store {
 
     /// Every delivery fact, deployments only for `environments` (all when empty).
     pub async fn delivery_facts(&self, environments: &[String]) -> Result<DeliveryFacts> {
+        self.delivery_changes_since(0, environments).await
+    }
+
+    /// The facts created or changed after `seq` (see [`DeliveryFacts::seq`]), deployments
+    /// only for `environments` (all when empty). Lets a reader keep a copy and catch up.
+    pub async fn delivery_changes_since(&self, seq: i64, environments: &[String]) -> Result<DeliveryFacts> {
         let filter = if environments.is_empty() {
             String::new()
         } else {
-            let list: Vec<String> = (1..=environments.len()).map(|i| format!("${i}")).collect();
-            format!(" WHERE environment IN ({})", list.join(", "))
+            let list: Vec<String> = (2..=environments.len() + 1).map(|i| format!("${i}")).collect();
+            format!(" AND environment IN ({})", list.join(", "))
         };
-        let dep_sql = format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments{filter}");
-        let inc_sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents");
-        let chg_sql = format!("SELECT {CHANGE_COLUMNS} FROM changes");
+        let dep_sql = format!("SELECT {DEPLOYMENT_COLUMNS}, seq FROM deployments WHERE seq > $1{filter}");
+        let inc_sql = format!("SELECT {INCIDENT_COLUMNS}, seq FROM incidents WHERE seq > $1");
+        let chg_sql = format!("SELECT {CHANGE_COLUMNS}, seq FROM changes WHERE seq > $1");
         with_read_pool!(self, |pool| {
-            let mut q = sqlx::query(&dep_sql);
+            // One snapshot for the three reads, so `seq` is consistent with what was read.
+            let mut tx = pool.begin().await?;
+            let mut q = sqlx::query(&dep_sql).bind(seq);
             for e in environments {
                 q = q.bind(e);
             }
-            let deployments = q.fetch_all(pool).await?.iter().map(|r| r.deployment()).collect::<Result<Vec<_>>>()?;
-            let incidents = sqlx::query(&inc_sql)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|r| r.incident())
-                .collect::<Result<Vec<_>>>()?;
-            let changes =
-                sqlx::query(&chg_sql).fetch_all(pool).await?.iter().map(|r| r.change()).collect::<Result<Vec<_>>>()?;
-            Ok(DeliveryFacts { deployments, incidents, changes })
+            let mut high = seq;
+            let rows = q.fetch_all(&mut *tx).await?;
+            let mut deployments = Vec::with_capacity(rows.len());
+            for r in &rows {
+                deployments.push(r.deployment()?);
+                high = high.max(r.try_get::<i64, _>(11)?);
+            }
+            drop(rows);
+            let rows = sqlx::query(&inc_sql).bind(seq).fetch_all(&mut *tx).await?;
+            let mut incidents = Vec::with_capacity(rows.len());
+            for r in &rows {
+                incidents.push(r.incident()?);
+                high = high.max(r.try_get::<i64, _>(8)?);
+            }
+            let rows = sqlx::query(&chg_sql).bind(seq).fetch_all(&mut *tx).await?;
+            let mut changes = Vec::with_capacity(rows.len());
+            for r in &rows {
+                changes.push(r.change()?);
+                high = high.max(r.try_get::<i64, _>(7)?);
+            }
+            tx.rollback().await?;
+            Ok(DeliveryFacts { deployments, incidents, changes, seq: high })
+        })
+    }
+
+    /// The highest `seq` of any delivery fact: whether a kept copy is current.
+    pub async fn delivery_seq(&self) -> Result<i64> {
+        with_read_pool!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT MAX(s) FROM (SELECT MAX(seq) AS s FROM deployments UNION ALL SELECT MAX(seq) FROM incidents \
+                 UNION ALL SELECT MAX(seq) FROM changes) AS m",
+            )
+            .fetch_one(pool)
+            .await?;
+            Ok(row.try_get::<Option<i64>, _>(0)?.unwrap_or(0))
         })
     }
 }

@@ -186,7 +186,7 @@ async fn dora(state: AppState, p: DoraParams) -> Result<Response, ApiError> {
         }
         (None, None) => None,
     };
-    let facts = state.store.delivery_facts(&environments).await?;
+    let facts = state.facts.current(&state.store).await?;
     let query = Query {
         from,
         to,

@@ -267,3 +267,42 @@ async fn concurrent_writers_keep_event_order_consistent() {
     assert_eq!(events.len(), 21);
     assert!(events.windows(2).all(|w| w[0].id < w[1].id));
 }
+
+#[tokio::test]
+async fn delivery_facts_are_idempotent_and_readable_since_a_sequence() {
+    use pave_model::delivery::Report;
+    let (store, _db) = open().await;
+    store
+        .apply(&desired(vec![team("core"), service("api", "core", &[])]), &ctx(1), false, &allow_all)
+        .await
+        .expect("catalog");
+    let dep = |id: &str, status: &str| {
+        Report::from_value(
+            json!({"type": "deployment", "id": id, "service": "api", "environment": "prod", "version": "1",
+            "startedAt": "2024-01-01T00:00:00Z", "finishedAt": "2024-01-01T00:01:00Z", "status": status}),
+        )
+        .expect("valid")
+    };
+    let actions = store.report(&[dep("d1", "succeeded"), dep("d2", "failed")], &ctx(2)).await.expect("report");
+    assert_eq!(actions, [pave_store::ReportAction::Created, pave_store::ReportAction::Created]);
+    let all = store.delivery_facts(&[]).await.expect("facts");
+    assert_eq!(all.deployments.len(), 2);
+    let seq = store.delivery_seq().await.expect("seq");
+    assert_eq!(seq, all.seq);
+    // The same facts again: nothing changes, the sequence stays.
+    let actions = store.report(&[dep("d1", "succeeded")], &ctx(3)).await.expect("again");
+    assert_eq!(actions, [pave_store::ReportAction::Unchanged]);
+    assert_eq!(store.delivery_seq().await.expect("seq"), seq);
+    // A changed fact moves past the sequence, alone.
+    store.report(&[dep("d1", "rolled-back")], &ctx(4)).await.expect("update");
+    let delta = store.delivery_changes_since(seq, &[]).await.expect("since");
+    assert_eq!(delta.deployments.len(), 1);
+    assert_eq!(delta.deployments[0].id, "d1");
+    assert!(delta.seq > seq);
+    // Unknown services refuse the whole batch.
+    let bad = Report::from_value(
+        json!({"type": "incident", "id": "i", "service": "ghost", "openedAt": "2024-01-01T00:00:00Z"}),
+    )
+    .expect("valid shape");
+    assert!(matches!(store.report(&[bad], &ctx(5)).await, Err(StoreError::Invalid(_))));
+}
