@@ -46,7 +46,9 @@ def main():
             w(b"from :%d\n" % last_main)
         if side:
             w(b"merge :%d\n" % side_mark)
-        w(b"M 100644 inline src/f%d.txt\ndata 8\n%07d\n" % (i % 1000, i))
+        # Files spread over 100 directories of 10, like a real tree: each commit rewrites
+        # the root, src/ and one directory, not one huge flat tree.
+        w(b"M 100644 inline src/d%d/f%d.txt\ndata 8\n%07d\n" % (i % 100, (i // 100) % 10, i))
         last_main = mark
         if (i + 1) % every == 0 and released < tags:
             released += 1

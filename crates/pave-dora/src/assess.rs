@@ -6,8 +6,9 @@
 //!   earlier release marks that release failed; the release shipping the revert recovered it
 //!   and is rework.
 //! - **hotfix**: a release that only bumps the patch number of the release before it (same
-//!   major and minor, higher patch), or whose name says `hotfix`, marks the release before it
-//!   failed and is itself rework; recovery is the time between the two.
+//!   major and minor, higher patch) and comes within the hotfix window (7 days unless set),
+//!   or whose name says `hotfix`, marks the release before it failed and is itself rework;
+//!   recovery is the time between the two. (A patch release weeks later is routine work.)
 //! - **fix-only**: a release whose commits are all conventional `fix:` commits marks the
 //!   release before it failed and is rework.
 //!
@@ -33,26 +34,36 @@ pub struct Release {
 /// A commit, with the release that first shipped it.
 #[derive(Debug, Clone)]
 pub struct HistoryCommit {
+    /// The object id in hexadecimal.
     pub sha: String,
     pub author_time: i64,
     pub commit_time: i64,
-    pub summary: String,
+    /// The first message line; only reverts and `fix:` commits need one (see [`wants_summary`]).
+    pub summary: Option<Box<str>>,
     pub reverts: Option<String>,
     pub release: usize,
     /// Passes the path filter (always true without one).
     pub relevant: bool,
 }
 
+/// Whether the heuristics need a commit's first message line: fixes and reverts.
+pub fn wants_summary(summary: &str) -> bool {
+    is_fix(summary) || summary.starts_with("Revert")
+}
+
 #[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Heuristics {
     pub reverts: bool,
     pub hotfixes: bool,
     pub fix_commits: bool,
+    /// A patch release later than this after the previous release is not a hotfix.
+    pub hotfix_window_seconds: i64,
 }
 
 impl Default for Heuristics {
     fn default() -> Self {
-        Heuristics { reverts: true, hotfixes: true, fix_commits: true }
+        Heuristics { reverts: true, hotfixes: true, fix_commits: true, hotfix_window_seconds: 7 * 86_400 }
     }
 }
 
@@ -182,16 +193,21 @@ pub fn assess(releases: &[Release], commits: &[HistoryCommit], h: Heuristics, se
         }
         let Some(p) = previous[r] else { continue };
         if h.hotfixes {
-            let bumped = match (version(&releases[p].name), version(&releases[r].name)) {
-                (Some(a), Some(b)) => a.0 == b.0 && a.1 == b.1 && b.2 > a.2,
-                _ => false,
-            };
+            let soon = releases[r].time - releases[p].time <= h.hotfix_window_seconds;
+            let bumped = soon
+                && match (version(&releases[p].name), version(&releases[r].name)) {
+                    (Some(a), Some(b)) => a.0 == b.0 && a.1 == b.1 && b.2 > a.2,
+                    _ => false,
+                };
             if bumped || releases[r].name.to_ascii_lowercase().contains("hotfix") {
                 let detail = format!("{} is a patch release after {}", releases[r].name, releases[p].name);
                 note(p, r, "hotfix", detail, &mut rework);
             }
         }
-        if h.fix_commits && !shipped[r].is_empty() && shipped[r].iter().all(|&ci| is_fix(&commits[ci].summary)) {
+        if h.fix_commits
+            && !shipped[r].is_empty()
+            && shipped[r].iter().all(|&ci| commits[ci].summary.as_deref().is_some_and(is_fix))
+        {
             let detail = format!("{} ships only fix: commits ({})", releases[r].name, shipped[r].len());
             note(p, r, "fix-only", detail, &mut rework);
         }
@@ -267,7 +283,7 @@ mod tests {
             sha: format!("{sha:0>40}"),
             author_time: hours * 3600,
             commit_time: hours * 3600,
-            summary: summary.into(),
+            summary: wants_summary(summary).then(|| summary.into()),
             reverts: None,
             release,
             relevant: true,
@@ -320,10 +336,18 @@ mod tests {
         assert_eq!(f, [("v1.1.0", "v1.1.1", "hotfix", 3 * 3600), ("v1.2.0", "v1.3.0", "revert", 20 * 3600)]);
         assert_eq!(a.incidents[1].deployment.as_deref(), Some("v1.2.0"));
 
-        let off =
-            assess(&releases, &commits, Heuristics { reverts: false, hotfixes: false, fix_commits: true }, "shop");
+        let off = assess(
+            &releases,
+            &commits,
+            Heuristics { reverts: false, hotfixes: false, ..Heuristics::default() },
+            "shop",
+        );
         let f: Vec<_> = off.findings.iter().map(|f| f.heuristic).collect();
         assert_eq!(f, ["fix-only"]);
+        // A patch release outside the hotfix window is routine work.
+        let narrow = Heuristics { hotfix_window_seconds: 3600, fix_commits: false, ..Heuristics::default() };
+        let f: Vec<_> = assess(&releases, &commits, narrow, "shop").findings.iter().map(|f| f.heuristic).collect();
+        assert_eq!(f, ["revert"]);
     }
 
     #[test]

@@ -25,17 +25,17 @@ pub enum GitError {
 
 pub type Result<T, E = GitError> = std::result::Result<T, E>;
 
-/// What the metrics need of a commit.
+/// What the metrics need of a commit — kept small, as histories have millions of them.
 #[derive(Debug, Clone)]
 pub struct Commit {
     pub id: ObjectId,
-    pub parents: Vec<u32>,
+    /// Index of the first parent in [`History::commits`], if it was read.
+    pub first_parent: Option<u32>,
     /// Seconds since the epoch.
     pub author_time: i64,
     pub commit_time: i64,
-    pub author: String,
-    /// The first line of the message.
-    pub summary: String,
+    /// The first line of the message, kept only when the caller's filter asked for it.
+    pub summary: Option<Box<str>>,
     /// The commit a `git revert` commit reverts (`This reverts commit <sha>.`).
     pub reverts: Option<ObjectId>,
 }
@@ -217,9 +217,9 @@ impl Repo {
 
     /// Whether `commit` changed anything under `dir` compared with its first parent (or, for
     /// a root commit, whether `dir` exists in it).
-    pub fn touches(&self, commit: &Commit, parent: Option<&ObjectId>, dir: &[&[u8]]) -> Result<bool> {
+    pub fn touches(&self, commit: &ObjectId, parent: Option<&ObjectId>, dir: &[&[u8]]) -> Result<bool> {
         let mut buf = Vec::new();
-        let here = self.subtree(&commit.id, dir, &mut buf)?;
+        let here = self.subtree(commit, dir, &mut buf)?;
         let there = match parent {
             Some(p) => self.subtree(p, dir, &mut buf)?,
             None => None,
@@ -270,14 +270,15 @@ pub struct History {
 
 /// Walks history from each tip in turn, assigning every commit not yet seen to that tip:
 /// "the commits a release shipped are those reachable from it and from no earlier release".
-/// Merges are followed through all parents; each commit is read once.
-pub fn assign(repo: &Repo, tips: &[ObjectId]) -> Result<History> {
+/// Merges are followed through all parents; each commit is read once. `keep_summary`
+/// decides which commits keep their first message line.
+pub fn assign(repo: &Repo, tips: &[ObjectId], keep_summary: impl Fn(&str) -> bool) -> Result<History> {
     let mut index: HashMap<ObjectId, u32> = HashMap::new();
     let mut h = History::default();
     let mut buf = Vec::new();
     let mut stack: Vec<ObjectId> = Vec::new();
-    // Parents are linked after the walk, as some are read after their children.
-    let mut parent_ids: Vec<Vec<ObjectId>> = Vec::new();
+    // First parents are linked after the walk, as some are read after their children.
+    let mut first_parents: Vec<Option<ObjectId>> = Vec::new();
     for (release, tip) in tips.iter().enumerate() {
         stack.push(*tip);
         while let Some(id) = stack.pop() {
@@ -293,26 +294,25 @@ pub fn assign(repo: &Repo, tips: &[ObjectId]) -> Result<History> {
             };
             let raw = parse_commit(data.data)
                 .ok_or_else(|| GitError::Object { id: id.to_string(), reason: "not a well-formed commit".into() })?;
-            let (author, author_time) = signature(raw.author);
             let summary_end = raw.message.iter().position(|b| *b == b'\n').unwrap_or(raw.message.len());
+            let summary = String::from_utf8_lossy(&raw.message[..summary_end]);
             let commit = Commit {
                 id,
-                parents: Vec::new(),
-                author_time,
+                first_parent: None,
+                author_time: signature(raw.author).1,
                 commit_time: signature(raw.committer).1,
-                author,
-                summary: String::from_utf8_lossy(&raw.message[..summary_end]).into_owned(),
+                summary: keep_summary(&summary).then(|| summary.into()),
                 reverts: reverted(raw.message),
             };
             stack.extend(raw.parents.iter().copied());
             index.insert(id, h.commits.len() as u32);
-            parent_ids.push(raw.parents);
+            first_parents.push(raw.parents.first().copied());
             h.commits.push(commit);
             h.shipped_by.push(release as u32);
         }
     }
-    for (commit, parents) in h.commits.iter_mut().zip(parent_ids) {
-        commit.parents = parents.iter().filter_map(|p| index.get(p).copied()).collect();
+    for (commit, parent) in h.commits.iter_mut().zip(first_parents) {
+        commit.first_parent = parent.and_then(|p| index.get(&p).copied());
     }
     Ok(h)
 }

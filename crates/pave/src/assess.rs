@@ -40,6 +40,9 @@ pub struct AssessArgs {
     /// Do not read releases of only `fix:` commits as fixes.
     #[arg(long)]
     pub no_fix_commits: bool,
+    /// A patch release counts as a hotfix only within this many days of the release before.
+    #[arg(long, default_value_t = 7.0)]
+    pub hotfix_window_days: f64,
     /// Print the whole assessment as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -96,7 +99,7 @@ pub fn run(args: AssessArgs) -> Result<ExitCode> {
         .iter()
         .map(|r| pave_git::ObjectId::from_hex(r.tip.as_bytes()).context("release tip is not an object id"))
         .collect::<Result<_>>()?;
-    let history = pave_git::assign(&repo, &tips)?;
+    let history = pave_git::assign(&repo, &tips, assess::wants_summary)?;
     if repo.is_shallow() {
         notes.push(format!(
             "This is a shallow clone: history stops at {} boundary commit(s); older commits are not counted.",
@@ -106,12 +109,13 @@ pub fn run(args: AssessArgs) -> Result<ExitCode> {
     let dir: Vec<&[u8]> =
         args.subdir.as_deref().map(|d| d.trim_matches('/').split('/').map(str::as_bytes).collect()).unwrap_or_default();
     let mut commits = Vec::with_capacity(history.commits.len());
-    for (c, release) in history.commits.iter().zip(&history.shipped_by) {
+    for i in 0..history.commits.len() {
+        let c = &history.commits[i];
         let relevant = if dir.is_empty() {
             true
         } else {
-            let parent = c.parents.first().map(|&p| history.commits[p as usize].id);
-            repo.touches(c, parent.as_ref(), &dir)?
+            let parent = c.first_parent.map(|p| history.commits[p as usize].id);
+            repo.touches(&c.id, parent.as_ref(), &dir)?
         };
         commits.push(HistoryCommit {
             sha: c.id.to_string(),
@@ -119,12 +123,17 @@ pub fn run(args: AssessArgs) -> Result<ExitCode> {
             commit_time: c.commit_time,
             summary: c.summary.clone(),
             reverts: c.reverts.map(|r| r.to_string()),
-            release: *release as usize,
+            release: history.shipped_by[i] as usize,
             relevant,
         });
     }
-    let heuristics =
-        Heuristics { reverts: !args.no_reverts, hotfixes: !args.no_hotfixes, fix_commits: !args.no_fix_commits };
+    drop(history);
+    let heuristics = Heuristics {
+        reverts: !args.no_reverts,
+        hotfixes: !args.no_hotfixes,
+        fix_commits: !args.no_fix_commits,
+        hotfix_window_seconds: (args.hotfix_window_days * 86_400.0) as i64,
+    };
     let service = args.service.clone().unwrap_or_else(|| {
         let base = args
             .subdir
@@ -134,13 +143,18 @@ pub fn run(args: AssessArgs) -> Result<ExitCode> {
         base.file_name().map_or("repository".into(), |n| n.to_string_lossy().into_owned())
     });
     let a = assess::assess(&releases, &commits, heuristics, &service);
+    let relevant_commits = commits.iter().filter(|c| c.relevant).count();
+    drop(commits);
     notes.push("A release ships the commits reachable from it and from no earlier release (merges followed through every parent).".into());
     notes.push("The first release ships no attributed commits: the history before it would swamp lead time.".into());
     if heuristics.reverts {
         notes.push("revert: a commit reverting one shipped by an earlier release marks that release failed; the release shipping the revert recovered it and is rework.".into());
     }
     if heuristics.hotfixes {
-        notes.push("hotfix: a release that only bumps the patch number (or is named hotfix) marks the release before it failed, and is rework.".into());
+        notes.push(format!(
+            "hotfix: a release that only bumps the patch number within {} days of the release before (or is named hotfix) marks that release failed, and is rework.",
+            args.hotfix_window_days
+        ));
     }
     if heuristics.fix_commits {
         notes.push(
@@ -181,7 +195,7 @@ pub fn run(args: AssessArgs) -> Result<ExitCode> {
     let subtitle = format!(
         "{} releases and {} commits of {}, {} to {}; assessed in {:.2} s",
         a.deployments.len(),
-        commits.iter().filter(|c| c.relevant).count(),
+        relevant_commits,
         args.path.display(),
         from,
         to,
@@ -203,7 +217,7 @@ pub fn run(args: AssessArgs) -> Result<ExitCode> {
         "service": service,
         "repository": args.path.display().to_string(),
         "releases": a.deployments.len(),
-        "commits": commits.iter().filter(|c| c.relevant).count(),
+        "commits": relevant_commits,
         "heuristics": heuristics,
         "findings": a.findings,
         "notes": notes,
