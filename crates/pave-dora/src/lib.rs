@@ -201,8 +201,8 @@ struct Index<'a> {
     facts: Facts<'a>,
     /// In-scope deployments, by (service, environment), in rollout order.
     streams: Vec<Vec<usize>>,
-    /// For each in-scope deployment: (stream, position in it).
-    position: HashMap<usize, (usize, usize)>,
+    /// For each deployment (by index in the facts): its stream and position in it, if in scope.
+    position: Vec<Option<(u32, u32)>>,
     /// Changes of each service, by commit time.
     changes_by_service: HashMap<&'a str, Vec<usize>>,
     change_by_sha: HashMap<&'a str, usize>,
@@ -216,31 +216,27 @@ impl<'a> Index<'a> {
         let in_scope = |d: &Deployment| {
             q.environments.contains(&d.environment) && q.services.as_ref().is_none_or(|s| s.contains(&d.service))
         };
-        let mut ids: Vec<usize> = (0..facts.deployments.len()).filter(|&i| in_scope(&facts.deployments[i])).collect();
-        ids.sort_unstable_by(|&a, &b| {
-            let (x, y) = (&facts.deployments[a], &facts.deployments[b]);
-            (x.service.as_str(), x.environment.as_str(), x.started_at, x.finished_at, x.id.as_str()).cmp(&(
-                y.service.as_str(),
-                y.environment.as_str(),
-                y.started_at,
-                y.finished_at,
-                y.id.as_str(),
-            ))
-        });
-        let mut streams: Vec<Vec<usize>> = Vec::new();
-        let mut position = HashMap::with_capacity(ids.len());
-        for i in ids {
-            let d = &facts.deployments[i];
-            let same = streams.last().and_then(|s| s.last()).is_some_and(|&j| {
-                let p = &facts.deployments[j];
-                p.service == d.service && p.environment == d.environment
-            });
-            if !same {
-                streams.push(Vec::new());
+        // Streams are numbered once, so sorting compares integers, not strings.
+        let mut stream_ids: HashMap<(&str, &str), u32> = HashMap::new();
+        let mut keyed: Vec<(u32, i64, i64, usize)> = Vec::with_capacity(facts.deployments.len());
+        for (i, d) in facts.deployments.iter().enumerate() {
+            if in_scope(d) {
+                let next = stream_ids.len() as u32;
+                let s = *stream_ids.entry((d.service.as_str(), d.environment.as_str())).or_insert(next);
+                keyed.push((s, d.started_at.0, d.finished_at.0, i));
             }
-            let s = streams.len() - 1;
-            position.insert(i, (s, streams[s].len()));
-            streams[s].push(i);
+        }
+        keyed.sort_unstable_by(|a, b| {
+            (a.0, a.1, a.2)
+                .cmp(&(b.0, b.1, b.2))
+                .then_with(|| facts.deployments[a.3].id.cmp(&facts.deployments[b.3].id))
+        });
+        let mut streams: Vec<Vec<usize>> = vec![Vec::new(); stream_ids.len()];
+        let mut position = vec![None; facts.deployments.len()];
+        for (s, _, _, i) in keyed {
+            let stream = &mut streams[s as usize];
+            position[i] = Some((s, stream.len() as u32));
+            stream.push(i);
         }
         let mut changes_by_service: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut change_by_sha = HashMap::with_capacity(facts.changes.len());
@@ -287,9 +283,12 @@ impl<'a> Index<'a> {
                 .collect();
         }
         let mut out: Vec<&Change> = Vec::new();
-        let (s, pos) = self.position[&i];
-        let previous =
-            self.streams[s][..pos].iter().rev().map(|&j| self.dep(j)).find(|p| p.status == DeploymentStatus::Succeeded);
+        let (s, pos) = self.position[i].expect("only in-scope deployments are looked up");
+        let previous = self.streams[s as usize][..pos as usize]
+            .iter()
+            .rev()
+            .map(|&j| self.dep(j))
+            .find(|p| p.status == DeploymentStatus::Succeeded);
         if let (Some(prev), Some(list)) = (previous, self.changes_by_service.get(d.service.as_str())) {
             let start = list.partition_point(|&c| self.facts.changes[c].committed_at <= prev.started_at);
             let end = list.partition_point(|&c| self.facts.changes[c].committed_at <= d.started_at);
@@ -323,9 +322,11 @@ impl<'a> Index<'a> {
         if d.status == DeploymentStatus::RolledBack {
             return (started, Some((d.finished_at, "rollback".to_owned())));
         }
-        let (s, pos) = self.position[&i];
-        let next =
-            self.streams[s][pos + 1..].iter().map(|&j| self.dep(j)).find(|n| n.status == DeploymentStatus::Succeeded);
+        let (s, pos) = self.position[i].expect("only in-scope deployments are looked up");
+        let next = self.streams[s as usize][pos as usize + 1..]
+            .iter()
+            .map(|&j| self.dep(j))
+            .find(|n| n.status == DeploymentStatus::Succeeded);
         (started, next.map(|n| (n.finished_at, format!("deployment:{}", n.id))))
     }
 

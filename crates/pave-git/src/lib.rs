@@ -331,3 +331,31 @@ mod tests {
         assert_eq!(reverted(c.message).map(|o| o.to_string()), Some("1234567890abcdef1234567890abcdef12345678".into()));
     }
 }
+
+/// The commits a deployment of `tip` ships when `previous` was running: those reachable from
+/// `tip` and not from `previous`. With no previous deployment, or one whose commit is no
+/// longer in the repository (a force-pushed history), only `tip` itself is attributed, and
+/// the second value says why.
+pub fn shipped(repo: &Repo, tip: ObjectId, previous: Option<ObjectId>) -> Result<(Vec<Commit>, Option<String>)> {
+    let all = |_: &str| true;
+    let mut buf = Vec::new();
+    let present = |id: &ObjectId, buf: &mut Vec<u8>| repo.raw(id, buf).map(|d| d.is_some());
+    if !present(&tip, &mut buf)? {
+        return Err(GitError::Missing { id: tip.to_string() });
+    }
+    let only_tip = |why: String| -> Result<(Vec<Commit>, Option<String>)> {
+        let h = assign(repo, &[tip], all)?;
+        Ok((h.commits.into_iter().filter(|c| c.id == tip).collect(), Some(why)))
+    };
+    match previous {
+        None => only_tip("no previous deployment: only the deployed commit is attributed".into()),
+        Some(p) if !present(&p, &mut buf)? => only_tip(format!(
+            "previous commit {p} is not in the repository (force-pushed away?): only the deployed commit is attributed"
+        )),
+        Some(p) => {
+            let h = assign(repo, &[p, tip], all)?;
+            let commits = h.commits.into_iter().zip(h.shipped_by).filter(|(_, r)| *r == 1).map(|(c, _)| c).collect();
+            Ok((commits, None))
+        }
+    }
+}

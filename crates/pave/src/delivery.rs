@@ -60,6 +60,10 @@ pub enum EventCommand {
         /// Idempotency id [default: SERVICE/ENV/VERSION/STARTED].
         #[arg(long)]
         id: Option<String>,
+        /// A checkout of the service's repository: the commits shipped (reachable from
+        /// --commit and not from --previous-commit) are read from it and reported too.
+        #[arg(long, requires = "commit", conflicts_with = "commits")]
+        repo: Option<PathBuf>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -113,6 +117,7 @@ fn parse_enum<T: serde::de::DeserializeOwned>(flag: &str, value: &str) -> Result
 }
 
 pub async fn event(cmd: EventCommand) -> Result<ExitCode> {
+    let mut extra = Vec::new();
     let (report, client) = match cmd {
         EventCommand::Deployment {
             service,
@@ -126,9 +131,19 @@ pub async fn event(cmd: EventCommand) -> Result<ExitCode> {
             status,
             kind,
             id,
+            repo,
             client,
         } => {
             let started_at = time(&started)?;
+            let mut commits = commits;
+            if let (Some(path), Some(sha)) = (&repo, &commit) {
+                let (shipped, why) = shipped_commits(path, sha, previous_commit.as_deref(), &service)?;
+                if let Some(why) = why {
+                    eprintln!("note: {why}");
+                }
+                commits = shipped.iter().map(|c| c.key().to_owned()).collect();
+                extra = shipped;
+            }
             let status: DeploymentStatus = parse_enum("status", &status)?;
             let kind: DeploymentKind = parse_enum("kind", &kind)?;
             let id = id.unwrap_or_else(|| format!("{service}/{environment}/{version}/{}", started_at.0));
@@ -178,17 +193,66 @@ pub async fn event(cmd: EventCommand) -> Result<ExitCode> {
     if !errors.is_empty() {
         bail!("invalid {}: {}", report.noun(), errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
     }
-    let v = Client::new(&client)?
-        .call(Method::POST, "/api/v1/events", Some(&json!({ "events": [report.to_value()] })))
-        .await?;
+    let mut events: Vec<Value> = extra.iter().map(Report::to_value).collect();
+    events.push(report.to_value());
+    let v = Client::new(&client)?.call(Method::POST, "/api/v1/events", Some(&json!({ "events": events }))).await?;
     match client.output {
         Format::Json => output::json(&v),
         Format::Table => {
-            let r = &v["results"][0];
-            println!("{} {} {}", cell(&r["type"]), cell(&r["id"]), cell(&r["action"]));
+            let results = v["results"].as_array().cloned().unwrap_or_default();
+            if let Some(r) = results.last() {
+                println!("{} {} {}", cell(&r["type"]), cell(&r["id"]), cell(&r["action"]));
+            }
+            if results.len() > 1 {
+                println!("with {} shipped commit(s) reported as changes", results.len() - 1);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the commits a deployment ships from a checkout (see [`pave_git::shipped`]).
+fn shipped_commits(
+    path: &std::path::Path,
+    sha: &str,
+    previous: Option<&str>,
+    service: &str,
+) -> Result<(Vec<Report>, Option<String>)> {
+    let repo = pave_git::Repo::open(path)?;
+    let id = |s: &str| -> Result<pave_git::ObjectId> {
+        if s.len() == 40 {
+            pave_git::ObjectId::from_hex(s.as_bytes())
+                .map_err(|e| anyhow::anyhow!("{s:?} is not a full commit hash: {e}"))
+        } else {
+            repo.resolve(s).map_err(Into::into)
+        }
+    };
+    let tip = id(sha).with_context(|| format!("--commit {sha}"))?;
+    let previous = previous.map(|p| id(p).with_context(|| format!("--previous-commit {p}"))).transpose();
+    // An unknown previous commit (a force-pushed history) is not an error: it is reported.
+    let previous = match previous {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("note: {e:#}");
+            None
+        }
+    };
+    let (commits, why) = pave_git::shipped(&repo, tip, previous)?;
+    let reports = commits
+        .into_iter()
+        .map(|c| {
+            Report::Change(Change {
+                sha: c.id.to_string(),
+                service: service.to_owned(),
+                author: String::new(),
+                message: c.summary.map(String::from).unwrap_or_default(),
+                authored_at: Timestamp(c.author_time * 1000),
+                committed_at: Timestamp(c.commit_time * 1000),
+                merged_at: None,
+            })
+        })
+        .collect();
+    Ok((reports, why))
 }
 
 #[derive(Debug, Args)]

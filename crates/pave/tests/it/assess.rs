@@ -165,3 +165,67 @@ fn shallow_clones_are_assessed_with_a_warning() {
     assert!(notes.contains("shallow clone: history stops at"), "{notes}");
     assert_eq!(v["releases"], 2, "{v}");
 }
+
+fn rev(dir: &Path, name: &str) -> String {
+    let out =
+        Command::new("git").args(["rev-parse", &format!("{name}^{{commit}}")]).current_dir(dir).output().expect("git");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn ci_reports_the_commits_a_deployment_shipped_from_its_checkout() {
+    let repo = tempfile::tempdir().expect("tempdir");
+    fixture(repo.path());
+    let (s, _db) = crate::harness::start().await;
+    let docs = serde_json::json!({"documents": [
+        {"kind": "Team", "metadata": {"name": "core"}, "spec": {"type": "stream-aligned"}},
+        {"kind": "Service", "metadata": {"name": "shop"}, "spec": {"owner": "core"}},
+        {"kind": "Environment", "metadata": {"name": "production"}, "spec": {"order": 1, "production": true}},
+    ]});
+    assert_eq!(s.send(reqwest::Method::POST, "/api/v1/apply", crate::harness::ADMIN, docs).await.0, 200);
+    let path = repo.path().to_str().expect("path");
+    let (v100, v110, v120) = (rev(repo.path(), "v1.0.0"), rev(repo.path(), "v1.1.0"), rev(repo.path(), "v1.2.0"));
+    let deploy = |id: &str, commit: &str, previous: &str, at: &str| {
+        s.cli(
+            &[
+                "event",
+                "deployment",
+                "--service",
+                "shop",
+                "--env",
+                "production",
+                "--version",
+                id,
+                "--id",
+                id,
+                "--repo",
+                path,
+                "--commit",
+                commit,
+                "--previous-commit",
+                previous,
+                "--started",
+                at,
+                "--finished",
+                at,
+            ],
+            Some(crate::harness::ADMIN),
+        )
+    };
+    // v1.1.0 after v1.0.0 ships "feat: cart" and "feat: search".
+    let out = deploy("r110", &v110, &v100, "2024-01-03T02:00:00Z");
+    assert!(stdout(&out).contains("with 2 shipped commit(s)"), "{}{}", stdout(&out), stderr(&out));
+    // v1.2.0 after v1.1.0 ships the fix, the branch commit and its merge: merges are followed.
+    let out = deploy("r120", &v120, &v110, "2024-01-04T03:00:00Z");
+    assert!(stdout(&out).contains("with 3 shipped commit(s)"), "{}{}", stdout(&out), stderr(&out));
+    // A previous commit that is gone (force-pushed) attributes the deployed commit only.
+    let gone = "0123456789abcdef0123456789abcdef01234567";
+    let out = deploy("r120b", &v120, gone, "2024-01-04T04:00:00Z");
+    assert!(stderr(&out).contains("force-pushed"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("with 1 shipped commit(s)"), "{}", stdout(&out));
+    let (_, r) = s.get("/api/v1/dora?from=2024-01-01T00:00:00Z&to=2024-01-10T00:00:00Z&explain=true").await;
+    let shipped: Vec<&str> =
+        r["explain"]["commits"].as_array().expect("commits").iter().filter_map(|c| c[0].as_str()).collect();
+    assert_eq!(shipped.iter().filter(|d| **d == "r110").count(), 2, "{r}");
+    assert_eq!(shipped.iter().filter(|d| **d == "r120").count(), 3, "{r}");
+}

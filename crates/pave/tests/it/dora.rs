@@ -210,3 +210,24 @@ async fn cli_reports_and_shows_metrics() {
     // The deployment went live at 2.5 h and its incident was resolved at 4 h.
     assert_eq!(v["recoveryTime"]["time"]["median"], 5400.0);
 }
+
+#[tokio::test]
+async fn users_can_bring_their_own_benchmark_table() {
+    let (s, _db) = start().await;
+    setup(&s).await;
+    s.send(Method::POST, "/api/v1/events", ADMIN, week()).await;
+    let table = json!({"name": "ours", "metrics": {"reworkRate": {"unit": "ratio", "better": "lower",
+        "levels": [{"level": "good", "max": 0.1, "label": "under 10%"}, {"level": "poor", "min": 0.1, "label": "10% or more"}]}}});
+    let body = json!({"from": t(0.0), "to": t(168.0), "benchmarkTable": table});
+    let (st, r) = s.send(Method::POST, "/api/v1/dora", ADMIN, body).await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["benchmark"], "ours");
+    assert_eq!(r["reworkRate"]["level"]["level"], "poor"); // 1 of 6
+    assert!(r["leadTime"]["level"].is_null(), "a table without lead-time levels gives none");
+    let bad = json!({"benchmarkTable": {"name": "x", "metrics": {"leadTime": {"unit": "s", "better": "lower", "levels": [{"level": "a"}]}}}});
+    let (st, v) = s.send(Method::POST, "/api/v1/dora", ADMIN, bad).await;
+    assert_eq!(st, 422, "{v}");
+    // A query is not a change: it is not audited even though it is a POST.
+    let (_, audit) = s.get("/api/v1/audit?limit=100").await;
+    assert!(!audit.to_string().contains("/api/v1/dora"), "{audit}");
+}
