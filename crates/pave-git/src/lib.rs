@@ -317,21 +317,6 @@ pub fn assign(repo: &Repo, tips: &[ObjectId], keep_summary: impl Fn(&str) -> boo
     Ok(h)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_commit_headers() {
-        let raw = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nparent 0000000000000000000000000000000000000001\nparent 0000000000000000000000000000000000000002\nauthor Ana Lima <ana@example.com> 1700000000 +0100\ncommitter Bo <bo@example.com> 1700000100 +0000\n\nRevert \"add x\"\n\nThis reverts commit 1234567890abcdef1234567890abcdef12345678.\n";
-        let c = parse_commit(raw).expect("commit");
-        assert_eq!(c.parents.len(), 2);
-        assert_eq!(signature(c.author), ("Ana Lima".to_owned(), 1_700_000_000));
-        assert_eq!(signature(c.committer).1, 1_700_000_100);
-        assert_eq!(reverted(c.message).map(|o| o.to_string()), Some("1234567890abcdef1234567890abcdef12345678".into()));
-    }
-}
-
 /// The commits a deployment of `tip` ships when `previous` was running: those reachable from
 /// `tip` and not from `previous`. With no previous deployment, or one whose commit is no
 /// longer in the repository (a force-pushed history), only `tip` itself is attributed, and
@@ -357,5 +342,20 @@ pub fn shipped(repo: &Repo, tip: ObjectId, previous: Option<ObjectId>) -> Result
             let commits = h.commits.into_iter().zip(h.shipped_by).filter(|(_, r)| *r == 1).map(|(c, _)| c).collect();
             Ok((commits, None))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commit_headers() {
+        let raw = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nparent 0000000000000000000000000000000000000001\nparent 0000000000000000000000000000000000000002\nauthor Ana Lima <ana@example.com> 1700000000 +0100\ncommitter Bo <bo@example.com> 1700000100 +0000\n\nRevert \"add x\"\n\nThis reverts commit 1234567890abcdef1234567890abcdef12345678.\n";
+        let c = parse_commit(raw).expect("commit");
+        assert_eq!(c.parents.len(), 2);
+        assert_eq!(signature(c.author), ("Ana Lima".to_owned(), 1_700_000_000));
+        assert_eq!(signature(c.committer).1, 1_700_000_100);
+        assert_eq!(reverted(c.message).map(|o| o.to_string()), Some("1234567890abcdef1234567890abcdef12345678".into()));
     }
 }
