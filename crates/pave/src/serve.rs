@@ -184,6 +184,19 @@ pub async fn start(
         gitlab_webhook_token: settings.gitlab_webhook_token.clone(),
     };
     let state = pave_server::AppState::new(store, config);
+    // Build the DORA read model in the background, so the first query does not pay for it.
+    let warm = state.clone();
+    tokio::spawn(async move {
+        let t = std::time::Instant::now();
+        match warm.facts.current(&warm.store).await {
+            Ok(f) => tracing::info!(
+                deployments = f.deployments.len(),
+                elapsed_ms = t.elapsed().as_secs_f64() * 1e3,
+                "delivery facts loaded for DORA queries"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not load delivery facts; DORA queries will retry"),
+        }
+    });
     let task = tokio::spawn(async move { pave_server::serve(listener, state, shutdown).await });
     Ok(Running { addr, backend, new_admin_token, task })
 }
