@@ -6,6 +6,9 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use pave_model::FieldError;
+use serde_json::Value;
+
 use crate::error::{ApiError, InvalidField, Problem};
 
 /// A JSON request body, size-limited by the router's `DefaultBodyLimit`.
@@ -61,4 +64,39 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
             .map(|q| ApiQuery(q.0))
             .map_err(|e| ApiError::bad_request(format!("invalid query parameters: {}", e.body_text())))
     }
+}
+
+/// Parses every document of a batch, reporting all the invalid ones (not just the first)
+/// with their position and `label` (say `service/checkout`): a batch is all or nothing.
+pub fn parse_batch<T>(
+    docs: Vec<Value>,
+    label: impl Fn(&Value) -> Option<String>,
+    parse: impl Fn(Value) -> Result<T, Vec<FieldError>>,
+) -> Result<Vec<T>, ApiError> {
+    let mut out = Vec::with_capacity(docs.len());
+    let mut errors = Vec::new();
+    for (i, doc) in docs.into_iter().enumerate() {
+        let name = label(&doc);
+        match parse(doc) {
+            Ok(t) => out.push(t),
+            Err(fields) => errors.extend(fields.into_iter().map(|f| InvalidField {
+                document: Some(i),
+                resource: name.clone(),
+                field: f.field,
+                reason: f.reason,
+            })),
+        }
+    }
+    if errors.is_empty() {
+        return Ok(out);
+    }
+    let detail = errors
+        .iter()
+        .map(|e| {
+            let what = e.resource.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
+            format!("document {}{what}: {}: {}", e.document.unwrap_or(0), e.field, e.reason)
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(ApiError::invalid(detail, errors))
 }

@@ -145,6 +145,17 @@ fn commit_changes(commits: &[Value], service: &str) -> Result<Vec<Report>, Webho
         .collect()
 }
 
+/// A push (same shape on GitHub and GitLab): a change per commit, default branch only.
+fn push(p: &Value, default_branch: &str, repos: &[&str], lookup: &dyn Lookup) -> Result<Outcome, WebhookError> {
+    let pushed = s(p, &["ref"], "ref")?;
+    if pushed != format!("refs/heads/{default_branch}") {
+        return Ok(Outcome::Ignored(format!("push to {pushed} is not the default branch")));
+    }
+    let svc = service(lookup, repos)?;
+    let commits = p.get("commits").and_then(Value::as_array).ok_or(WebhookError::Field("commits"))?;
+    Ok(Outcome::Reports(commit_changes(commits, &svc)?))
+}
+
 /// Maps a GitHub delivery (`X-GitHub-Event: kind`).
 pub fn github(kind: &str, p: &Value, lookup: &dyn Lookup) -> Result<Outcome, WebhookError> {
     let repo_candidates = |p: &Value| -> Vec<String> {
@@ -164,16 +175,7 @@ pub fn github(kind: &str, p: &Value, lookup: &dyn Lookup) -> Result<Outcome, Web
     let refs: Vec<&str> = candidates.iter().map(String::as_str).collect();
     match kind {
         "ping" => Ok(Outcome::Ignored("ping".into())),
-        "push" => {
-            let default = s(p, &["repository", "default_branch"], "repository.default_branch")?;
-            let r#ref = s(p, &["ref"], "ref")?;
-            if r#ref != format!("refs/heads/{default}") {
-                return Ok(Outcome::Ignored(format!("push to {ref} is not the default branch", ref = r#ref)));
-            }
-            let svc = service(lookup, &refs)?;
-            let commits = p.get("commits").and_then(Value::as_array).ok_or(WebhookError::Field("commits"))?;
-            Ok(Outcome::Reports(commit_changes(commits, &svc)?))
-        }
+        "push" => push(p, s(p, &["repository", "default_branch"], "repository.default_branch")?, &refs, lookup),
         "pull_request" => {
             let pr = p.get("pull_request").ok_or(WebhookError::Field("pull_request"))?;
             let merged = pr.get("merged").and_then(Value::as_bool).unwrap_or(false);
@@ -257,16 +259,7 @@ pub fn gitlab(kind: &str, p: &Value, lookup: &dyn Lookup) -> Result<Outcome, Web
             .filter_map(|path| s(p, path, "project.web_url").ok())
             .collect();
     match kind {
-        "Push Hook" => {
-            let default = s(p, &["project", "default_branch"], "project.default_branch")?;
-            let r#ref = s(p, &["ref"], "ref")?;
-            if r#ref != format!("refs/heads/{default}") {
-                return Ok(Outcome::Ignored(format!("push to {ref} is not the default branch", ref = r#ref)));
-            }
-            let svc = service(lookup, &candidates)?;
-            let commits = p.get("commits").and_then(Value::as_array).ok_or(WebhookError::Field("commits"))?;
-            Ok(Outcome::Reports(commit_changes(commits, &svc)?))
-        }
+        "Push Hook" => push(p, s(p, &["project", "default_branch"], "project.default_branch")?, &candidates, lookup),
         "Merge Request Hook" => {
             let mr = p.get("object_attributes").ok_or(WebhookError::Field("object_attributes"))?;
             if s(mr, &["state"], "object_attributes.state")? != "merged" {

@@ -16,7 +16,7 @@ use super::Caller;
 use crate::AppState;
 use crate::auth::AuditDetail;
 use crate::error::{ApiError, InvalidField};
-use crate::extract::{ApiQuery, JsonBody};
+use crate::extract::{ApiQuery, JsonBody, parse_batch};
 
 /// The refusal, if any, of a plan some of whose changes need more than the caller's role.
 fn authorize(role: Role) -> impl Fn(&Plan) -> Result<(), String> + Sync {
@@ -169,40 +169,11 @@ pub async fn apply(
     caller: Caller,
     JsonBody(body): JsonBody<ApplyBody>,
 ) -> Result<Response, ApiError> {
-    let mut desired = Vec::with_capacity(body.documents.len());
-    let mut errors = Vec::new();
-    for (i, doc) in body.documents.into_iter().enumerate() {
-        let label = doc
-            .get("metadata")
-            .and_then(|m| m.get("name"))
-            .and_then(Value::as_str)
-            .map(|n| format!("{}/{n}", doc.get("kind").and_then(Value::as_str).unwrap_or("?").to_lowercase()));
-        match Resource::from_value(doc) {
-            Ok(r) => desired.push(r),
-            Err(fields) => errors.extend(fields.into_iter().map(|f| InvalidField {
-                document: Some(i),
-                resource: label.clone(),
-                field: f.field,
-                reason: f.reason,
-            })),
-        }
-    }
-    if !errors.is_empty() {
-        let detail = errors
-            .iter()
-            .map(|e| {
-                format!(
-                    "document {}{}: {}: {}",
-                    e.document.unwrap_or(0),
-                    e.resource.as_ref().map(|r| format!(" ({r})")).unwrap_or_default(),
-                    e.field,
-                    e.reason
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(ApiError::invalid(detail, errors));
-    }
+    let label = |doc: &Value| {
+        let name = doc.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str)?;
+        Some(format!("{}/{name}", doc.get("kind").and_then(Value::as_str).unwrap_or("?").to_lowercase()))
+    };
+    let desired = parse_batch(body.documents, label, Resource::from_value)?;
     let prune = match (body.prune, body.selector) {
         (false, None) => None,
         (false, Some(_)) => return Err(ApiError::bad_request("selector only applies with prune: true")),

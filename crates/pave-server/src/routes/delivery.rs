@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use super::Caller;
 use crate::AppState;
 use crate::auth::AuditDetail;
-use crate::error::{ApiError, InvalidField};
-use crate::extract::{ApiQuery, JsonBody};
+use crate::error::ApiError;
+use crate::extract::{ApiQuery, JsonBody, parse_batch};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,24 +31,12 @@ pub async fn report(
     caller: Caller,
     JsonBody(body): JsonBody<ReportBody>,
 ) -> Result<Response, ApiError> {
-    let mut reports = Vec::with_capacity(body.events.len());
-    let mut errors = Vec::new();
-    for (i, v) in body.events.into_iter().enumerate() {
-        let label = v.get("type").and_then(Value::as_str).map(str::to_owned);
-        match Report::from_value(v) {
-            Ok(r) => reports.push(r),
-            Err(fields) => errors.extend(fields.into_iter().map(|f| InvalidField {
-                document: Some(i),
-                resource: label.clone(),
-                field: f.field,
-                reason: f.reason,
-            })),
-        }
-    }
-    if !errors.is_empty() {
-        let detail = errors.iter().map(|e| format!("event {}: {}: {}", e.document.unwrap_or(0), e.field, e.reason));
-        return Err(ApiError::invalid(detail.collect::<Vec<_>>().join("; "), errors));
-    }
+    let label = |v: &Value| {
+        let kind = v.get("type").and_then(Value::as_str)?;
+        let id = v.get("id").or_else(|| v.get("sha")).and_then(Value::as_str).unwrap_or("?");
+        Some(format!("{kind}/{id}"))
+    };
+    let reports = parse_batch(body.events, label, Report::from_value)?;
     let actions = state.store.report(&reports, &caller.write_context()).await?;
     let results: Vec<Value> =
         reports.iter().zip(&actions).map(|(r, a)| json!({"type": r.noun(), "id": r.key(), "action": a})).collect();
