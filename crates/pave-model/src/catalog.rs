@@ -162,6 +162,9 @@ pub struct ServiceSpec {
     /// Services this one calls; each must exist.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
+    /// How to run it, for services Pave deploys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<crate::RuntimeSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,6 +354,9 @@ impl Resource {
                     if !(link.url.starts_with("http://") || link.url.starts_with("https://")) {
                         errors.push(FieldError::new(format!("spec.links[{i}].url"), "must be an http(s) URL"));
                     }
+                }
+                if let Some(rt) = &s.spec.runtime {
+                    errors.extend(rt.validate("spec.runtime"));
                 }
                 for (i, tag) in s.spec.tags.iter().enumerate() {
                     if tag.is_empty() || tag.len() > 63 || tag.chars().any(char::is_whitespace) {

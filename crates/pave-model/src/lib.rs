@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod diff;
 pub mod event;
 pub mod name;
+pub mod runtime;
 pub mod selector;
 pub mod time;
 
@@ -20,6 +21,7 @@ pub use catalog::{
 pub use diff::FieldChange;
 pub use event::{Event, NewEvent};
 pub use name::NameError;
+pub use runtime::{HealthCheck, RuntimeSpec};
 pub use selector::Selector;
 pub use time::Timestamp;
 

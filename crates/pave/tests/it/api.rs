@@ -304,3 +304,25 @@ fn json_logs_are_one_object_per_line() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn services_carry_a_validated_runtime_spec() {
+    let (s, _db) = start().await;
+    s.send(Method::POST, "/api/v1/teams", ADMIN, team("core")).await;
+    let mut svc = service("web", "core");
+    svc["spec"]["runtime"] = json!({"command": "bin/web", "args": ["--quiet"], "replicas": 3, "env": {"MODE": "prod"},
+        "healthCheck": {"path": "/ready", "interval": "2s", "timeout": "1s", "healthyThreshold": 3}, "stopTimeout": "20s"});
+    let (st, v) = s.send(Method::POST, "/api/v1/services", ADMIN, svc.clone()).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["spec"]["runtime"]["replicas"], 3);
+    assert_eq!(v["spec"]["runtime"]["portEnv"], "PORT", "defaults are filled in");
+    svc["spec"]["runtime"]["healthCheck"]["timeout"] = json!("5s");
+    svc["spec"]["runtime"]["stopTimeout"] = json!("soon");
+    let (st, v) = s.send(Method::PUT, "/api/v1/services/web", ADMIN, svc).await;
+    assert_eq!(st, 422, "{v}");
+    let fields: Vec<&str> =
+        v["errors"].as_array().expect("errors").iter().filter_map(|e| e["field"].as_str()).collect();
+    assert_eq!(fields, ["spec.runtime.healthCheck.timeout", "spec.runtime.stopTimeout"]);
+    let (_, v) = s.get("/api/v1/services/web").await;
+    assert_eq!(v["spec"]["runtime"]["healthCheck"]["timeout"], "1s", "the refused update changed nothing");
+}
