@@ -164,7 +164,7 @@ pub struct ServiceSpec {
     pub depends_on: Vec<String>,
     /// How to run it, for services Pave deploys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<crate::RuntimeSpec>,
+    pub runtime: Option<Box<crate::RuntimeSpec>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
