@@ -1,12 +1,14 @@
 //! Reading documents from files: multi-document YAML (JSON is YAML too), a file or a whole
 //! directory, each document remembering where it came from so errors can point at it.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
 
-/// Files larger than this are refused rather than read into memory.
+/// Files larger than this are refused rather than read into memory: a catalog file this big
+/// is a mistake (a log or a dump passed by accident), not a catalog.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// One document and where it came from.
@@ -14,117 +16,205 @@ pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 pub struct SourceDoc {
     /// The file path, or `-` for stdin.
     pub source: String,
-    /// 0-based position among the documents of that file.
+    /// 0-based position among the documents of that file, empty documents included, so it
+    /// matches what a reader counts between `---` separators.
     pub index: usize,
     /// 1-based line where the document starts.
     pub line: usize,
     pub value: Value,
 }
 
+/// Why documents could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("{source_name}: line {line}, column {column}: {message}")]
-    Syntax { source_name: String, line: usize, column: usize, message: String },
-    #[error("{source_name}#{index}: {message}")]
-    NotJson { source_name: String, index: usize, message: String },
+    #[error("{source_name}{}: {message}", at(.location))]
+    Syntax {
+        source_name: String,
+        /// 1-based line and column, when the parser knows them.
+        location: Option<(usize, usize)>,
+        message: String,
+    },
+    #[error("{source_name}#{index} (line {line}): {message}")]
+    Unrepresentable { source_name: String, index: usize, line: usize, message: String },
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error("{path}: {size} bytes is over the {MAX_FILE_BYTES}-byte limit for one file")]
-    TooLarge { path: String, size: u64 },
-    #[error("{path}: no .yaml, .yml or .json files found")]
+    #[error("{path}: larger than the 16 MiB limit for one catalog file")]
+    TooLarge { path: String },
+    #[error("{path}: no .yaml, .yml or .json files found in this directory")]
     Empty { path: String },
 }
 
-/// Lines (1-based) at which each document of a multi-document stream begins: the first line
-/// of the text, and the line after each `---` separator.
+fn at(location: &Option<(usize, usize)>) -> String {
+    location.map(|(line, column)| format!(": line {line}, column {column}")).unwrap_or_default()
+}
+
+/// Lines (1-based) at which each document of a multi-document stream begins, in the order
+/// the YAML parser yields them. A document begins at a `---` marker (on the next line if
+/// nothing but a comment follows the marker) or, without a marker, at the first content line
+/// of the stream or after a `...` end marker. Comments, blank lines and `%` directives outside
+/// a document belong to no document. Markers only count in column 0, where YAML puts them,
+/// so `---` inside an indented block scalar is not mistaken for one.
 fn document_starts(text: &str) -> Vec<usize> {
-    let mut starts = vec![1];
+    let mut starts = Vec::new();
+    let mut open = false;
     for (i, line) in text.lines().enumerate() {
-        if line == "---" || line.starts_with("--- ") {
-            if i == 0 {
-                starts[0] = 2;
-            } else {
-                starts.push(i + 2);
+        let n = i + 1;
+        if let Some(rest) = line.strip_prefix("---").filter(|r| r.is_empty() || r.starts_with([' ', '\t'])) {
+            let rest = rest.trim_start();
+            starts.push(if rest.is_empty() || rest.starts_with('#') { n + 1 } else { n });
+            open = true;
+        } else if line.strip_prefix("...").is_some_and(|r| r.trim().is_empty() || r.trim_start().starts_with('#')) {
+            open = false;
+        } else if !open {
+            let t = line.trim_start();
+            if !(t.is_empty() || t.starts_with('#') || line.starts_with('%')) {
+                starts.push(n);
+                open = true;
             }
         }
     }
     starts
 }
 
-/// Splits `text` into documents; empty documents (blank, comments only, `null`) are skipped.
+/// Splits `text` into documents. Empty documents (blank, comments only, `null`) are skipped;
+/// YAML merge keys (`<<: *anchor`) are applied; values JSON cannot hold (non-string mapping
+/// keys, tags, NaN) are refused, naming the field.
 pub fn parse_str(text: &str, source: &str) -> Result<Vec<SourceDoc>, CatalogError> {
     let starts = document_starts(text);
     let mut out = Vec::new();
     for (index, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let yaml = serde_yaml::Value::deserialize(de).map_err(|e| {
-            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-            CatalogError::Syntax { source_name: source.to_owned(), line, column, message: e.to_string() }
+        let mut yaml = serde_yaml::Value::deserialize(de).map_err(|e| {
+            let location = e.location().map(|l| (l.line(), l.column()));
+            let mut message = e.to_string();
+            // serde_yaml appends the position to its own messages; it is shown once already.
+            if let Some((l, c)) = location
+                && let Some(bare) = message.strip_suffix(&format!(" at line {l} column {c}"))
+            {
+                message = bare.to_owned();
+            }
+            CatalogError::Syntax { source_name: source.to_owned(), location, message }
         })?;
+        let line = starts.get(index).copied().unwrap_or(1);
+        let unrepresentable =
+            |message: String| CatalogError::Unrepresentable { source_name: source.to_owned(), index, line, message };
+        yaml.apply_merge().map_err(|e| unrepresentable(format!("merge key `<<`: {e}")))?;
         if yaml.is_null() {
             continue;
         }
-        let value = serde_json::to_value(&yaml).map_err(|e| CatalogError::NotJson {
-            source_name: source.to_owned(),
-            index,
-            message: format!("cannot be represented as JSON (mapping keys must be strings): {e}"),
-        })?;
-        let line = starts.get(index).copied().unwrap_or(1);
+        let value = to_json(yaml, "").map_err(unrepresentable)?;
         out.push(SourceDoc { source: source.to_owned(), index, line, value });
     }
     Ok(out)
 }
 
-/// Reads a file, every `.yaml`/`.yml`/`.json` file under a directory (sorted, hidden
-/// entries skipped), or stdin for `-`.
+/// Converts a YAML value to JSON; the error names the dotted path of the offending field.
+fn to_json(yaml: serde_yaml::Value, path: &str) -> Result<Value, String> {
+    use serde_yaml::Value as Y;
+    let here = |what: String| if path.is_empty() { what } else { format!("{path}: {what}") };
+    Ok(match yaml {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                serde_json::Number::from_f64(f)
+                    .map(Value::Number)
+                    .ok_or_else(|| here(format!("{n} cannot be represented in JSON")))?
+            }
+        }
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| to_json(v, &format!("{path}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+        Y::Mapping(map) => {
+            let mut out = serde_json::Map::with_capacity(map.len());
+            for (k, v) in map {
+                let key = match k {
+                    Y::String(s) => s,
+                    Y::Number(n) => return Err(here(format!("mapping key {n} is a number; quote it: \"{n}\""))),
+                    Y::Bool(b) => return Err(here(format!("mapping key {b} is a boolean; quote it: \"{b}\""))),
+                    Y::Null => return Err(here("a mapping key is null (empty or `~`); keys must be strings".into())),
+                    _ => {
+                        return Err(here(
+                            "a mapping key is a sequence, mapping or tagged value; keys must be strings".into(),
+                        ));
+                    }
+                };
+                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let v = to_json(v, &child)?;
+                out.insert(key, v);
+            }
+            Value::Object(out)
+        }
+        Y::Tagged(t) => return Err(here(format!("YAML tag {} is not supported", t.tag))),
+    })
+}
+
+/// Reads a file, every `.yaml`/`.yml`/`.json` file under a directory, or stdin for `-`.
+///
+/// Directories are walked recursively in sorted path order, so results are the same on every
+/// machine. Hidden entries (`.git`, `.github`, `.pre-commit-config.yaml`) are skipped, and
+/// symbolic links to directories are not followed (no cycles); a file named explicitly is
+/// read whatever its extension.
 pub fn load_path(path: &Path) -> Result<Vec<SourceDoc>, CatalogError> {
     if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin().take(MAX_FILE_BYTES + 1), &mut text)
-            .map_err(|source| CatalogError::Io { path: "-".into(), source })?;
-        if text.len() as u64 > MAX_FILE_BYTES {
-            return Err(CatalogError::TooLarge { path: "-".into(), size: text.len() as u64 });
-        }
+        let text = read_limited(std::io::stdin().lock(), "-")?;
         return parse_str(&text, "-");
     }
-    let io = |source| CatalogError::Io { path: path.display().to_string(), source };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.is_dir() {
-        let mut files = Vec::new();
-        walk(path, &mut files)?;
-        files.sort();
-        if files.is_empty() {
-            return Err(CatalogError::Empty { path: path.display().to_string() });
-        }
-        let mut out = Vec::new();
-        for f in files {
-            out.extend(load_file(&f)?);
-        }
-        Ok(out)
-    } else {
-        load_file(path)
+    let name = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|source| CatalogError::Io { path: name.clone(), source })?;
+    if !meta.is_dir() {
+        return load_file(path);
     }
+    let mut files = Vec::new();
+    walk(path, &mut files)?;
+    if files.is_empty() {
+        return Err(CatalogError::Empty { path: name });
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        out.extend(load_file(&f)?);
+    }
+    Ok(out)
 }
 
 fn load_file(path: &Path) -> Result<Vec<SourceDoc>, CatalogError> {
     let name = path.display().to_string();
-    let size = std::fs::metadata(path).map_err(|source| CatalogError::Io { path: name.clone(), source })?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(CatalogError::TooLarge { path: name, size });
-    }
-    let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Io { path: name.clone(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| CatalogError::Io { path: name.clone(), source })?;
+    let text = read_limited(file, &name)?;
     parse_str(&text, &name)
 }
 
-use std::io::Read as _;
+/// Reads at most one byte over the limit, so an oversized input costs no more than that.
+fn read_limited(reader: impl Read, name: &str) -> Result<String, CatalogError> {
+    let mut text = String::new();
+    reader
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|source| CatalogError::Io { path: name.to_owned(), source })?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(CatalogError::TooLarge { path: name.to_owned() });
+    }
+    Ok(text)
+}
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CatalogError> {
     let io = |source| CatalogError::Io { path: dir.display().to_string(), source };
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
-        let path = entry.path();
         if entry.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
+        let path = entry.path();
         if entry.file_type().map_err(io)?.is_dir() {
             walk(&path, out)?;
         } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
@@ -138,45 +228,105 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CatalogError> {
 mod tests {
     use super::*;
 
+    fn lines(text: &str) -> Vec<(usize, usize)> {
+        parse_str(text, "c.yaml").expect("parse").iter().map(|d| (d.index, d.line)).collect()
+    }
+
     #[test]
     fn splits_documents_and_remembers_lines() {
         let text = "# catalog\nkind: Team\nmetadata: {name: a}\n---\n\n---\nkind: Service\nmetadata: {name: b}\n";
         let docs = parse_str(text, "c.yaml").expect("parse");
-        assert_eq!(docs.len(), 2);
+        assert_eq!(docs.len(), 2, "the empty middle document is skipped");
         assert_eq!((docs[0].index, docs[0].line), (0, 1));
         assert_eq!((docs[1].index, docs[1].line), (2, 7));
         assert_eq!(docs[1].value["metadata"]["name"], "b");
+        assert_eq!(docs[1].source, "c.yaml");
     }
 
     #[test]
-    fn reads_json_too() {
+    fn document_lines_follow_yaml_markers() {
+        // A leading comment and `---` open one document, not two.
+        assert_eq!(lines("# header\n---\na: 1\n---\nb: 2\n"), [(0, 3), (1, 5)]);
+        // Content on the marker line starts the document there; a comment after it does not.
+        assert_eq!(lines("--- {a: 1}\n--- # second\nb: 2\n"), [(0, 1), (1, 3)]);
+        // `...` ends a document; the next one may start without `---`.
+        assert_eq!(lines("a: 1\n...\n# between\nb: 2\n"), [(0, 1), (1, 4)]);
+        // `---` inside an indented block scalar is text, not a marker.
+        assert_eq!(lines("a: |\n  ---\n  x\n---\nb: 2\n"), [(0, 1), (1, 5)]);
+        assert_eq!(lines("%YAML 1.2\n---\na: 1\n"), [(0, 3)]);
+        assert!(lines("# only a comment\n").is_empty());
+    }
+
+    #[test]
+    fn reads_json_and_yaml_merge_keys() {
         let docs = parse_str(r#"{"kind": "Team", "metadata": {"name": "a"}}"#, "a.json").expect("parse");
         assert_eq!(docs[0].value["kind"], "Team");
+        let docs = parse_str("base: &b {owner: x, tier: 2}\nsvc: {<<: *b, tier: 1}\n", "m.yaml").expect("parse");
+        assert_eq!(docs[0].value["svc"], serde_json::json!({"owner": "x", "tier": 1}));
     }
 
     #[test]
-    fn syntax_errors_name_file_and_line() {
-        let err = parse_str("kind: Team\nmetadata: {name: [a\n", "bad.yaml").expect_err("bad");
-        let msg = err.to_string();
-        assert!(msg.starts_with("bad.yaml: line "), "{msg}");
-        let err = parse_str("a: 1\n---\n{[1, 2]: x}\n", "keys.yaml").expect_err("non-string key");
-        assert!(err.to_string().contains("keys.yaml#1"), "{err}");
+    fn syntax_errors_name_file_line_and_column() {
+        let err = parse_str("kind: Team\nmetadata: {name: a}\n---\nkind: Team\nmetadata: {name: [a\n", "bad.yaml")
+            .expect_err("bad");
+        let CatalogError::Syntax { location: Some((line, _)), .. } = &err else { panic!("{err:?}") };
+        assert_eq!(*line, 6, "the parser notices at end of input: {err}");
+        assert!(err.to_string().starts_with("bad.yaml: line 6, column 1: did not find expected"), "{err}");
+
+        let err = parse_str("kind: Team\n  name: x\n", "indent.yaml").expect_err("bad");
+        assert!(err.to_string().starts_with("indent.yaml: line 2, column 7: "), "{err}");
+    }
+
+    #[test]
+    fn values_json_cannot_hold_are_refused_by_field() {
+        let err = parse_str("a: 1\n---\nmetadata:\n  labels: {1: x}\n", "keys.yaml").expect_err("key");
+        assert_eq!(
+            err.to_string(),
+            "keys.yaml#1 (line 3): metadata.labels: mapping key 1 is a number; quote it: \"1\""
+        );
+        let err = parse_str("spec: {members: [a, !secret b]}\n", "tag.yaml").expect_err("tag");
+        assert!(err.to_string().contains("spec.members[1]: YAML tag !secret is not supported"), "{err}");
+        assert!(parse_str("x: .nan\n", "nan.yaml").is_err());
     }
 
     #[test]
     fn walks_directories_in_order() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::create_dir_all(dir.path().join("sub")).expect("mkdir");
-        std::fs::create_dir_all(dir.path().join(".git")).expect("mkdir");
-        std::fs::write(dir.path().join("b.yaml"), "kind: B\n").expect("write");
-        std::fs::write(dir.path().join("sub/a.yml"), "kind: A\n").expect("write");
-        std::fs::write(dir.path().join(".git/x.yaml"), "kind: X\n").expect("write");
-        std::fs::write(dir.path().join("notes.txt"), "kind: T\n").expect("write");
-        let docs = load_path(dir.path()).expect("load");
-        let kinds: Vec<_> = docs.iter().map(|d| d.value["kind"].as_str().unwrap_or("")).collect();
-        assert_eq!(kinds, ["B", "A"]);
-        assert!(matches!(load_path(&dir.path().join("missing.yaml")), Err(CatalogError::Io { .. })));
+        let root = dir.path();
+        for d in ["sub", ".git", "a-dir"] {
+            std::fs::create_dir_all(root.join(d)).expect("mkdir");
+        }
+        for (file, text) in [
+            ("b.yaml", "kind: B\n"),
+            ("sub/a.yml", "kind: A\n---\nkind: A2\n"),
+            ("a-dir/c.json", r#"{"kind": "C"}"#),
+            (".git/x.yaml", "kind: X\n"),
+            (".hidden.yaml", "kind: H\n"),
+            ("notes.txt", "kind: T\n"),
+        ] {
+            std::fs::write(root.join(file), text).expect("write");
+        }
+        let docs = load_path(root).expect("load");
+        let kinds: Vec<_> = docs.iter().filter_map(|d| d.value["kind"].as_str()).collect();
+        assert_eq!(kinds, ["C", "B", "A", "A2"]);
+        assert!(docs[3].source.ends_with("a.yml") && docs[3].index == 1 && docs[3].line == 3);
+
+        // A file named explicitly is read whatever its extension.
+        assert_eq!(load_path(&root.join("notes.txt")).expect("load")[0].value["kind"], "T");
+        let err = load_path(&root.join("missing.yaml")).expect_err("missing");
+        assert!(matches!(err, CatalogError::Io { .. }) && err.to_string().contains("missing.yaml"), "{err}");
         let empty = tempfile::tempdir().expect("tempdir");
         assert!(matches!(load_path(empty.path()), Err(CatalogError::Empty { .. })));
+    }
+
+    #[test]
+    fn refuses_oversized_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("huge.yaml");
+        let file = std::fs::File::create(&path).expect("create");
+        file.set_len(MAX_FILE_BYTES + 1).expect("sparse file");
+        let err = load_path(&path).expect_err("too large");
+        assert!(matches!(err, CatalogError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().ends_with("huge.yaml: larger than the 16 MiB limit for one catalog file"), "{err}");
     }
 }
