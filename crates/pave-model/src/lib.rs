@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod diff;
 pub mod event;
 pub mod name;
+pub mod release;
 pub mod runtime;
 pub mod selector;
 pub mod time;

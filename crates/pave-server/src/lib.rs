@@ -50,11 +50,21 @@ pub struct ServerConfig {
     pub github_webhook_secret: Option<String>,
     /// Token GitLab webhooks must send (`X-Gitlab-Token`); without it they are refused.
     pub gitlab_webhook_token: Option<String>,
+    /// Where release artifacts are stored by content. Replicas need it on shared storage.
+    pub artifacts_dir: std::path::PathBuf,
+    /// Largest accepted artifact upload, in bytes.
+    pub max_artifact_bytes: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 16 * 1024 * 1024, github_webhook_secret: None, gitlab_webhook_token: None }
+        Self {
+            max_body_bytes: 16 * 1024 * 1024,
+            github_webhook_secret: None,
+            gitlab_webhook_token: None,
+            artifacts_dir: std::path::PathBuf::from(".pave/artifacts"),
+            max_artifact_bytes: 1024 * 1024 * 1024,
+        }
     }
 }
 
@@ -69,6 +79,13 @@ pub fn app(state: AppState) -> Router {
         .merge(catalog::routes(Kind::Team, "teams"))
         .merge(catalog::routes(Kind::Service, "services"))
         .merge(catalog::routes(Kind::Environment, "environments"))
+        .route(
+            "/api/v1/services/{name}/releases",
+            get(routes::releases::list).post(routes::releases::create).layer(DefaultBodyLimit::max(
+                usize::try_from(state.config.max_artifact_bytes).unwrap_or(usize::MAX).saturating_add(1024 * 1024),
+            )),
+        )
+        .route("/api/v1/services/{name}/releases/{version}", get(routes::releases::get_one))
         .route("/api/v1/apply", post(catalog::apply))
         .route("/api/v1/events", get(admin::events).post(delivery::report))
         .route("/api/v1/dora", get(delivery::dora_get).post(delivery::dora_post))

@@ -8,6 +8,7 @@ mod catalog;
 mod delivery;
 mod events;
 mod migrate;
+mod releases;
 mod tokens;
 
 pub mod testing;

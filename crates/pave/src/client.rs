@@ -24,13 +24,26 @@ impl Client {
 
     /// Sends a request; returns the JSON body of a success (or `Null` for 204).
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method.clone(), &url);
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
+        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
         if let Some(body) = body {
             req = req.json(body);
+        }
+        self.send(method, path, req).await
+    }
+
+    /// POSTs raw bytes (an artifact's tar stream).
+    pub async fn post_bytes(&self, path: &str, content_type: &str, bytes: Vec<u8>) -> Result<Value> {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(bytes);
+        self.send(Method::POST, path, req).await
+    }
+
+    async fn send(&self, method: Method, path: &str, mut req: reqwest::RequestBuilder) -> Result<Value> {
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
         }
         let resp = req.send().await.with_context(|| format!("cannot reach the Pave server at {}", self.base))?;
         let status = resp.status();

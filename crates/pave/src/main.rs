@@ -7,6 +7,7 @@ mod commands;
 mod delivery;
 mod demo;
 mod output;
+mod release;
 mod serve;
 
 use std::path::PathBuf;
@@ -58,6 +59,9 @@ enum Command {
     /// Manage API tokens (admin).
     #[command(subcommand)]
     Token(commands::TokenCommand),
+    /// Publish and list releases: immutable, content-addressed artifacts of a service.
+    #[command(subcommand)]
+    Release(release::ReleaseCommand),
     /// Report a deployment, incident or change from any CI/CD or incident tool.
     #[command(subcommand)]
     Event(delivery::EventCommand),
@@ -89,6 +93,7 @@ fn main() -> std::process::ExitCode {
             Command::Token(cmd) => commands::token(cmd).await,
             Command::Whoami(args) => commands::whoami(args).await,
             Command::Event(cmd) => delivery::event(cmd).await,
+            Command::Release(cmd) => release::run(cmd).await,
             Command::Dora(args) => delivery::dora(args).await,
         }
     });

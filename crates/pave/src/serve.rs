@@ -182,6 +182,8 @@ pub async fn start(
         max_body_bytes: settings.max_body_bytes,
         github_webhook_secret: settings.github_webhook_secret.clone(),
         gitlab_webhook_token: settings.gitlab_webhook_token.clone(),
+        artifacts_dir: settings.data_dir.join("artifacts"),
+        ..Default::default()
     };
     let state = pave_server::AppState::new(store, config);
     // Build the DORA read model in the background, so the first query does not pay for it.

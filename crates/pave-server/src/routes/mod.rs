@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod delivery;
 pub mod health;
 pub mod hooks;
+pub mod releases;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

@@ -7,4 +7,5 @@ mod cli;
 mod crash;
 mod dora;
 mod harness;
+mod releases;
 mod webhooks;

@@ -1,0 +1,98 @@
+//! Releases: `POST /api/v1/services/{name}/releases?version=V[&commit=SHA]` with the
+//! artifact as a tar body stores it by content and records the release.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pave_artifacts::{ArtifactError, ArtifactStore};
+use pave_model::Timestamp;
+use pave_model::release::{Release, validate_version};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Caller;
+use crate::AppState;
+use crate::auth::AuditDetail;
+use crate::error::{ApiError, InvalidField, Problem};
+use crate::extract::ApiQuery;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateParams {
+    version: String,
+    commit: Option<String>,
+}
+
+fn artifact_error(e: ArtifactError) -> ApiError {
+    match e {
+        ArtifactError::TooLarge { .. } => ApiError::new(Problem::PayloadTooLarge, e.to_string()),
+        ArtifactError::Io { .. } => {
+            tracing::error!(error = %e, "artifact store failure");
+            ApiError::new(Problem::Internal, "the artifact store failed; see the server log")
+        }
+        other => ApiError::invalid(other.to_string(), vec![]),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(service): Path<String>,
+    ApiQuery(p): ApiQuery<CreateParams>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if let Err(reason) = validate_version(&p.version) {
+        return Err(ApiError::invalid(
+            reason.clone(),
+            vec![InvalidField { document: None, resource: None, field: "version".into(), reason }],
+        ));
+    }
+    if let Some(c) = p.commit.as_deref().filter(|c| !pave_model::delivery::is_sha(c)) {
+        return Err(ApiError::invalid(format!("commit {c:?} is not a commit hash (7-64 hex digits)"), vec![]));
+    }
+    if state.store.get(pave_model::Kind::Service, &service).await?.is_none() {
+        return Err(ApiError::not_found(format!("service {service:?} does not exist")));
+    }
+    let store = ArtifactStore::new(&state.config.artifacts_dir);
+    let limit = state.config.max_artifact_bytes;
+    let stored = tokio::task::spawn_blocking(move || store.put_tar(body.as_ref(), limit))
+        .await
+        .map_err(|e| ApiError::new(Problem::Internal, format!("artifact upload failed: {e}")))?
+        .map_err(artifact_error)?;
+    let release = Release {
+        service,
+        version: p.version,
+        digest: stored.digest.clone(),
+        commit: p.commit,
+        files: stored.files,
+        bytes: stored.bytes,
+        created_at: Timestamp(0),
+        created_by: String::new(),
+    };
+    let (release, created) = state.store.create_release(&release, &caller.write_context()).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let mut resp =
+        (status, Json(json!({ "release": release, "created": created, "artifactNew": stored.new }))).into_response();
+    resp.extensions_mut()
+        .insert(AuditDetail(json!({"version": release.version, "digest": release.digest, "created": created})));
+    Ok(resp)
+}
+
+pub async fn list(State(state): State<AppState>, Path(service): Path<String>) -> Result<Response, ApiError> {
+    if state.store.get(pave_model::Kind::Service, &service).await?.is_none() {
+        return Err(ApiError::not_found(format!("service {service:?} does not exist")));
+    }
+    Ok(Json(json!({ "releases": state.store.releases(&service).await? })).into_response())
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path((service, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    match state.store.release(&service, &version).await? {
+        Some(r) => Ok(Json(r).into_response()),
+        None => Err(ApiError::not_found(format!("service {service:?} has no release {version:?}"))),
+    }
+}

@@ -1,0 +1,104 @@
+//! Releases: immutable versions of a service, each naming its artifact by digest.
+
+use pave_model::NewEvent;
+use pave_model::Timestamp;
+use pave_model::release::Release;
+use serde_json::json;
+use sqlx::Row;
+
+use crate::events::insert_event;
+use crate::{Result, Store, StoreError, WriteContext, with_read_pool, with_write_tx};
+
+const COLUMNS: &str = "service, version, digest, commit_sha, files, bytes, created_at, created_by";
+
+trait ReleaseRow {
+    fn release(&self) -> Result<Release>;
+}
+
+macro_rules! impl_release_row {
+    ($row:ty) => {
+        impl ReleaseRow for $row {
+            fn release(&self) -> Result<Release> {
+                Ok(Release {
+                    service: self.try_get(0)?,
+                    version: self.try_get(1)?,
+                    digest: self.try_get(2)?,
+                    commit: self.try_get(3)?,
+                    files: u64::try_from(self.try_get::<i64, _>(4)?).unwrap_or(0),
+                    bytes: u64::try_from(self.try_get::<i64, _>(5)?).unwrap_or(0),
+                    created_at: Timestamp(self.try_get(6)?),
+                    created_by: self.try_get(7)?,
+                })
+            }
+        }
+    };
+}
+impl_release_row!(sqlx::sqlite::SqliteRow);
+impl_release_row!(sqlx::postgres::PgRow);
+
+impl Store {
+    /// Records a release. The same version with the same artifact and commit again is a
+    /// no-op (`false`); with anything else it is refused: releases are immutable.
+    pub async fn create_release(&self, r: &Release, ctx: &WriteContext) -> Result<(Release, bool)> {
+        let select = format!("SELECT {COLUMNS} FROM releases WHERE service = $1 AND version = $2");
+        with_write_tx!(self, |tx| {
+            if sqlx::query("SELECT 1 FROM services WHERE name = $1")
+                .bind(&r.service)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_none()
+            {
+                return Err(StoreError::NotFound(format!("service {:?} does not exist", r.service)));
+            }
+            if let Some(row) = sqlx::query(&select).bind(&r.service).bind(&r.version).fetch_optional(&mut *tx).await? {
+                let existing = row.release()?;
+                tx.rollback().await?;
+                if existing.digest == r.digest && existing.commit == r.commit {
+                    return Ok((existing, false));
+                }
+                return Err(StoreError::Conflict(format!(
+                    "release {} {} already exists with artifact {}{}; releases are immutable, so publish a new version",
+                    r.service,
+                    r.version,
+                    existing.digest,
+                    existing.commit.as_deref().map(|c| format!(" from commit {c}")).unwrap_or_default()
+                )));
+            }
+            sqlx::query(&format!("INSERT INTO releases ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"))
+                .bind(&r.service)
+                .bind(&r.version)
+                .bind(&r.digest)
+                .bind(r.commit.as_deref())
+                .bind(i64::try_from(r.files).unwrap_or(i64::MAX))
+                .bind(i64::try_from(r.bytes).unwrap_or(i64::MAX))
+                .bind(ctx.now)
+                .bind(&ctx.actor)
+                .execute(&mut *tx)
+                .await?;
+            let stored = Release { created_at: Timestamp(ctx.now), created_by: ctx.actor.clone(), ..r.clone() };
+            let event = NewEvent::new(
+                "release.created",
+                format!("service/{}", r.service),
+                json!({"version": r.version, "digest": r.digest, "commit": r.commit, "files": r.files, "bytes": r.bytes}),
+            );
+            insert_event!(tx, ctx, &event);
+            tx.commit().await?;
+            Ok((stored, true))
+        })
+    }
+
+    /// A service's releases, newest first.
+    pub async fn releases(&self, service: &str) -> Result<Vec<Release>> {
+        let sql = format!("SELECT {COLUMNS} FROM releases WHERE service = $1 ORDER BY created_at DESC, version DESC");
+        with_read_pool!(self, |pool| {
+            sqlx::query(&sql).bind(service).fetch_all(pool).await?.iter().map(|r| r.release()).collect()
+        })
+    }
+
+    pub async fn release(&self, service: &str, version: &str) -> Result<Option<Release>> {
+        let sql = format!("SELECT {COLUMNS} FROM releases WHERE service = $1 AND version = $2");
+        with_read_pool!(self, |pool| {
+            sqlx::query(&sql).bind(service).bind(version).fetch_optional(pool).await?.map(|r| r.release()).transpose()
+        })
+    }
+}
