@@ -49,29 +49,33 @@ fn at(location: &Option<(usize, usize)>) -> String {
 }
 
 /// Lines (1-based) at which each document of a multi-document stream begins, in the order
-/// the YAML parser yields them. A document begins at a `---` marker (on the next line if
-/// nothing but a comment follows the marker) or, without a marker, at the first content line
-/// of the stream or after a `...` end marker. Comments, blank lines and `%` directives outside
-/// a document belong to no document. Markers only count in column 0, where YAML puts them,
-/// so `---` inside an indented block scalar is not mistaken for one.
+/// the YAML parser yields them: the first line of a document's content, not counting blank
+/// lines, comments and `%` directives; for an empty document, the line after its `---`. Only
+/// `---` in column 0 is a marker, as in YAML, so one inside an indented block scalar is text.
 fn document_starts(text: &str) -> Vec<usize> {
     let mut starts = Vec::new();
-    let mut open = false;
+    // `open`: a document has begun; `pending`: it began with a bare `---`, content not yet seen.
+    let (mut open, mut pending) = (false, false);
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         if let Some(rest) = line.strip_prefix("---").filter(|r| r.is_empty() || r.starts_with([' ', '\t'])) {
             let rest = rest.trim_start();
-            starts.push(if rest.is_empty() || rest.starts_with('#') { n + 1 } else { n });
+            pending = rest.is_empty() || rest.starts_with('#');
+            starts.push(if pending { n + 1 } else { n });
             open = true;
-        } else if line.strip_prefix("...").is_some_and(|r| r.trim().is_empty() || r.trim_start().starts_with('#')) {
-            open = false;
-        } else if !open {
-            let t = line.trim_start();
-            if !(t.is_empty() || t.starts_with('#') || line.starts_with('%')) {
-                starts.push(n);
-                open = true;
-            }
+            continue;
         }
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || (!open && line.starts_with('%')) {
+            continue;
+        }
+        if !open {
+            starts.push(n);
+            open = true;
+        } else if pending && let Some(last) = starts.last_mut() {
+            *last = n;
+        }
+        pending = false;
     }
     starts
 }
@@ -86,11 +90,9 @@ pub fn parse_str(text: &str, source: &str) -> Result<Vec<SourceDoc>, CatalogErro
         let mut yaml = serde_yaml::Value::deserialize(de).map_err(|e| {
             let location = e.location().map(|l| (l.line(), l.column()));
             let mut message = e.to_string();
-            // serde_yaml appends the position to its own messages; it is shown once already.
-            if let Some((l, c)) = location
-                && let Some(bare) = message.strip_suffix(&format!(" at line {l} column {c}"))
-            {
-                message = bare.to_owned();
+            // serde_yaml repeats the position inside its message; it is shown once already.
+            if let Some((l, c)) = location {
+                message = message.replacen(&format!(" at line {l} column {c}"), "", 1);
             }
             CatalogError::Syntax { source_name: source.to_owned(), location, message }
         })?;
@@ -237,7 +239,7 @@ mod tests {
         let text = "# catalog\nkind: Team\nmetadata: {name: a}\n---\n\n---\nkind: Service\nmetadata: {name: b}\n";
         let docs = parse_str(text, "c.yaml").expect("parse");
         assert_eq!(docs.len(), 2, "the empty middle document is skipped");
-        assert_eq!((docs[0].index, docs[0].line), (0, 1));
+        assert_eq!((docs[0].index, docs[0].line), (0, 2), "the leading comment is not the document");
         assert_eq!((docs[1].index, docs[1].line), (2, 7));
         assert_eq!(docs[1].value["metadata"]["name"], "b");
         assert_eq!(docs[1].source, "c.yaml");
@@ -249,11 +251,13 @@ mod tests {
         assert_eq!(lines("# header\n---\na: 1\n---\nb: 2\n"), [(0, 3), (1, 5)]);
         // Content on the marker line starts the document there; a comment after it does not.
         assert_eq!(lines("--- {a: 1}\n--- # second\nb: 2\n"), [(0, 1), (1, 3)]);
-        // `...` ends a document; the next one may start without `---`.
-        assert_eq!(lines("a: 1\n...\n# between\nb: 2\n"), [(0, 1), (1, 4)]);
+        // `...` ends a document; what follows up to the next `---` belongs to none.
+        assert_eq!(lines("a: 1\n...\n# between\n---\nb: 2\n"), [(0, 1), (1, 5)]);
         // `---` inside an indented block scalar is text, not a marker.
         assert_eq!(lines("a: |\n  ---\n  x\n---\nb: 2\n"), [(0, 1), (1, 5)]);
         assert_eq!(lines("%YAML 1.2\n---\na: 1\n"), [(0, 3)]);
+        // Blank lines and comments after a marker are not the document either.
+        assert_eq!(lines("a: 1\n---\n\n# b\nb: 2\n"), [(0, 1), (1, 5)]);
         assert!(lines("# only a comment\n").is_empty());
     }
 
