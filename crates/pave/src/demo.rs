@@ -142,7 +142,17 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         println!("{e}");
     }
 
-    step("6. Every change is an event in one append-only log");
+    step("6. Delivery facts in, DORA metrics out (what CI/CD, git and incident tools report)");
+    let facts = sample_delivery_week(crate::now_ms());
+    let result = client.call(Method::POST, "/api/v1/events", Some(&json!({ "events": facts }))).await?;
+    println!(
+        "{} deployments, changes and incidents reported for checkout over the last week",
+        result["summary"]["created"]
+    );
+    let dora = client.get("/api/v1/dora?from=7d").await?;
+    crate::delivery::print_figures(&dora);
+
+    step("7. Every change is an event in one append-only log");
     let events = client.get("/api/v1/events?limit=1000").await?;
     let list = events["events"].as_array().cloned().unwrap_or_default();
     let rows: Vec<Vec<String>> = list
@@ -155,7 +165,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("{} events so far; the latest:", list.len());
     output::table(&["ID", "KIND", "SUBJECT", "ACTOR"], &rows);
 
-    step("7. Every mutating request, allowed or denied, is audited");
+    step("8. Every mutating request, allowed or denied, is audited");
     let audit = client.get("/api/v1/audit?limit=5").await?;
     let rows: Vec<Vec<String>> = audit["entries"]
         .as_array()
@@ -166,7 +176,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     output::table(&["ACTOR", "ACTION", "OUTCOME"], &rows);
 
     println!(
-        "\nTry it yourself:\n    export PAVE_URL={url} PAVE_TOKEN={token}\n    pave get services\n    pave events --kind 'service.*'\n    \
+        "\nTry it yourself:\n    export PAVE_URL={url} PAVE_TOKEN={token}\n    pave get services\n    pave dora --from 7d --explain\n    pave events --kind 'service.*'\n    \
          curl -H \"Authorization: Bearer $PAVE_TOKEN\" $PAVE_URL/api/v1/services/checkout\n    \
          curl $PAVE_URL/metrics\n    API description: $PAVE_URL/api/v1/openapi.json"
     );
@@ -186,4 +196,32 @@ fn print_summary(result: &Value) {
         "{} created, {} updated, {} deleted, {} unchanged; {} events appended",
         s["created"], s["updated"], s["deleted"], s["unchanged"], result["events"]
     );
+}
+
+/// A week of delivery for `checkout`, ending now: commits, daily deployments (one failed and
+/// fixed by an unplanned deployment), and an incident caused by a deployment.
+fn sample_delivery_week(now: i64) -> Vec<Value> {
+    let at = |hours_ago: f64| pave_model::Timestamp(now - (hours_ago * 3_600_000.0) as i64).to_string();
+    let mut facts = Vec::new();
+    for day in 0..6 {
+        let h = 24.0 * (6 - day) as f64;
+        let sha = format!("{:07x}", 0xc0ffee0 + day);
+        facts.push(json!({"type": "change", "sha": sha, "service": "checkout", "author": "ana",
+            "message": format!("feat: step {day}"), "authoredAt": at(h + 5.0), "committedAt": at(h + 4.0), "mergedAt": at(h + 2.0)}));
+        let failed = day == 3;
+        facts.push(json!({"type": "deployment", "id": format!("demo-{day}"), "service": "checkout", "environment": "production",
+            "version": format!("1.{day}.0"), "commit": sha, "startedAt": at(h), "finishedAt": at(h - 0.2),
+            "status": if failed { "failed" } else { "succeeded" }}));
+        if failed {
+            facts.push(
+                json!({"type": "deployment", "id": "demo-3-fix", "service": "checkout", "environment": "production",
+                "version": "1.3.1", "commit": sha, "startedAt": at(h - 1.5), "finishedAt": at(h - 1.7),
+                "status": "succeeded", "kind": "unplanned"}),
+            );
+        }
+    }
+    facts.push(json!({"type": "incident", "id": "demo-inc-1", "service": "checkout", "openedAt": at(23.5),
+        "detectedAt": at(23.3), "resolvedAt": at(22.0), "severity": "sev2", "deployment": "demo-5",
+        "title": "Checkout errors after 1.5.0"}));
+    facts
 }

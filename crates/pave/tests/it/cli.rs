@@ -196,3 +196,25 @@ fn help_reads_well() {
         assert!(text.contains(needle), "serve --help lacks {needle}: {text}");
     }
 }
+
+#[test]
+fn demo_runs_the_whole_story_and_exits() {
+    let out = std::process::Command::new(crate::harness::pave_bin())
+        .args(["demo", "--exit", "--listen", "127.0.0.1:0"])
+        .env_remove("PAVE_TOKEN")
+        .output()
+        .expect("run demo");
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    for needle in [
+        "10 created, 0 updated, 0 deleted, 0 unchanged; 10 events appended",
+        "0 created, 0 updated, 0 deleted, 10 unchanged; 0 events appended",
+        "service/search-api would change: spec.tier: 2 -> 1",
+        "metadata.name: \"Bad_Name\" must start with a lowercase letter",
+        "Deployment frequency",
+        "Change failure rate",
+        "POST /api/v1/apply",
+    ] {
+        assert!(text.contains(needle), "demo output lacks {needle:?}:\n{text}");
+    }
+}
