@@ -1,0 +1,163 @@
+//! Runs the replicas of a service version. The deployment engine speaks only to the
+//! [`Runtime`] trait, so the built-in [`ProcessRuntime`] (local child processes) and a later
+//! Kubernetes runtime are interchangeable.
+//!
+//! A runtime's promise, whatever it runs on:
+//! - [`Runtime::start`] returns only once the replica passed its health check the required
+//!   number of times in a row, so the router never sends traffic to a replica that is not
+//!   ready; a replica that never gets there is stopped and the error says why;
+//! - a replica that dies is restarted with exponential backoff, and every crash, restart and
+//!   change of health is published as a [`RuntimeEvent`] (the engine records them as events
+//!   and takes the replica out of the router while it is down);
+//! - [`Runtime::stop`] is graceful: SIGTERM, then SIGKILL after the stop timeout;
+//! - a replica outlives the control plane: a new control plane [`Runtime::adopt`]s what the
+//!   database says is running, or learns it is gone and starts it again.
+
+mod health;
+pub mod logs;
+mod process;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use health::probe;
+pub use process::{ProcessConfig, ProcessRuntime};
+
+/// How to check that a replica can take traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive successes before the replica counts as healthy (and failures before it
+    /// counts as unhealthy again).
+    pub threshold: u32,
+}
+
+/// Everything needed to run one replica of one version of a service in one environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaSpec {
+    pub service: String,
+    pub env: String,
+    pub version: String,
+    pub replica: u32,
+    /// The program: absolute, relative to `cwd` (when it contains a `/`), or found on `PATH`.
+    pub program: String,
+    pub args: Vec<String>,
+    /// Working directory: the release's unpacked artifact.
+    pub cwd: PathBuf,
+    /// Variables from the runtime spec; the runtime adds the port and `PAVE_*` identity.
+    pub vars: BTreeMap<String, String>,
+    pub port_env: String,
+    pub health: Health,
+    /// How long a new replica may take to become healthy before it counts as failed.
+    pub start_timeout: Duration,
+    /// Time between SIGTERM and SIGKILL.
+    pub stop_timeout: Duration,
+}
+
+impl ReplicaSpec {
+    /// The replica's stable identity: one slot per service, environment, version and index.
+    pub fn id(&self) -> String {
+        instance_id(&self.service, &self.env, &self.version, self.replica)
+    }
+}
+
+/// The stable id of a replica slot.
+pub fn instance_id(service: &str, env: &str, version: &str, replica: u32) -> String {
+    format!("{service}/{env}/{version}/r{replica}")
+}
+
+/// A running replica, as recorded in the database so a restarted control plane can find it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: String,
+    pub service: String,
+    pub env: String,
+    pub version: String,
+    pub replica: u32,
+    /// Process id; also the process group id (each replica leads its own group).
+    pub pid: u32,
+    /// The kernel's start time of `pid` (clock ticks since boot): tells our process from a
+    /// later one that reused the pid.
+    pub proc_start: u64,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Instance {
+    /// Where the router sends this replica's traffic.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+}
+
+/// What happened to a replica after it started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeEvent {
+    /// The process exited on its own; it will be started again after `restart_in`.
+    Crashed { id: String, status: String, restarts: u32, restart_in: Duration },
+    /// A crashed replica runs again and passed its health check.
+    Restarted { instance: Instance },
+    /// A running replica failed its health check `threshold` times in a row.
+    Unhealthy { id: String, reason: String },
+    /// An unhealthy replica passes its health check again.
+    Healthy { id: String },
+}
+
+/// How a stop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopOutcome {
+    /// Exited within the stop timeout after SIGTERM.
+    Graceful,
+    /// Still running at the timeout: killed with SIGKILL.
+    Killed,
+    /// Was not running.
+    NotRunning,
+}
+
+/// What [`Runtime::adopt`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adoption {
+    /// The recorded process still runs and is healthy: it is supervised again.
+    Adopted(Instance),
+    /// Nothing of it runs any more.
+    Gone,
+    /// It ran but was not healthy: it was stopped, so nothing is left orphaned.
+    Stopped,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot start {id}: {program}: {source}")]
+    Spawn { id: String, program: String, source: std::io::Error },
+    #[error("{id} exited before it became healthy ({status}); last log lines:\n{tail}")]
+    ExitedEarly { id: String, status: String, tail: String },
+    #[error("{id} did not become healthy within {waited:?} (last check: {last}); last log lines:\n{tail}")]
+    NeverHealthy { id: String, waited: Duration, last: String, tail: String },
+    #[error("no running replica {0}")]
+    Unknown(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+/// Where replicas run. Implementations must be safe to call from many tasks at once.
+pub trait Runtime: Send + Sync + 'static {
+    /// Starts a replica and returns once it is healthy. Starting a slot that already runs
+    /// returns the running instance (the engine's steps are idempotent).
+    fn start(&self, spec: ReplicaSpec) -> impl Future<Output = Result<Instance, RuntimeError>> + Send;
+    /// Stops a replica gracefully (SIGTERM, then SIGKILL after its stop timeout).
+    fn stop(&self, id: &str) -> impl Future<Output = Result<StopOutcome, RuntimeError>> + Send;
+    /// Takes over a replica recorded by an earlier control plane.
+    fn adopt(&self, spec: ReplicaSpec, previous: Instance) -> impl Future<Output = Adoption> + Send;
+    /// Crash, restart and health events of every replica.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<RuntimeEvent>;
+    /// The replicas this runtime supervises now.
+    fn running(&self) -> Vec<Instance>;
+}
