@@ -1,0 +1,242 @@
+//! The router: one reverse proxy listener per service and environment (a port each — simple to
+//! reason about, no `Host` games on loopback), the stable address clients use while versions
+//! come and go behind it.
+//!
+//! - **Which version:** an `x-pave-version` header names one outright (testers reach a
+//!   blue-green preview or a canary this way, even at weight 0); else a sticky cookie keeps a
+//!   user on the version they first got, while it still takes traffic; else a weighted draw in
+//!   1 % steps. The chosen version is set as a cookie when the route is sticky.
+//! - **Which replica:** round robin over the version's healthy backends; a connection refused
+//!   before anything was sent is retried on the next one (only for requests without a body).
+//! - **Switching** swaps the whole table at once ([`Route::set`]); requests already in flight
+//!   finish where they started, and [`Route::drain`] waits for them before a replica stops.
+//! - **Signals:** requests, 5xx and a latency sketch per version per minute ([`Signals`]).
+//! - **Passing through:** bodies stream both ways; `Upgrade` (WebSockets) is spliced once the
+//!   backend answers 101; `X-Forwarded-For/-Proto/-Host` are set; hop-by-hop headers dropped.
+//! - **Limits:** a cap on open connections, a header read timeout, a connect timeout and a
+//!   response-head timeout (502/504 with a JSON body that says which).
+
+mod proxy;
+pub mod signals;
+pub mod sketch;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+
+pub use signals::{Signals, Summary};
+
+/// One version's share of a route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRoute {
+    pub version: String,
+    /// Percent of the traffic not pinned by header or cookie.
+    pub weight: u8,
+    /// Healthy replicas of this version.
+    pub backends: Vec<SocketAddr>,
+}
+
+/// Where a route sends traffic. Weights add up to 100, or to 0 when nothing takes traffic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteTable {
+    pub versions: Vec<VersionRoute>,
+    pub sticky: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TableError {
+    #[error("weights add up to {0}%, not 100% (or 0% for no traffic)")]
+    Weights(u32),
+    #[error("version {0} appears twice")]
+    Duplicate(String),
+    #[error("version {0} has weight {1}% but no healthy backend")]
+    NoBackend(String, u8),
+}
+
+impl RouteTable {
+    pub fn validate(&self) -> Result<(), TableError> {
+        let total: u32 = self.versions.iter().map(|v| u32::from(v.weight)).sum();
+        if total != 100 && total != 0 {
+            return Err(TableError::Weights(total));
+        }
+        for (i, v) in self.versions.iter().enumerate() {
+            if self.versions[..i].iter().any(|o| o.version == v.version) {
+                return Err(TableError::Duplicate(v.version.clone()));
+            }
+            if v.weight > 0 && v.backends.is_empty() {
+                return Err(TableError::NoBackend(v.version.clone(), v.weight));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A replica as the router sees it: an address and the requests now in flight to it.
+#[derive(Debug)]
+pub(crate) struct Backend {
+    pub(crate) addr: SocketAddr,
+    pub(crate) inflight: AtomicUsize,
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledVersion {
+    pub(crate) version: String,
+    pub(crate) weight: u8,
+    pub(crate) backends: Vec<Arc<Backend>>,
+    pub(crate) next: AtomicUsize,
+}
+
+/// The table in the form the hot path reads.
+#[derive(Debug, Default)]
+pub(crate) struct Compiled {
+    pub(crate) versions: Vec<CompiledVersion>,
+    pub(crate) sticky: bool,
+    pub(crate) source: RouteTable,
+}
+
+/// Router settings.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    pub connect_timeout: Duration,
+    /// Time for a backend to send its response head.
+    pub response_timeout: Duration,
+    /// Time for a client to send its request head.
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+    /// Minutes of signals kept per version.
+    pub keep_minutes: usize,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            keep_minutes: 120,
+        }
+    }
+}
+
+/// The route of one service in one environment.
+pub struct Route {
+    pub service: String,
+    pub env: String,
+    pub(crate) cookie: String,
+    pub(crate) table: ArcSwap<Compiled>,
+    /// Every backend the route has known, so in-flight counts survive table swaps.
+    known: Mutex<HashMap<SocketAddr, Arc<Backend>>>,
+    pub signals: Signals,
+    pub(crate) config: RouterConfig,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route").field("service", &self.service).field("env", &self.env).finish()
+    }
+}
+
+impl Route {
+    pub fn new(service: &str, env: &str, config: RouterConfig) -> Arc<Route> {
+        Arc::new(Route {
+            service: service.to_owned(),
+            env: env.to_owned(),
+            cookie: format!("pave-version-{service}-{env}"),
+            table: ArcSwap::from_pointee(Compiled::default()),
+            known: Mutex::new(HashMap::new()),
+            signals: Signals::new(config.keep_minutes),
+            config,
+        })
+    }
+
+    /// Switches the whole table at once.
+    pub fn set(&self, table: RouteTable) -> Result<(), TableError> {
+        table.validate()?;
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let versions = table
+            .versions
+            .iter()
+            .map(|v| CompiledVersion {
+                version: v.version.clone(),
+                weight: v.weight,
+                backends: v
+                    .backends
+                    .iter()
+                    .map(|a| {
+                        known
+                            .entry(*a)
+                            .or_insert_with(|| Arc::new(Backend { addr: *a, inflight: AtomicUsize::new(0) }))
+                            .clone()
+                    })
+                    .collect(),
+                next: AtomicUsize::new(0),
+            })
+            .collect();
+        // Forget backends no table uses once nothing is in flight to them.
+        known.retain(|a, b| {
+            table.versions.iter().any(|v| v.backends.contains(a)) || b.inflight.load(Ordering::Acquire) > 0
+        });
+        self.table.store(Arc::new(Compiled { versions, sticky: table.sticky, source: table }));
+        Ok(())
+    }
+
+    /// The table now in force.
+    pub fn table(&self) -> RouteTable {
+        self.table.load().source.clone()
+    }
+
+    /// Requests in flight to `addr` now.
+    pub fn inflight(&self, addr: SocketAddr) -> usize {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(&addr).map_or(0, |b| b.inflight.load(Ordering::Acquire))
+    }
+
+    /// Waits until nothing is in flight to `addr` (call after a table without it was set), up
+    /// to `timeout`. Returns whether it drained.
+    pub async fn drain(&self, addr: SocketAddr, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.inflight(addr) == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// A running listener of a route.
+#[derive(Debug)]
+pub struct Listening {
+    pub route: Arc<Route>,
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Listening {
+    /// Stops accepting connections.
+    pub fn close(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts serving `route` on `listener`.
+pub fn listen(route: Arc<Route>, listener: tokio::net::TcpListener) -> std::io::Result<Listening> {
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(proxy::serve(route.clone(), listener));
+    Ok(Listening { route, addr, task })
+}

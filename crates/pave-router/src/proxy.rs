@@ -1,0 +1,306 @@
+//! The proxy's hot path: choose a version and a backend, forward, stream the answer back.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http_body_util::{Either, Empty, Full};
+use hyper::body::{Body, Bytes, Frame, Incoming};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::{Backend, Compiled, Route};
+
+type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+type Upstream = Client<HttpConnector, UpstreamBody>;
+pub(crate) type ProxyBody = Either<Tracked, Full<Bytes>>;
+
+const VERSION_HEADER: &str = "x-pave-version";
+
+/// Keeps a backend's in-flight count up while a response (or an upgraded connection) lives.
+pub(crate) struct InflightGuard(Arc<Backend>);
+
+impl InflightGuard {
+    fn new(b: Arc<Backend>) -> Self {
+        b.inflight.fetch_add(1, Ordering::AcqRel);
+        InflightGuard(b)
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A backend's response body, streamed through; the backend counts as busy until it ends.
+pub(crate) struct Tracked {
+    inner: Incoming,
+    _guard: InflightGuard,
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pub(crate) async fn serve(route: Arc<Route>, listener: TcpListener) {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(route.config.connect_timeout));
+    let client: Upstream = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .pool_max_idle_per_host(1024)
+        .pool_timer(TokioTimer::new())
+        .build(connector);
+    let limit = Arc::new(tokio::sync::Semaphore::new(route.config.max_connections));
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "router accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!(service = %route.service, env = %route.env, "router connection limit reached; refusing");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (route, client) = (route.clone(), client.clone());
+        tokio::spawn(async move {
+            let header_timeout = route.config.header_timeout;
+            let service = hyper::service::service_fn(move |req| handle(route.clone(), client.clone(), remote, req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+            drop(permit);
+        });
+    }
+}
+
+fn error(status: StatusCode, message: &str, route: &Route) -> Response<ProxyBody> {
+    let body = format!(
+        "{{\"error\":{message:?},\"service\":{:?},\"environment\":{:?},\"from\":\"pave-router\"}}\n",
+        route.service, route.env
+    );
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Picks a version: header pin, then sticky cookie, then the weighted draw. The flag says
+/// whether to (re)set the sticky cookie.
+fn choose(table: &Compiled, cookie: &str, headers: &HeaderMap) -> Option<(usize, bool)> {
+    let usable = |i: &usize| !table.versions[*i].backends.is_empty();
+    if let Some(pinned) = headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok())
+        && let Some(i) = table.versions.iter().position(|v| v.version == pinned).filter(usable)
+    {
+        return Some((i, false));
+    }
+    if table.sticky
+        && let Some(kept) = cookie_value(headers, cookie)
+        && let Some(i) = table.versions.iter().position(|v| v.version == kept && v.weight > 0).filter(usable)
+    {
+        return Some((i, false));
+    }
+    let total: u32 = table.versions.iter().map(|v| u32::from(v.weight)).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut draw = fastrand::u32(0..total);
+    for (i, v) in table.versions.iter().enumerate() {
+        let w = u32::from(v.weight);
+        if draw < w {
+            return Some((i, table.sticky));
+        }
+        draw -= w;
+    }
+    None
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+}
+
+/// Drops hop-by-hop headers (and those the `Connection` header names); an upgrade keeps the
+/// two headers that carry it.
+fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| !(upgrade && *n == header::UPGRADE))
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in [
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+    ] {
+        headers.remove(n);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::CONNECTION);
+        headers.remove(header::UPGRADE);
+    }
+}
+
+fn forwarded(headers: &mut HeaderMap, remote: SocketAddr) {
+    let ip = remote.ip().to_string();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    if !headers.contains_key("x-forwarded-proto") {
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    }
+    if !headers.contains_key("x-forwarded-host")
+        && let Some(host) = headers.get(header::HOST).cloned()
+    {
+        headers.insert("x-forwarded-host", host);
+    }
+}
+
+async fn handle(
+    route: Arc<Route>,
+    client: Upstream,
+    remote: SocketAddr,
+    mut req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let started = Instant::now();
+    let table = route.table.load_full();
+    let Some((vi, set_cookie)) = choose(&table, &route.cookie, req.headers()) else {
+        return Ok(error(StatusCode::SERVICE_UNAVAILABLE, "no version takes traffic", &route));
+    };
+    let version = &table.versions[vi];
+    let upgrade = is_upgrade(req.headers());
+    let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers, upgrade);
+    forwarded(&mut headers, remote);
+    let bodyless = !headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.get(header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0")
+        && !upgrade;
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let n = version.backends.len();
+    let first = version.next.fetch_add(1, Ordering::Relaxed);
+    let attempts = if bodyless { n.min(3) } else { 1 };
+    let mut body = Some(body);
+    let record = |status: StatusCode| {
+        route.signals.record(&version.version, status.as_u16(), started.elapsed().as_micros() as u64);
+    };
+    for attempt in 0..attempts {
+        let backend = version.backends[(first + attempt) % n].clone();
+        let guard = InflightGuard::new(backend.clone());
+        let mut upstream = Request::new(match body.take() {
+            Some(b) => Either::Left(b),
+            None => Either::Right(Empty::new()),
+        });
+        *upstream.method_mut() = parts.method.clone();
+        *upstream.headers_mut() = headers.clone();
+        *upstream.uri_mut() = match format!("http://{}{path}", backend.addr).parse() {
+            Ok(u) => u,
+            Err(_) => return Ok(error(StatusCode::BAD_REQUEST, "request target cannot be forwarded", &route)),
+        };
+        let answer = tokio::time::timeout(route.config.response_timeout, client.request(upstream)).await;
+        let mut resp = match answer {
+            Err(_) => {
+                record(StatusCode::GATEWAY_TIMEOUT);
+                return Ok(error(StatusCode::GATEWAY_TIMEOUT, "the backend did not answer in time", &route));
+            }
+            Ok(Err(e)) if e.is_connect() && attempt + 1 < attempts => {
+                tracing::debug!(backend = %backend.addr, error = %e, "backend refused; trying the next one");
+                continue;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(service = %route.service, backend = %backend.addr, error = %e, "backend failed");
+                record(StatusCode::BAD_GATEWAY);
+                return Ok(error(StatusCode::BAD_GATEWAY, "the backend failed to answer", &route));
+            }
+            Ok(Ok(r)) => r,
+        };
+        record(resp.status());
+        let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if switching && let Some(client_side) = client_side {
+            let backend_side = hyper::upgrade::on(&mut resp);
+            tokio::spawn(async move {
+                let _guard = guard;
+                if let (Ok(c), Ok(b)) = tokio::join!(client_side, backend_side) {
+                    let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(c), &mut TokioIo::new(b)).await;
+                }
+            });
+            let (parts, _) = resp.into_parts();
+            return Ok(Response::from_parts(parts, Either::Right(Full::new(Bytes::new()))));
+        }
+        strip_hop_by_hop(resp.headers_mut(), false);
+        if let Ok(v) = HeaderValue::from_str(&version.version) {
+            resp.headers_mut().insert(VERSION_HEADER, v);
+        }
+        if set_cookie
+            && let Ok(v) =
+                HeaderValue::from_str(&format!("{}={}; Path=/; HttpOnly; SameSite=Lax", route.cookie, version.version))
+        {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+        return Ok(resp.map(|b| Either::Left(Tracked { inner: b, _guard: guard })));
+    }
+    record(StatusCode::BAD_GATEWAY);
+    Ok(error(StatusCode::BAD_GATEWAY, "every backend refused the connection", &route))
+}
