@@ -165,6 +165,9 @@ pub struct ServiceSpec {
     /// How to run it, for services Pave deploys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<Box<crate::RuntimeSpec>>,
+    /// How its deployments run by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Box<crate::rollout::RolloutSpec>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,6 +184,9 @@ pub struct EnvironmentSpec {
     pub order: u32,
     #[serde(default)]
     pub production: bool,
+    /// Deployments here wait for `pave rollout approve` by someone other than the requester.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_approval: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
@@ -357,6 +363,9 @@ impl Resource {
                 }
                 if let Some(rt) = &s.spec.runtime {
                     errors.extend(rt.validate("spec.runtime"));
+                }
+                if let Some(r) = &s.spec.rollout {
+                    errors.extend(r.validate("spec.rollout"));
                 }
                 for (i, tag) in s.spec.tags.iter().enumerate() {
                     if tag.is_empty() || tag.len() > 63 || tag.chars().any(char::is_whitespace) {

@@ -9,6 +9,7 @@ pub mod diff;
 pub mod event;
 pub mod name;
 pub mod release;
+pub mod rollout;
 pub mod runtime;
 pub mod selector;
 pub mod time;

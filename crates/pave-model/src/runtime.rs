@@ -90,6 +90,13 @@ pub struct RuntimeSpec {
     /// Time between SIGTERM and SIGKILL when a replica stops.
     #[serde(default = "default_stop_timeout")]
     pub stop_timeout: String,
+    /// How long a new replica may take to pass its health check before the deployment fails.
+    #[serde(default = "default_start_timeout")]
+    pub start_timeout: String,
+}
+
+fn default_start_timeout() -> String {
+    "30s".into()
 }
 
 fn env_name_ok(name: &str) -> bool {
@@ -142,6 +149,11 @@ impl RuntimeSpec {
         }
         if let Err(m) = parse_duration(&self.stop_timeout) {
             e.push(FieldError::new(f("stopTimeout"), m));
+        }
+        match parse_duration(&self.start_timeout) {
+            Err(m) => e.push(FieldError::new(f("startTimeout"), m)),
+            Ok(0) => e.push(FieldError::new(f("startTimeout"), "must be longer than 0")),
+            Ok(_) => {}
         }
         e
     }

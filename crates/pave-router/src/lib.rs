@@ -6,8 +6,9 @@
 //!   blue-green preview or a canary this way, even at weight 0); else a sticky cookie keeps a
 //!   user on the version they first got, while it still takes traffic; else a weighted draw in
 //!   1 % steps. The chosen version is set as a cookie when the route is sticky.
-//! - **Which replica:** round robin over the version's healthy backends; a connection refused
-//!   before anything was sent is retried on the next one (only for requests without a body).
+//! - **Which replica:** round robin over the version's healthy backends. A request without a
+//!   body is retried on the next replica when the connection is refused, and — for GET, HEAD
+//!   and OPTIONS, as nginx does — when the replica fails before answering.
 //! - **Switching** swaps the whole table at once ([`Route::set`]); requests already in flight
 //!   finish where they started, and [`Route::drain`] waits for them before a replica stops.
 //! - **Signals:** requests, 5xx and a latency sketch per version per minute ([`Signals`]).
@@ -41,7 +42,9 @@ pub struct VersionRoute {
     pub backends: Vec<SocketAddr>,
 }
 
-/// Where a route sends traffic. Weights add up to 100, or to 0 when nothing takes traffic.
+/// Where a route sends traffic. Weights add up to 100, or to 0 when nothing takes traffic. A
+/// version whose replicas are all down keeps its weight but gets no traffic: the draw runs over
+/// the versions that have a backend, so a crashed canary's share goes to the stable version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteTable {
     pub versions: Vec<VersionRoute>,
@@ -54,8 +57,6 @@ pub enum TableError {
     Weights(u32),
     #[error("version {0} appears twice")]
     Duplicate(String),
-    #[error("version {0} has weight {1}% but no healthy backend")]
-    NoBackend(String, u8),
 }
 
 impl RouteTable {
@@ -67,9 +68,6 @@ impl RouteTable {
         for (i, v) in self.versions.iter().enumerate() {
             if self.versions[..i].iter().any(|o| o.version == v.version) {
                 return Err(TableError::Duplicate(v.version.clone()));
-            }
-            if v.weight > 0 && v.backends.is_empty() {
-                return Err(TableError::NoBackend(v.version.clone(), v.weight));
             }
         }
         Ok(())

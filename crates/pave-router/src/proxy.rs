@@ -141,13 +141,14 @@ fn choose(table: &Compiled, cookie: &str, headers: &HeaderMap) -> Option<(usize,
     {
         return Some((i, false));
     }
-    let total: u32 = table.versions.iter().map(|v| u32::from(v.weight)).sum();
+    let weight = |v: &crate::CompiledVersion| if v.backends.is_empty() { 0 } else { u32::from(v.weight) };
+    let total: u32 = table.versions.iter().map(weight).sum();
     if total == 0 {
         return None;
     }
     let mut draw = fastrand::u32(0..total);
     for (i, v) in table.versions.iter().enumerate() {
-        let w = u32::from(v.weight);
+        let w = weight(v);
         if draw < w {
             return Some((i, table.sticky));
         }
@@ -239,6 +240,7 @@ async fn handle(
         && headers.get(header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0")
         && !upgrade;
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let idempotent = matches!(parts.method, hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS);
     let n = version.backends.len();
     let first = version.next.fetch_add(1, Ordering::Relaxed);
     let attempts = if bodyless { n.min(3) } else { 1 };
@@ -265,7 +267,9 @@ async fn handle(
                 record(StatusCode::GATEWAY_TIMEOUT);
                 return Ok(error(StatusCode::GATEWAY_TIMEOUT, "the backend did not answer in time", &route));
             }
-            Ok(Err(e)) if e.is_connect() && attempt + 1 < attempts => {
+            // Refused connections are safe to retry for any bodyless request; other failures
+            // before a response (a replica dying mid-request) only for idempotent methods.
+            Ok(Err(e)) if (e.is_connect() || idempotent) && attempt + 1 < attempts => {
                 tracing::debug!(backend = %backend.addr, error = %e, "backend refused; trying the next one");
                 continue;
             }

@@ -156,6 +156,9 @@ pub trait Runtime: Send + Sync + 'static {
     fn stop(&self, id: &str) -> impl Future<Output = Result<StopOutcome, RuntimeError>> + Send;
     /// Takes over a replica recorded by an earlier control plane.
     fn adopt(&self, spec: ReplicaSpec, previous: Instance) -> impl Future<Output = Adoption> + Send;
+    /// Stops replicas this control plane started that are neither supervised nor adopted (a
+    /// crash between starting one and recording it); returns their pids.
+    fn reap_orphans(&self) -> impl Future<Output = Vec<u32>> + Send;
     /// Crash, restart and health events of every replica.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<RuntimeEvent>;
     /// The replicas this runtime supervises now.

@@ -28,6 +28,9 @@ pub struct ProcessConfig {
     /// First restart delay after a crash; doubles per crash in a row up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// Marks every replica's environment (`PAVE_OWNER`), so [`Runtime::reap_orphans`] finds
+    /// replicas this control plane started but never recorded — and never touches another's.
+    pub owner: String,
 }
 
 impl ProcessConfig {
@@ -38,6 +41,7 @@ impl ProcessConfig {
             log_keep: 3,
             min_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
+            owner: String::new(),
         }
     }
 }
@@ -165,6 +169,9 @@ fn spawn(config: &ProcessConfig, spec: &ReplicaSpec, port: u16) -> Result<(Child
         .env("PAVE_ENV", &spec.env)
         .env("PAVE_VERSION", &spec.version)
         .env("PAVE_REPLICA", spec.replica.to_string());
+    if !config.owner.is_empty() {
+        cmd.env("PAVE_OWNER", &config.owner);
+    }
     let child = cmd.spawn().map_err(|source| RuntimeError::Spawn { id: id.clone(), program, source })?;
     let pid = child.id().unwrap_or(0);
     let proc_start = proc_stat(pid).map_or(0, |(_, s)| s);
@@ -439,6 +446,50 @@ impl Runtime for ProcessRuntime {
         }
         signal_group(previous.pid, Signal::KILL);
         Adoption::Stopped
+    }
+
+    async fn reap_orphans(&self) -> Vec<u32> {
+        let owner = self.inner.config.owner.clone();
+        if owner.is_empty() {
+            return Vec::new();
+        }
+        let known: Vec<u32> = self.running().iter().map(|i| i.pid).collect();
+        let marker = format!("PAVE_OWNER={owner}");
+        let found = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+            for entry in dir.flatten() {
+                let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+                if known.contains(&pid) || pid == std::process::id() {
+                    continue;
+                }
+                // Only group leaders: killing the group takes whatever they started too.
+                let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+                let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                if fields.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(pid) || fields.first() == Some(&"Z") {
+                    continue;
+                }
+                let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+                if environ.split(|&b| b == 0).any(|kv| kv == marker.as_bytes()) {
+                    out.push(pid);
+                }
+            }
+            out
+        })
+        .await
+        .unwrap_or_default();
+        for &pid in &found {
+            tracing::warn!(pid, "stopping a replica nobody recorded (left by a crash)");
+            signal_group(pid, Signal::TERM);
+        }
+        if !found.is_empty() {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            for &pid in &found {
+                signal_group(pid, Signal::KILL);
+            }
+        }
+        found
     }
 
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {

@@ -33,11 +33,21 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// This replica's copy of the delivery facts, checked against the store on every use.
     pub facts: Arc<facts::FactsCache>,
+    /// The delivery engine, when this process runs one (it acts only while it holds the lease).
+    pub engine: Option<Arc<ProcessEngine>>,
 }
+
+/// The delivery engine over the built-in process runtime.
+pub type ProcessEngine = pave_deploy::Engine<pave_runtime::ProcessRuntime>;
 
 impl AppState {
     pub fn new(store: Store, config: ServerConfig) -> Self {
-        Self { store, metrics: Arc::default(), config: Arc::new(config), facts: Arc::default() }
+        Self { store, metrics: Arc::default(), config: Arc::new(config), facts: Arc::default(), engine: None }
+    }
+
+    pub fn with_engine(mut self, engine: Arc<ProcessEngine>) -> Self {
+        self.engine = Some(engine);
+        self
     }
 }
 
@@ -54,6 +64,8 @@ pub struct ServerConfig {
     pub artifacts_dir: std::path::PathBuf,
     /// Largest accepted artifact upload, in bytes.
     pub max_artifact_bytes: u64,
+    /// Where the process runtime writes replica logs (read by the logs endpoint).
+    pub logs_dir: std::path::PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +76,7 @@ impl Default for ServerConfig {
             gitlab_webhook_token: None,
             artifacts_dir: std::path::PathBuf::from(".pave/artifacts"),
             max_artifact_bytes: 1024 * 1024 * 1024,
+            logs_dir: std::path::PathBuf::from(".pave/logs"),
         }
     }
 }
@@ -86,6 +99,13 @@ pub fn app(state: AppState) -> Router {
             )),
         )
         .route("/api/v1/services/{name}/releases/{version}", get(routes::releases::get_one))
+        .route("/api/v1/deployments", post(routes::deploy::deploy))
+        .route("/api/v1/rollouts", get(routes::deploy::list))
+        .route("/api/v1/rollouts/{id}", get(routes::deploy::get_one))
+        .route("/api/v1/rollouts/{id}/{action}", post(routes::deploy::act))
+        .route("/api/v1/services/{name}/environments/{env}/status", get(routes::deploy::status))
+        .route("/api/v1/services/{name}/environments/{env}/logs", get(routes::deploy::logs))
+        .route("/api/v1/services/{name}/environments/{env}/undo", post(routes::deploy::undo))
         .route("/api/v1/apply", post(catalog::apply))
         .route("/api/v1/events", get(admin::events).post(delivery::report))
         .route("/api/v1/dora", get(delivery::dora_get).post(delivery::dora_post))

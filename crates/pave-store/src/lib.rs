@@ -9,6 +9,7 @@ mod delivery;
 mod events;
 mod migrate;
 mod releases;
+mod rollouts;
 mod tokens;
 
 pub mod testing;

@@ -25,8 +25,12 @@ macro_rules! migration {
     };
 }
 
-const MIGRATIONS: &[Migration] =
-    &[migration!(1, "0001_init"), migration!(2, "0002_delivery"), migration!(3, "0003_releases")];
+const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_init"),
+    migration!(2, "0002_delivery"),
+    migration!(3, "0003_releases"),
+    migration!(4, "0004_rollouts"),
+];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS pave_migrations (
     version BIGINT PRIMARY KEY,

@@ -58,6 +58,28 @@ impl Client {
         Err(problem_error(status, &bytes, self.token.is_none()))
     }
 
+    /// GETs a text body and hands it over chunk by chunk as it arrives (`pave logs --follow`).
+    pub async fn stream_text(&self, path: &str, mut each: impl FnMut(&[u8])) -> Result<()> {
+        let mut req = reqwest::Client::builder()
+            .user_agent(concat!("pave-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot build the HTTP client")?
+            .get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let mut resp = req.send().await.with_context(|| format!("cannot reach the Pave server at {}", self.base))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await.unwrap_or_default();
+            return Err(problem_error(status, &bytes, self.token.is_none()));
+        }
+        while let Some(chunk) = resp.chunk().await.context("reading the server's answer")? {
+            each(&chunk);
+        }
+        Ok(())
+    }
+
     pub async fn get(&self, path: &str) -> Result<Value> {
         self.call(Method::GET, path, None).await
     }

@@ -58,6 +58,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         bootstrap_token: None,
         github_webhook_secret: None,
         gitlab_webhook_token: None,
+        router_ports: (7800, 7999),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {

@@ -8,6 +8,7 @@ mod delivery;
 mod demo;
 mod output;
 mod release;
+mod rollout;
 mod serve;
 
 use std::path::PathBuf;
@@ -67,12 +68,25 @@ enum Command {
     Event(delivery::EventCommand),
     /// DORA metrics with their performance levels, for any window, team or service.
     Dora(delivery::DoraArgs),
+    /// Deploy a release to an environment (follows the rollout to its end).
+    Deploy(rollout::DeployArgs),
+    /// Watch and steer rollouts: status, list, approve, promote, abort, undo.
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCommand),
+    /// Read a service's replica logs in an environment.
+    Logs(rollout::LogsArgs),
     /// Show which token and role the CLI is using.
     Whoami(commands::WhoamiArgs),
+    /// Run the sample service (what the demo and tests deploy; configured by PORT and SAMPLE_*).
+    #[command(hide = true)]
+    Sample,
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Sample) {
+        return pave_sample::main();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -95,6 +109,10 @@ fn main() -> std::process::ExitCode {
             Command::Event(cmd) => delivery::event(cmd).await,
             Command::Release(cmd) => release::run(cmd).await,
             Command::Dora(args) => delivery::dora(args).await,
+            Command::Deploy(args) => rollout::deploy(args).await,
+            Command::Rollout(cmd) => rollout::rollout(cmd).await,
+            Command::Logs(args) => rollout::logs(args).await,
+            Command::Sample => unreachable!("handled before the runtime starts"),
         }
     });
     match result {

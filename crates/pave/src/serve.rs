@@ -57,6 +57,26 @@ pub struct ServeArgs {
     /// Token GitLab sends with webhooks (`/api/v1/webhooks/gitlab`).
     #[arg(long, env = "PAVE_GITLAB_WEBHOOK_TOKEN", hide_env_values = true)]
     pub gitlab_webhook_token: Option<String>,
+    /// Ports the router takes, one per service and environment, as FIRST-LAST
+    /// [default: 7800-7999]. A route keeps its port across restarts.
+    #[arg(long, env = "PAVE_ROUTER_PORTS", value_parser = parse_port_range)]
+    pub router_ports: Option<(u16, u16)>,
+    /// Stop every replica when the server stops (by default replicas keep serving and the next
+    /// start adopts them; this is for development and tests).
+    #[arg(long, env = "PAVE_STOP_REPLICAS_ON_EXIT")]
+    pub stop_replicas_on_exit: bool,
+}
+
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s.split_once('-').ok_or_else(|| format!("{s:?} is not a port range such as 7800-7999"))?;
+    let (a, b): (u16, u16) = (
+        a.trim().parse().map_err(|_| format!("{a:?} is not a port"))?,
+        b.trim().parse().map_err(|_| format!("{b:?} is not a port"))?,
+    );
+    if a == 0 || a > b {
+        return Err(format!("{s:?} is not a range of ports from low to high"));
+    }
+    Ok((a, b))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +91,7 @@ struct FileConfig {
     db_max_connections: Option<u32>,
     github_webhook_secret: Option<String>,
     gitlab_webhook_token: Option<String>,
+    router_ports: Option<String>,
 }
 
 /// The settings in force after merging every source.
@@ -86,6 +107,7 @@ pub struct Settings {
     pub bootstrap_token: Option<String>,
     pub github_webhook_secret: Option<String>,
     pub gitlab_webhook_token: Option<String>,
+    pub router_ports: (u16, u16),
 }
 
 impl ServeArgs {
@@ -105,6 +127,11 @@ impl ServeArgs {
             bootstrap_token: self.bootstrap_token.clone(),
             github_webhook_secret: self.github_webhook_secret.clone().or(file.github_webhook_secret),
             gitlab_webhook_token: self.gitlab_webhook_token.clone().or(file.gitlab_webhook_token),
+            router_ports: match (self.router_ports, file.router_ports.as_deref()) {
+                (Some(r), _) => r,
+                (None, Some(text)) => parse_port_range(text).map_err(|e| anyhow::anyhow!("router-ports: {e}"))?,
+                (None, None) => (7800, 7999),
+            },
         })
     }
 }
@@ -127,6 +154,7 @@ pub fn init_logging(format: LogFormat, filter: &str) -> Result<()> {
 
 pub async fn run(args: ServeArgs) -> Result<std::process::ExitCode> {
     let settings = args.settings()?;
+    let args_stop_replicas = args.stop_replicas_on_exit;
     init_logging(settings.log_format, &settings.log)?;
     let started = std::time::Instant::now();
     let server = start(&settings, shutdown_signal()).await?;
@@ -142,7 +170,9 @@ pub async fn run(args: ServeArgs) -> Result<std::process::ExitCode> {
         "pave serving"
     );
     server.task.await.context("server task failed")?.context("server failed")?;
-    tracing::info!("pave stopped");
+    // Replicas keep serving through a control-plane restart; the next start adopts them.
+    server.engine.stop(args_stop_replicas).await;
+    tracing::info!("pave stopped (replicas keep running; the next start adopts them)");
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -158,6 +188,7 @@ pub struct Running {
     pub backend: &'static str,
     pub new_admin_token: Option<String>,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub engine: std::sync::Arc<pave_server::ProcessEngine>,
 }
 
 /// Opens the store, creates the first token if needed, binds and starts serving until
@@ -183,9 +214,11 @@ pub async fn start(
         github_webhook_secret: settings.github_webhook_secret.clone(),
         gitlab_webhook_token: settings.gitlab_webhook_token.clone(),
         artifacts_dir: settings.data_dir.join("artifacts"),
+        logs_dir: settings.data_dir.join("logs"),
         ..Default::default()
     };
-    let state = pave_server::AppState::new(store, config);
+    let engine = start_engine(&store, settings)?;
+    let state = pave_server::AppState::new(store, config).with_engine(engine.clone());
     // Build the DORA read model in the background, so the first query does not pay for it.
     let warm = state.clone();
     tokio::spawn(async move {
@@ -200,7 +233,24 @@ pub async fn start(
         }
     });
     let task = tokio::spawn(async move { pave_server::serve(listener, state, shutdown).await });
-    Ok(Running { addr, backend, new_admin_token, task })
+    Ok(Running { addr, backend, new_admin_token, task, engine })
+}
+
+/// The delivery engine over the process runtime. Replicas are marked with this data
+/// directory, so a restarted control plane finds its own and never another's.
+fn start_engine(store: &pave_store::Store, settings: &Settings) -> Result<std::sync::Arc<pave_server::ProcessEngine>> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&settings.data_dir)?;
+    let mut runtime = pave_runtime::ProcessConfig::new(data_dir.join("logs"));
+    runtime.owner = data_dir.display().to_string();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().replace('/', "_");
+    let holder = format!("{host}/{}/{:08x}", std::process::id(), rand::random::<u32>());
+    let mut config = pave_deploy::EngineConfig::new(data_dir.join("artifacts"), holder);
+    config.router_ports = settings.router_ports.0..=settings.router_ports.1;
+    let engine = pave_deploy::Engine::new(store.clone(), pave_runtime::ProcessRuntime::new(runtime), config);
+    engine.start();
+    Ok(engine)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

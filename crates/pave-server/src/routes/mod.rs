@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod delivery;
+pub mod deploy;
 pub mod health;
 pub mod hooks;
 pub mod releases;

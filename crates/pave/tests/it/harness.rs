@@ -25,7 +25,19 @@ impl Server {
     /// Starts a server on `db` with extra flags; waits for its "listening" line.
     pub fn start_on(db: &TestDatabase, extra: &[&str]) -> Server {
         let mut cmd = Command::new(pave_bin());
-        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(db.dir.path()).args(extra);
+        // Each server takes router ports from its own random block, so parallel tests do not
+        // race for the same port.
+        let base = 20_000 + port_block() * 50;
+        let ports = format!("{base}-{}", base + 49);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(db.dir.path())
+            .arg("--router-ports")
+            .arg(&ports)
+            .arg("--stop-replicas-on-exit")
+            .args(extra);
         if let Some(url) = &db.options.database_url {
             cmd.arg("--database-url").arg(url);
         }
@@ -95,15 +107,68 @@ impl Server {
         cli_in(args, &self.url, token, None)
     }
 
+    /// SIGKILL: the server dies mid-whatever, as in a crash. Its replicas keep running.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then SIGKILL after 15 s.
+    pub fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+            for _ in 0..150 {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        self.kill();
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.kill();
+        self.stop();
+    }
+}
+
+/// One of 800 blocks of 50 ports above 20000, different for each server this process starts.
+fn port_block() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (std::process::id().wrapping_mul(7) + t.subsec_millis() + n * 13) % 800
+}
+
+/// Pids of the replicas a server with this data directory started (marked `PAVE_OWNER`).
+pub fn replicas_of(data_dir: &Path) -> Vec<u32> {
+    let owner = format!("PAVE_OWNER={}", std::fs::canonicalize(data_dir).unwrap_or_default().display());
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+            .unwrap_or(true);
+        if zombie {
+            continue;
+        }
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ"))
+            && env.split(|&b| b == 0).any(|kv| kv == owner.as_bytes())
+        {
+            out.push(pid);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Kills whatever replicas a test left behind (after a failed assertion, say).
+pub fn reap(data_dir: &Path) {
+    for pid in replicas_of(data_dir) {
+        let _ = Command::new("kill").arg("-KILL").arg(format!("-{pid}")).status();
+        let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
     }
 }
 

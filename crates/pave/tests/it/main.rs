@@ -5,6 +5,7 @@ mod api;
 mod assess;
 mod cli;
 mod crash;
+mod deploy;
 mod dora;
 mod harness;
 mod releases;

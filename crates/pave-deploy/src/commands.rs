@@ -1,0 +1,329 @@
+//! What people ask of the delivery engine — deploy, approve, promote, abort, undo — checked and
+//! written to the store. These touch only the database, so any control-plane replica can take
+//! them; the replica running the engine picks the change up.
+
+use pave_model::rollout::{self, Rollout, RolloutKind, RolloutState, RouteState, Strategy};
+use pave_model::runtime::parse_duration;
+use pave_model::{Kind, NewEvent, Resource, Role, Timestamp};
+use pave_store::{Store, StoreError, WriteContext};
+use serde_json::json;
+
+/// A refused request; the message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for DeployError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => DeployError::NotFound(m),
+            StoreError::Conflict(m) => DeployError::Conflict(m),
+            StoreError::Invalid(m) => DeployError::Invalid(m),
+            StoreError::Forbidden(m) => DeployError::Forbidden(m),
+            other => DeployError::Store(other),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, DeployError>;
+
+/// Who asks.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub role: Role,
+}
+
+/// `pave deploy SERVICE VERSION --env ENV [--strategy S] [--override REASON]`.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    pub service: String,
+    pub environment: String,
+    pub version: String,
+    pub strategy: Option<Strategy>,
+    /// Skip the promotion path and the approval (admins only); the reason is recorded.
+    pub override_reason: Option<String>,
+}
+
+fn subject(service: &str) -> String {
+    format!("service/{service}")
+}
+
+/// The environment before `env` on the promotion path (highest order below it), if any.
+async fn previous_environment(store: &Store, env_order: u32) -> Result<Option<String>> {
+    let all = store.list(Kind::Environment, &Default::default()).await?;
+    Ok(all
+        .into_iter()
+        .filter_map(|r| match r.resource {
+            Resource::Environment(e) if e.spec.order < env_order => Some((e.spec.order, e.metadata.name)),
+            _ => None,
+        })
+        .max()
+        .map(|(_, name)| name))
+}
+
+/// Checks and records a deployment request. The rollout starts at once, or waits for an
+/// approval where the environment requires one.
+pub async fn deploy(store: &Store, req: &DeployRequest, actor: &Actor, now: i64) -> Result<Rollout> {
+    let service = match store.get(Kind::Service, &req.service).await?.map(|s| s.resource) {
+        Some(Resource::Service(s)) => s,
+        _ => return Err(DeployError::NotFound(format!("service {:?} does not exist", req.service))),
+    };
+    let runtime = service.spec.runtime.as_ref().ok_or_else(|| {
+        DeployError::Invalid(format!(
+            "service {:?} has no spec.runtime: say how to run it (command, port, health check) before deploying",
+            req.service
+        ))
+    })?;
+    let env = match store.get(Kind::Environment, &req.environment).await?.map(|e| e.resource) {
+        Some(Resource::Environment(e)) => e,
+        _ => return Err(DeployError::NotFound(format!("environment {:?} does not exist", req.environment))),
+    };
+    let release = store.release(&req.service, &req.version).await?.ok_or_else(|| {
+        DeployError::NotFound(format!(
+            "release {} {} does not exist; create it with `pave release create {} --version {} --artifact PATH`",
+            req.service, req.version, req.service, req.version
+        ))
+    })?;
+    let overriding = req.override_reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+    if req.override_reason.is_some() && overriding.is_none() {
+        return Err(DeployError::Invalid("an override needs a reason".into()));
+    }
+    if overriding.is_some() && actor.role != Role::Admin {
+        return Err(DeployError::Forbidden(format!(
+            "only an admin can override the promotion path or approvals; {} is a {}",
+            actor.name,
+            actor.role.as_str()
+        )));
+    }
+    let mut events = Vec::new();
+    if let Some(prev) = previous_environment(store, env.spec.order).await?
+        && !store.succeeded_in(&req.service, &req.version, &prev).await?
+    {
+        if overriding.is_none() {
+            return Err(DeployError::Forbidden(format!(
+                "release {} {} has not succeeded in {prev}, the environment before {} on the promotion path; \
+                 deploy it there first (an admin may override with a reason)",
+                req.service, req.version, req.environment
+            )));
+        }
+        events.push(NewEvent::new(
+            "deployment.override",
+            subject(&req.service),
+            json!({"environment": req.environment, "version": req.version, "skipped": format!("not yet succeeded in {prev}"), "by": actor.name, "reason": overriding}),
+        ));
+    }
+    let spec = service.spec.rollout.as_deref().cloned().unwrap_or_default();
+    let strategy = req.strategy.unwrap_or(spec.strategy);
+    let keep_warm = parse_duration(&spec.keep_warm).map_err(DeployError::Invalid)?;
+    let route = store.route_state(&req.service, &req.environment).await?.unwrap_or_default();
+    let from = route.primary().map(str::to_owned);
+    let replicas = runtime.replicas;
+    let needs_approval = env.spec.require_approval && overriding.is_none();
+    if env.spec.require_approval && overriding.is_some() {
+        events.push(NewEvent::new(
+            "deployment.override",
+            subject(&req.service),
+            json!({"environment": req.environment, "version": req.version, "skipped": "approval", "by": actor.name, "reason": overriding}),
+        ));
+    }
+    let r = Rollout {
+        id: 0,
+        service: req.service.clone(),
+        environment: req.environment.clone(),
+        version: req.version.clone(),
+        from_version: from.clone(),
+        strategy,
+        kind: RolloutKind::Deploy,
+        state: if needs_approval { RolloutState::AwaitingApproval } else { RolloutState::Progressing },
+        step: 0,
+        steps: rollout::plan(strategy, from.as_deref(), &req.version, replicas, spec.auto_promote, keep_warm),
+        revert: rollout::revert(from.as_deref(), &req.version, replicas),
+        replicas,
+        requested_by: actor.name.clone(),
+        approved_by: None,
+        override_by: overriding.map(|_| actor.name.clone()),
+        override_reason: overriding.map(str::to_owned),
+        reason: None,
+        abort_requested: None,
+        wait_until: None,
+        commit: release.commit.clone(),
+        created_at: Timestamp(now),
+        updated_at: Timestamp(now),
+        finished_at: None,
+    };
+    events.insert(
+        0,
+        NewEvent::new(
+            "deployment.requested",
+            subject(&req.service),
+            json!({"environment": req.environment, "version": req.version, "from": from, "strategy": strategy,
+                   "awaitingApproval": needs_approval}),
+        ),
+    );
+    let ctx = WriteContext { actor: actor.name.clone(), request_id: None, now };
+    Ok(store.create_rollout(&r, &events, &ctx).await?)
+}
+
+/// `pave rollout undo`: back to the release that served before the current one.
+pub async fn undo(store: &Store, service: &str, env: &str, actor: &Actor, now: i64) -> Result<Rollout> {
+    let route = store.route_state(service, env).await?.unwrap_or_default();
+    let current = route
+        .serving()
+        .ok_or_else(|| {
+            DeployError::Conflict(format!("{service} has no version serving all traffic in {env}; nothing to undo"))
+        })?
+        .to_owned();
+    let history = store.rollouts(Some(service), Some(env), 1000).await?;
+    let last =
+        history.iter().find(|r| r.version == current && r.state == RolloutState::Succeeded).ok_or_else(|| {
+            DeployError::Conflict(format!("no succeeded rollout of {service} {current} in {env} to undo"))
+        })?;
+    let target = last.from_version.clone().filter(|v| *v != current).ok_or_else(|| {
+        DeployError::Conflict(format!("{service} {current} was the first release in {env}; there is nothing before it"))
+    })?;
+    let release = store
+        .release(service, &target)
+        .await?
+        .ok_or_else(|| DeployError::NotFound(format!("release {service} {target} no longer exists")))?;
+    let replicas = last.replicas;
+    let r = Rollout {
+        id: 0,
+        service: service.to_owned(),
+        environment: env.to_owned(),
+        version: target.clone(),
+        from_version: Some(current.clone()),
+        strategy: Strategy::BlueGreen,
+        kind: RolloutKind::Undo,
+        state: RolloutState::Progressing,
+        step: 0,
+        steps: rollout::revert(Some(&target), &current, replicas),
+        revert: rollout::revert(Some(&current), &target, replicas),
+        replicas,
+        requested_by: actor.name.clone(),
+        approved_by: None,
+        override_by: None,
+        override_reason: None,
+        reason: Some(format!("undo of rollout {} ({current})", last.id)),
+        abort_requested: None,
+        wait_until: None,
+        commit: release.commit,
+        created_at: Timestamp(now),
+        updated_at: Timestamp(now),
+        finished_at: None,
+    };
+    let events = [NewEvent::new(
+        "deployment.undo-requested",
+        subject(service),
+        json!({"environment": env, "from": current, "to": target, "undoes": last.id}),
+    )];
+    let ctx = WriteContext { actor: actor.name.clone(), request_id: None, now };
+    Ok(store.create_rollout(&r, &events, &ctx).await?)
+}
+
+fn ctx(actor: &Actor, now: i64) -> WriteContext {
+    WriteContext { actor: actor.name.clone(), request_id: None, now }
+}
+
+/// `pave rollout approve`: someone other than the requester (an admin may approve their own).
+pub async fn approve(store: &Store, id: i64, actor: &Actor, now: i64) -> Result<Rollout> {
+    let who = actor.clone();
+    Ok(store
+        .modify_rollout(id, &ctx(actor, now), move |r| {
+            if r.state != RolloutState::AwaitingApproval {
+                return Err(StoreError::Conflict(format!(
+                    "rollout {} is {}, not awaiting approval",
+                    r.id,
+                    r.state.as_str()
+                )));
+            }
+            if r.requested_by == who.name && who.role != Role::Admin {
+                return Err(StoreError::Forbidden(format!(
+                    "{} requested rollout {}; someone else must approve it",
+                    who.name, r.id
+                )));
+            }
+            r.state = RolloutState::Progressing;
+            r.approved_by = Some(who.name.clone());
+            Ok(vec![NewEvent::new(
+                "deployment.approved",
+                subject(&r.service),
+                json!({"environment": r.environment, "version": r.version, "by": who.name}),
+            )])
+        })
+        .await?)
+}
+
+/// `pave rollout promote`: go past a promotion gate.
+pub async fn promote(store: &Store, id: i64, actor: &Actor, now: i64) -> Result<Rollout> {
+    let who = actor.name.clone();
+    Ok(store
+        .modify_rollout(id, &ctx(actor, now), move |r| {
+            if r.state != RolloutState::AwaitingPromotion {
+                return Err(StoreError::Conflict(format!(
+                    "rollout {} is {}, not waiting for promotion",
+                    r.id,
+                    r.state.as_str()
+                )));
+            }
+            r.state = RolloutState::Progressing;
+            r.step += 1;
+            Ok(vec![NewEvent::new(
+                "deployment.promoted",
+                subject(&r.service),
+                json!({"environment": r.environment, "version": r.version, "by": who}),
+            )])
+        })
+        .await?)
+}
+
+/// `pave rollout abort`: the engine restores the previous version. A rollout still waiting
+/// for approval has changed nothing and ends at once.
+pub async fn abort(store: &Store, id: i64, actor: &Actor, now: i64) -> Result<Rollout> {
+    let who = actor.name.clone();
+    Ok(store
+        .modify_rollout(id, &ctx(actor, now), move |r| {
+            if r.state.is_terminal() {
+                return Err(StoreError::Conflict(format!("rollout {} has already ended ({})", r.id, r.state.as_str())));
+            }
+            r.abort_requested = Some(who.clone());
+            if r.state == RolloutState::AwaitingApproval {
+                r.state = RolloutState::Aborted;
+                r.finished_at = Some(Timestamp(now));
+            }
+            Ok(vec![NewEvent::new(
+                "deployment.abort-requested",
+                subject(&r.service),
+                json!({"environment": r.environment, "version": r.version, "by": who}),
+            )])
+        })
+        .await?)
+}
+
+/// The rollout a command about `service` in `env` means: the active one.
+pub async fn active(store: &Store, service: &str, env: &str) -> Result<Rollout> {
+    store
+        .rollouts(Some(service), Some(env), 1)
+        .await?
+        .into_iter()
+        .find(|r| !r.state.is_terminal())
+        .ok_or_else(|| DeployError::NotFound(format!("{service} has no rollout in progress in {env}")))
+}
+
+/// The desired state of a route, for status pages.
+pub async fn route(store: &Store, service: &str, env: &str) -> Result<RouteState> {
+    store
+        .route_state(service, env)
+        .await?
+        .ok_or_else(|| DeployError::NotFound(format!("{service} has never been deployed to {env}")))
+}

@@ -1,0 +1,830 @@
+//! The engine: recovers what runs, dispatches active rollouts, runs their steps, keeps the
+//! router in line with healthy replicas, and reports finished deployments to DORA.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pave_artifacts::ArtifactStore;
+use pave_model::delivery::{Deployment, DeploymentKind, DeploymentStatus, Report};
+use pave_model::rollout::{Rollout, RolloutKind, RolloutState, RouteState, Step};
+use pave_model::runtime::parse_duration;
+use pave_model::{Kind, NewEvent, Resource, Timestamp};
+use pave_router::{Listening, Route, RouteTable, RouterConfig, Summary, VersionRoute};
+use pave_runtime::{Adoption, Health, Instance, ReplicaSpec, Runtime, RuntimeEvent};
+use pave_store::{Store, WriteContext};
+use serde_json::json;
+use tokio::sync::Notify;
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub artifacts_dir: PathBuf,
+    /// Router ports are taken from this range, one per service and environment, and kept.
+    pub router_ports: RangeInclusive<u16>,
+    /// Identifies this control plane in the engine lease: `host/pid/nonce`.
+    pub holder: String,
+    /// How often active rollouts are looked for when nothing wakes the engine.
+    pub poll: Duration,
+    /// Longest wait for requests in flight to a replica before it is stopped anyway.
+    pub drain_timeout: Duration,
+    pub router: RouterConfig,
+}
+
+impl EngineConfig {
+    pub fn new(artifacts_dir: impl Into<PathBuf>, holder: impl Into<String>) -> Self {
+        EngineConfig {
+            artifacts_dir: artifacts_dir.into(),
+            router_ports: 7800..=7999,
+            holder: holder.into(),
+            poll: Duration::from_millis(500),
+            drain_timeout: Duration::from_secs(30),
+            router: RouterConfig::default(),
+        }
+    }
+}
+
+const LEASE: &str = "delivery-engine";
+const LEASE_TTL_MS: i64 = 15_000;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn ctx(actor: &str) -> WriteContext {
+    WriteContext { actor: actor.to_owned(), request_id: None, now: now_ms() }
+}
+
+fn subject(service: &str) -> String {
+    format!("service/{service}")
+}
+
+/// `service/env/version/rN` → `(service, env)`.
+fn target_of(id: &str) -> Option<(String, String)> {
+    let mut parts = id.splitn(3, '/');
+    Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
+}
+
+/// What running a step came to.
+enum Outcome {
+    Done,
+    /// Stopped at a promotion gate.
+    Paused,
+    /// An abort arrived while the step waited.
+    Aborted,
+}
+
+/// The delivery engine over runtime `R`.
+pub struct Engine<R: Runtime> {
+    store: Store,
+    runtime: R,
+    artifacts: ArtifactStore,
+    config: EngineConfig,
+    routes: Mutex<HashMap<(String, String), Listening>>,
+    /// Replicas that crashed or fail their health check: kept out of the router.
+    unhealthy: Mutex<HashSet<String>>,
+    wake: Notify,
+    running: Mutex<HashSet<i64>>,
+    leader: AtomicBool,
+    stopped: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<R: Runtime> Engine<R> {
+    pub fn new(store: Store, runtime: R, config: EngineConfig) -> Arc<Self> {
+        Arc::new(Engine {
+            store,
+            artifacts: ArtifactStore::new(&config.artifacts_dir),
+            runtime,
+            config,
+            routes: Mutex::new(HashMap::new()),
+            unhealthy: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+            running: Mutex::new(HashSet::new()),
+            leader: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+        })
+    }
+
+    /// Runs the engine until [`Engine::stop`]: takes the lease, recovers, then dispatches
+    /// rollouts whenever woken or every `poll`.
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            while !engine.stopped.load(Ordering::SeqCst) {
+                let leader = match engine.take_lease().await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot renew the delivery engine lease");
+                        false
+                    }
+                };
+                if leader && !engine.leader.swap(true, Ordering::SeqCst) {
+                    tracing::info!(holder = %engine.config.holder, "this control plane runs the delivery engine");
+                    engine.recover().await;
+                    tokio::spawn(engine.clone().watch_runtime());
+                } else if !leader && engine.leader.swap(false, Ordering::SeqCst) {
+                    tracing::warn!("lost the delivery engine lease; another control plane runs it now");
+                }
+                if leader {
+                    engine.dispatch().await;
+                }
+                tokio::select! {
+                    _ = engine.wake.notified() => {}
+                    _ = tokio::time::sleep(engine.config.poll) => {}
+                }
+            }
+        })
+    }
+
+    /// Takes or renews the lease. A holder on this machine whose process is gone (a control
+    /// plane killed a moment ago) is taken over at once instead of after the lease expires.
+    async fn take_lease(&self) -> Result<bool, pave_store::StoreError> {
+        let me = &self.config.holder;
+        if self.store.acquire_lease(LEASE, me, LEASE_TTL_MS, now_ms(), None).await? {
+            return Ok(true);
+        }
+        let Some(current) = self.store.lease_holder(LEASE).await? else { return Ok(false) };
+        let parts: Vec<&str> = current.split('/').collect();
+        let dead_here = match (parts.as_slice(), me.split('/').next()) {
+            ([host, pid, _], Some(my_host)) => {
+                *host == my_host
+                    && pid.parse::<u32>().is_ok_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+            }
+            _ => false,
+        };
+        if !dead_here {
+            return Ok(false);
+        }
+        tracing::info!(previous = %current, "the previous engine's process is gone; taking over its lease");
+        self.store.acquire_lease(LEASE, me, LEASE_TTL_MS, now_ms(), Some(&current)).await
+    }
+
+    /// Makes the engine look for work now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Whether this control plane holds the engine lease.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::SeqCst)
+    }
+
+    /// Stops the engine. With `stop_replicas`, every replica is stopped too (the demo's end);
+    /// otherwise they keep serving and the next engine adopts them.
+    pub async fn stop(&self, stop_replicas: bool) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        if stop_replicas {
+            for inst in self.runtime.running() {
+                let _ = self.runtime.stop(&inst.id).await;
+                let _ = self.store.delete_instance(&inst.id).await;
+            }
+        }
+        lock(&self.routes).clear();
+    }
+
+    /// The router address of a service in an environment, when this control plane serves it.
+    pub fn route_addr(&self, service: &str, env: &str) -> Option<SocketAddr> {
+        lock(&self.routes).get(&(service.to_owned(), env.to_owned())).map(|l| l.addr)
+    }
+
+    /// Golden signals per version since `since`.
+    pub fn signals(&self, service: &str, env: &str, since: std::time::SystemTime) -> Option<Vec<Summary>> {
+        lock(&self.routes).get(&(service.to_owned(), env.to_owned())).map(|l| l.route.signals.summary(since))
+    }
+
+    /// The table the router uses now.
+    pub fn route_table(&self, service: &str, env: &str) -> Option<RouteTable> {
+        lock(&self.routes).get(&(service.to_owned(), env.to_owned())).map(|l| l.route.table())
+    }
+
+    /// Replicas running now.
+    pub fn replicas(&self) -> Vec<Instance> {
+        self.runtime.running()
+    }
+
+    async fn event(&self, kind: &str, service: &str, data: serde_json::Value) {
+        let e = NewEvent::new(kind, subject(service), data);
+        if let Err(err) = self.store.append_events(&ctx("pave-engine"), &[e]).await {
+            tracing::warn!(error = %err, kind, "cannot append an engine event");
+        }
+    }
+
+    // ---- replicas ----------------------------------------------------------------------
+
+    /// The runtime spec of one replica, from the service's runtime spec and the release's
+    /// verified artifact.
+    async fn spec(&self, service: &str, env: &str, version: &str, replica: u32) -> Result<ReplicaSpec, String> {
+        let svc = match self.store.get(Kind::Service, service).await.map_err(|e| e.to_string())? {
+            Some(s) => match s.resource {
+                Resource::Service(s) => s,
+                _ => return Err(format!("{service} is not a service")),
+            },
+            None => return Err(format!("service {service} no longer exists")),
+        };
+        let rt = svc.spec.runtime.ok_or_else(|| format!("service {service} has no runtime spec"))?;
+        let release = self
+            .store
+            .release(service, version)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("release {service} {version} does not exist"))?;
+        let artifacts = self.artifacts.clone();
+        let digest = release.digest.clone();
+        let cwd = tokio::task::spawn_blocking(move || artifacts.verify(&digest))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("artifact of {service} {version}: {e}"))?;
+        let ms = |s: &str| parse_duration(s).map(Duration::from_millis);
+        Ok(ReplicaSpec {
+            service: service.to_owned(),
+            env: env.to_owned(),
+            version: version.to_owned(),
+            replica,
+            program: rt.command.clone(),
+            args: rt.args.clone(),
+            cwd,
+            vars: rt.env.clone(),
+            port_env: rt.port_env.clone(),
+            health: Health {
+                path: rt.health_check.path.clone(),
+                interval: ms(&rt.health_check.interval)?,
+                timeout: ms(&rt.health_check.timeout)?,
+                threshold: rt.health_check.healthy_threshold,
+            },
+            start_timeout: ms(&rt.start_timeout)?,
+            stop_timeout: ms(&rt.stop_timeout)?,
+        })
+    }
+
+    fn instances_of(&self, service: &str, env: &str, version: &str) -> Vec<Instance> {
+        self.runtime
+            .running()
+            .into_iter()
+            .filter(|i| i.service == service && i.env == env && i.version == version)
+            .collect()
+    }
+
+    /// Makes exactly `replicas` healthy replicas of `version` run; extra ones are taken out
+    /// of the router, drained and stopped.
+    async fn ensure_replicas(&self, service: &str, env: &str, version: &str, replicas: u32) -> Result<(), String> {
+        let have = self.instances_of(service, env, version);
+        for idx in 0..replicas {
+            if have.iter().any(|i| i.replica == idx) {
+                continue;
+            }
+            let spec = self.spec(service, env, version, idx).await?;
+            let inst = self.runtime.start(spec).await.map_err(|e| e.to_string())?;
+            let doc = serde_json::to_value(&inst).map_err(|e| e.to_string())?;
+            self.store.save_instance(&inst.id, service, env, &doc, now_ms()).await.map_err(|e| e.to_string())?;
+            self.event(
+                "replica.started",
+                service,
+                json!({"environment": env, "version": version, "replica": idx, "pid": inst.pid, "port": inst.port}),
+            )
+            .await;
+            self.apply(service, env).await;
+        }
+        let mut extra: Vec<Instance> = have.into_iter().filter(|i| i.replica >= replicas).collect();
+        extra.sort_by_key(|i| std::cmp::Reverse(i.replica));
+        if !extra.is_empty() {
+            // The desired state already excludes them: this table has none of them.
+            self.apply(service, env).await;
+        }
+        for inst in extra {
+            self.retire(&inst).await;
+        }
+        Ok(())
+    }
+
+    /// Drains and stops a replica the router no longer uses.
+    async fn retire(&self, inst: &Instance) {
+        let route = lock(&self.routes).get(&(inst.service.clone(), inst.env.clone())).map(|l| l.route.clone());
+        if let Some(route) = route
+            && !route.drain(inst.addr(), self.config.drain_timeout).await
+        {
+            tracing::warn!(id = %inst.id, "requests still in flight after the drain timeout; stopping anyway");
+        }
+        let outcome = self.runtime.stop(&inst.id).await;
+        let _ = self.store.delete_instance(&inst.id).await;
+        lock(&self.unhealthy).remove(&inst.id);
+        self.event(
+            "replica.stopped",
+            &inst.service,
+            json!({"environment": inst.env, "version": inst.version, "replica": inst.replica,
+                   "outcome": outcome.map(|o| serde_json::to_value(o).unwrap_or_default()).unwrap_or_else(|e| json!(e.to_string()))}),
+        )
+        .await;
+    }
+
+    // ---- routes ------------------------------------------------------------------------
+
+    /// The route's desired state, creating it (with a free port) the first time.
+    async fn route_state(&self, service: &str, env: &str) -> Result<RouteState, String> {
+        if let Some(s) = self.store.route_state(service, env).await.map_err(|e| e.to_string())? {
+            self.ensure_listener(service, env, s.port)?;
+            return Ok(s);
+        }
+        let used: HashSet<u16> =
+            self.store.routes().await.map_err(|e| e.to_string())?.into_iter().map(|(_, _, s)| s.port).collect();
+        let port = self
+            .config
+            .router_ports
+            .clone()
+            .find(|p| !used.contains(p) && std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+            .ok_or_else(|| format!("no free router port in {:?}", self.config.router_ports))?;
+        let state = RouteState { port, sticky: true, versions: Vec::new() };
+        let ev = NewEvent::new("route.created", subject(service), json!({"environment": env, "port": port}));
+        self.store.save_route(service, env, &state, &[ev], &ctx("pave-engine")).await.map_err(|e| e.to_string())?;
+        self.ensure_listener(service, env, port)?;
+        Ok(state)
+    }
+
+    fn ensure_listener(&self, service: &str, env: &str, port: u16) -> Result<(), String> {
+        let key = (service.to_owned(), env.to_owned());
+        let mut routes = lock(&self.routes);
+        if routes.contains_key(&key) {
+            return Ok(());
+        }
+        let std_listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .map_err(|e| format!("cannot listen on router port {port} for {service} in {env}: {e}"))?;
+        std_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
+        let route = Route::new(service, env, self.config.router.clone());
+        let listening = pave_router::listen(route, listener).map_err(|e| e.to_string())?;
+        tracing::info!(service, env, addr = %listening.addr, "router listening");
+        routes.insert(key, listening);
+        Ok(())
+    }
+
+    /// Points the router at the healthy replicas of the versions the desired state names.
+    async fn apply(&self, service: &str, env: &str) {
+        let state = match self.store.route_state(service, env).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a route");
+                return;
+            }
+        };
+        self.apply_state(service, env, &state);
+    }
+
+    fn apply_state(&self, service: &str, env: &str, state: &RouteState) {
+        let running = self.runtime.running();
+        let unhealthy = lock(&self.unhealthy).clone();
+        let table = RouteTable {
+            sticky: state.sticky,
+            versions: state
+                .versions
+                .iter()
+                .map(|v| VersionRoute {
+                    version: v.version.clone(),
+                    weight: v.weight,
+                    backends: running
+                        .iter()
+                        .filter(|i| {
+                            i.service == service
+                                && i.env == env
+                                && i.version == v.version
+                                && i.replica < v.replicas
+                                && !unhealthy.contains(&i.id)
+                        })
+                        .map(Instance::addr)
+                        .collect(),
+                })
+                .collect(),
+        };
+        if let Some(l) = lock(&self.routes).get(&(service.to_owned(), env.to_owned()))
+            && let Err(e) = l.route.set(table)
+        {
+            tracing::error!(service, env, error = %e, "route state is inconsistent");
+        }
+    }
+
+    // ---- recovery ----------------------------------------------------------------------
+
+    /// After a start: adopt recorded replicas still running, forget the rest, serve every
+    /// route again, start what is missing, and stop unrecorded replicas of ours.
+    async fn recover(&self) {
+        let records = self.store.instances().await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read recorded replicas");
+            Vec::new()
+        });
+        let (mut adopted, mut gone) = (0, 0);
+        for doc in records {
+            let Ok(inst) = serde_json::from_value::<Instance>(doc) else { continue };
+            let outcome = match self.spec(&inst.service, &inst.env, &inst.version, inst.replica).await {
+                Ok(spec) => self.runtime.adopt(spec, inst.clone()).await,
+                Err(e) => {
+                    tracing::warn!(id = %inst.id, error = %e, "cannot rebuild a replica's spec; it will be stopped");
+                    Adoption::Gone
+                }
+            };
+            match outcome {
+                Adoption::Adopted(_) => adopted += 1,
+                Adoption::Gone | Adoption::Stopped => {
+                    gone += 1;
+                    let _ = self.store.delete_instance(&inst.id).await;
+                }
+            }
+        }
+        let reaped = self.runtime.reap_orphans().await;
+        tracing::info!(adopted, gone, reaped = reaped.len(), "recovered replicas");
+        let routes = self.store.routes().await.unwrap_or_default();
+        let routes_empty = routes.is_empty();
+        for (service, env, state) in &routes {
+            if let Err(e) = self.ensure_listener(service, env, state.port) {
+                tracing::error!(error = %e, "cannot serve a route");
+                continue;
+            }
+            self.apply_state(service, env, state);
+        }
+        for (service, env, state) in routes {
+            for v in &state.versions {
+                if let Err(e) = self.ensure_replicas(&service, &env, &v.version, v.replicas).await {
+                    tracing::error!(service, env, version = %v.version, error = %e, "cannot restore replicas");
+                }
+            }
+            self.apply(&service, &env).await;
+        }
+        // Recorded when there was something to recover: a first start on an empty platform
+        // is not an event.
+        if adopted + gone + reaped.len() > 0 || !routes_empty {
+            self.event("engine.recovered", "pave", json!({"adopted": adopted, "gone": gone, "reaped": reaped})).await;
+        }
+    }
+
+    /// Turns runtime events into events in the log and router changes.
+    async fn watch_runtime(self: Arc<Self>) {
+        let mut rx = self.runtime.subscribe();
+        loop {
+            let ev = match rx.recv().await {
+                Ok(ev) => ev,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "runtime events lagged");
+                    continue;
+                }
+                Err(_) => return,
+            };
+            if self.stopped.load(Ordering::SeqCst) {
+                return;
+            }
+            let id = match &ev {
+                RuntimeEvent::Crashed { id, .. }
+                | RuntimeEvent::Unhealthy { id, .. }
+                | RuntimeEvent::Healthy { id } => id.clone(),
+                RuntimeEvent::Restarted { instance } => instance.id.clone(),
+            };
+            let Some((service, env)) = target_of(&id) else { continue };
+            let (kind, data) = match &ev {
+                RuntimeEvent::Crashed { status, restarts, restart_in, .. } => {
+                    lock(&self.unhealthy).insert(id.clone());
+                    (
+                        "replica.crashed",
+                        json!({"replica": id, "status": status, "restarts": restarts, "restartInMs": restart_in.as_millis() as u64}),
+                    )
+                }
+                RuntimeEvent::Restarted { instance } => {
+                    lock(&self.unhealthy).remove(&id);
+                    if let Ok(doc) = serde_json::to_value(instance) {
+                        let _ = self.store.save_instance(&id, &service, &env, &doc, now_ms()).await;
+                    }
+                    ("replica.restarted", json!({"replica": id, "pid": instance.pid}))
+                }
+                RuntimeEvent::Unhealthy { reason, .. } => {
+                    lock(&self.unhealthy).insert(id.clone());
+                    ("replica.unhealthy", json!({"replica": id, "reason": reason}))
+                }
+                RuntimeEvent::Healthy { .. } => {
+                    lock(&self.unhealthy).remove(&id);
+                    ("replica.healthy", json!({"replica": id}))
+                }
+            };
+            self.apply(&service, &env).await;
+            let mut data = data;
+            data["environment"] = json!(env);
+            self.event(kind, &service, data).await;
+        }
+    }
+
+    // ---- rollouts ----------------------------------------------------------------------
+
+    async fn dispatch(self: &Arc<Self>) {
+        let active = match self.store.active_rollouts().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list active rollouts");
+                return;
+            }
+        };
+        for r in active {
+            if matches!(r.state, RolloutState::AwaitingApproval) {
+                continue;
+            }
+            if r.state == RolloutState::AwaitingPromotion && r.abort_requested.is_none() {
+                continue;
+            }
+            if !lock(&self.running).insert(r.id) {
+                continue;
+            }
+            let engine = self.clone();
+            tokio::spawn(async move {
+                let id = r.id;
+                engine.execute(id).await;
+                lock(&engine.running).remove(&id);
+                // Something may have changed while it ran (a promote, an abort).
+                engine.wake();
+            });
+        }
+    }
+
+    async fn modify(
+        &self,
+        id: i64,
+        change: impl FnOnce(&mut Rollout) -> Vec<NewEvent>,
+    ) -> Result<Rollout, pave_store::StoreError> {
+        self.store.modify_rollout(id, &ctx("pave-engine"), |r| Ok(change(r))).await
+    }
+
+    async fn execute(&self, id: i64) {
+        loop {
+            if self.stopped.load(Ordering::SeqCst) || !self.is_leader() {
+                return;
+            }
+            let r = match self.store.rollout(id).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "cannot read a rollout");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if r.state.is_terminal() {
+                return;
+            }
+            if r.abort_requested.is_some()
+                && matches!(r.state, RolloutState::Progressing | RolloutState::AwaitingPromotion)
+            {
+                let _ = self
+                    .modify(id, |r| {
+                        r.state = RolloutState::RollingBack;
+                        r.step = 0;
+                        r.wait_until = None;
+                        r.reason = Some(format!("aborted by {}", r.abort_requested.clone().unwrap_or_default()));
+                        vec![NewEvent::new(
+                            "deployment.rolling-back",
+                            subject(&r.service),
+                            json!({"environment": r.environment, "version": r.version, "reason": r.reason}),
+                        )]
+                    })
+                    .await;
+                continue;
+            }
+            match r.state {
+                RolloutState::Progressing if r.step >= r.steps.len() => {
+                    self.finish(&r, RolloutState::Succeeded).await;
+                    return;
+                }
+                RolloutState::Progressing => {
+                    let step = r.steps[r.step].clone();
+                    if r.step == 0 {
+                        self.event(
+                            "deployment.started",
+                            &r.service,
+                            json!({"rollout": r.id, "environment": r.environment, "version": r.version, "strategy": r.strategy}),
+                        )
+                        .await;
+                    }
+                    match self.run_step(&r, &step).await {
+                        Ok(Outcome::Done) => {
+                            let at = r.step;
+                            let _ = self
+                                .modify(id, |r| {
+                                    if r.step == at {
+                                        r.step += 1;
+                                        r.wait_until = None;
+                                    }
+                                    vec![NewEvent::new(
+                                        "deployment.step",
+                                        subject(&r.service),
+                                        json!({"environment": r.environment, "version": r.version, "index": at, "step": step.describe()}),
+                                    )]
+                                })
+                                .await;
+                        }
+                        Ok(Outcome::Paused) => {
+                            let _ = self
+                                .modify(id, |r| {
+                                    if r.abort_requested.is_none() && r.state == RolloutState::Progressing {
+                                        r.state = RolloutState::AwaitingPromotion;
+                                    }
+                                    vec![NewEvent::new(
+                                        "deployment.awaiting-promotion",
+                                        subject(&r.service),
+                                        json!({"environment": r.environment, "version": r.version}),
+                                    )]
+                                })
+                                .await;
+                            return;
+                        }
+                        Ok(Outcome::Aborted) => continue,
+                        Err(reason) => {
+                            tracing::warn!(id, %reason, "rollout step failed; reverting");
+                            let _ = self
+                                .modify(id, |r| {
+                                    r.state = RolloutState::RollingBack;
+                                    r.step = 0;
+                                    r.wait_until = None;
+                                    r.reason = Some(reason.clone());
+                                    vec![NewEvent::new(
+                                        "deployment.rolling-back",
+                                        subject(&r.service),
+                                        json!({"environment": r.environment, "version": r.version, "reason": reason}),
+                                    )]
+                                })
+                                .await;
+                        }
+                    }
+                }
+                RolloutState::RollingBack if r.step >= r.revert.len() => {
+                    let end = if r.abort_requested.is_some() { RolloutState::Aborted } else { RolloutState::Failed };
+                    self.finish(&r, end).await;
+                    return;
+                }
+                RolloutState::RollingBack => {
+                    let step = r.revert[r.step].clone();
+                    match self.run_step(&r, &step).await {
+                        Ok(_) => {
+                            let at = r.step;
+                            let _ = self
+                                .modify(id, |r| {
+                                    if r.step == at {
+                                        r.step += 1;
+                                    }
+                                    vec![NewEvent::new(
+                                        "deployment.revert-step",
+                                        subject(&r.service),
+                                        json!({"environment": r.environment, "version": r.version, "index": at, "step": step.describe()}),
+                                    )]
+                                })
+                                .await;
+                        }
+                        Err(e) => {
+                            // A revert must get through; keep trying, loudly.
+                            tracing::error!(id, error = %e, "a revert step failed; retrying");
+                            tokio::time::sleep(Duration::from_secs(2)).await;
+                        }
+                    }
+                }
+                RolloutState::AwaitingApproval | RolloutState::AwaitingPromotion => return,
+                _ => return,
+            }
+        }
+    }
+
+    async fn run_step(&self, r: &Rollout, step: &Step) -> Result<Outcome, String> {
+        let (service, env) = (r.service.as_str(), r.environment.as_str());
+        match step {
+            Step::Scale { version, replicas } => {
+                let mut state = self.route_state(service, env).await?;
+                state.set_replicas(version, *replicas);
+                self.store
+                    .save_route(service, env, &state, &[], &ctx("pave-engine"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.ensure_replicas(service, env, version, *replicas).await?;
+                Ok(Outcome::Done)
+            }
+            Step::Route { weights } => {
+                let mut state = self.route_state(service, env).await?;
+                state.set_weights(weights);
+                let ev = NewEvent::new(
+                    "route.switched",
+                    subject(service),
+                    json!({"environment": env, "weights": weights, "rollout": r.id}),
+                );
+                self.store
+                    .save_route(service, env, &state, &[ev], &ctx("pave-engine"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                self.apply_state(service, env, &state);
+                Ok(Outcome::Done)
+            }
+            Step::AwaitPromotion => Ok(Outcome::Paused),
+            Step::Wait { ms } => {
+                let until = match r.wait_until {
+                    Some(t) => t.0,
+                    None => {
+                        let t = now_ms() + *ms as i64;
+                        self.modify(r.id, |r| {
+                            r.wait_until = Some(Timestamp(t));
+                            Vec::new()
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?;
+                        t
+                    }
+                };
+                let mut checks = 0u32;
+                while now_ms() < until {
+                    tokio::time::sleep(Duration::from_millis(((until - now_ms()).max(1) as u64).min(250))).await;
+                    checks += 1;
+                    if checks.is_multiple_of(4) {
+                        match self.store.rollout(r.id).await {
+                            Ok(Some(cur)) if cur.abort_requested.is_some() => return Ok(Outcome::Aborted),
+                            _ => {}
+                        }
+                        if self.stopped.load(Ordering::SeqCst) {
+                            return Err("engine stopping".into());
+                        }
+                    }
+                }
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    /// Ends a rollout and reports the deployment to DORA (an undo also marks the rollout it
+    /// undid as rolled back, which DORA counts as a failure recovered by this one).
+    async fn finish(&self, r: &Rollout, end: RolloutState) {
+        let now = now_ms();
+        let kind = match end {
+            RolloutState::Succeeded => "deployment.succeeded",
+            RolloutState::Aborted => "deployment.aborted",
+            _ => "deployment.failed",
+        };
+        let finished = self
+            .modify(r.id, |r| {
+                r.state = end;
+                r.finished_at = Some(Timestamp(now));
+                vec![NewEvent::new(
+                    kind,
+                    subject(&r.service),
+                    json!({"environment": r.environment, "version": r.version, "from": r.from_version, "reason": r.reason}),
+                )]
+            })
+            .await;
+        let Ok(r) = finished else { return };
+        let status =
+            if end == RolloutState::Succeeded { DeploymentStatus::Succeeded } else { DeploymentStatus::Failed };
+        let mut reports = vec![Report::Deployment(deployment_fact(&r, status, now))];
+        if r.kind == RolloutKind::Undo && end == RolloutState::Succeeded {
+            let undone = self
+                .store
+                .rollouts(Some(&r.service), Some(&r.environment), 1000)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .find(|o| {
+                    o.id < r.id && Some(&o.version) == r.from_version.as_ref() && o.state == RolloutState::Succeeded
+                });
+            if let Some(u) = undone {
+                let by = r.requested_by.clone();
+                if let Ok(u) = self
+                    .modify(u.id, |u| {
+                        u.state = RolloutState::RolledBack;
+                        vec![NewEvent::new(
+                            "deployment.rolled-back",
+                            subject(&u.service),
+                            json!({"environment": u.environment, "version": u.version, "by": by, "undoRollout": r.id}),
+                        )]
+                    })
+                    .await
+                {
+                    let finished_at = u.finished_at.map_or(now, |t| t.0);
+                    reports.push(Report::Deployment(deployment_fact(&u, DeploymentStatus::RolledBack, finished_at)));
+                }
+            }
+        }
+        if let Err(e) = self.store.report(&reports, &ctx("pave-engine")).await {
+            tracing::warn!(error = %e, "cannot report a finished deployment to DORA");
+        }
+        tracing::info!(rollout = r.id, service = %r.service, env = %r.environment, version = %r.version, state = end.as_str(), "rollout finished");
+    }
+}
+
+fn deployment_fact(r: &Rollout, status: DeploymentStatus, finished_at: i64) -> Deployment {
+    Deployment {
+        id: format!("pave-rollout-{}", r.id),
+        service: r.service.clone(),
+        environment: r.environment.clone(),
+        version: r.version.clone(),
+        commit: r.commit.clone(),
+        previous_commit: None,
+        commits: Vec::new(),
+        started_at: r.created_at,
+        finished_at: Timestamp(finished_at),
+        status,
+        kind: if r.kind == RolloutKind::Undo { DeploymentKind::Unplanned } else { DeploymentKind::Planned },
+    }
+}

@@ -1,0 +1,266 @@
+//! Deployments and rollouts: requests go through `pave_deploy::commands` (checked, stored,
+//! audited); the engine — in whichever replica holds its lease — is woken to act on them.
+
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use pave_deploy::commands::{self, Actor, DeployError, DeployRequest};
+use pave_model::rollout::Strategy;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Caller;
+use crate::AppState;
+use crate::auth::AuditDetail;
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiQuery, JsonBody};
+
+impl From<DeployError> for ApiError {
+    fn from(e: DeployError) -> Self {
+        match e {
+            DeployError::NotFound(m) => ApiError::not_found(m),
+            DeployError::Invalid(m) => ApiError::invalid(m, Vec::new()),
+            DeployError::Forbidden(m) => ApiError::forbidden(m),
+            DeployError::Conflict(m) => ApiError::new(Problem::Conflict, m),
+            DeployError::Store(e) => e.into(),
+        }
+    }
+}
+
+fn actor(c: &Caller) -> Actor {
+    Actor { name: c.principal.name.clone(), role: c.principal.role }
+}
+
+fn wake(state: &AppState) {
+    if let Some(e) = &state.engine {
+        e.wake();
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeployBody {
+    service: String,
+    environment: String,
+    version: String,
+    #[serde(default)]
+    strategy: Option<String>,
+    /// An admin's reason to skip the promotion path or the approval.
+    #[serde(default, rename = "override")]
+    override_reason: Option<String>,
+}
+
+pub async fn deploy(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<DeployBody>,
+) -> Result<Response, ApiError> {
+    let strategy = match body.strategy.as_deref() {
+        None => None,
+        Some(s) => Some(Strategy::parse(s).ok_or_else(|| {
+            ApiError::invalid(format!("strategy {s:?} is not one of recreate, rolling, blue-green"), Vec::new())
+        })?),
+    };
+    let req = DeployRequest {
+        service: body.service,
+        environment: body.environment,
+        version: body.version,
+        strategy,
+        override_reason: body.override_reason,
+    };
+    let r = commands::deploy(&state.store, &req, &actor(&caller), crate::now_millis()).await?;
+    wake(&state);
+    let mut resp = (StatusCode::CREATED, Json(json!({ "rollout": r }))).into_response();
+    resp.extensions_mut().insert(AuditDetail(json!({
+        "rollout": r.id, "environment": r.environment, "version": r.version, "strategy": r.strategy,
+        "override": r.override_reason,
+    })));
+    Ok(resp)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    service: Option<String>,
+    environment: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list(State(state): State<AppState>, ApiQuery(p): ApiQuery<ListParams>) -> Result<Response, ApiError> {
+    let limit = p.limit.unwrap_or(50).clamp(1, 1000);
+    let all = state.store.rollouts(p.service.as_deref(), p.environment.as_deref(), limit).await?;
+    Ok(Json(json!({ "rollouts": all })).into_response())
+}
+
+pub async fn get_one(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let r =
+        state.store.rollout(id).await?.ok_or_else(|| ApiError::not_found(format!("rollout {id} does not exist")))?;
+    Ok(Json(json!({ "rollout": r })).into_response())
+}
+
+pub async fn act(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, action)): Path<(i64, String)>,
+) -> Result<Response, ApiError> {
+    let (a, now) = (actor(&caller), crate::now_millis());
+    let r = match action.as_str() {
+        "approve" => commands::approve(&state.store, id, &a, now).await?,
+        "promote" => commands::promote(&state.store, id, &a, now).await?,
+        "abort" => commands::abort(&state.store, id, &a, now).await?,
+        other => {
+            return Err(ApiError::not_found(format!(
+                "{other:?} is not a rollout action; use approve, promote or abort"
+            )));
+        }
+    };
+    wake(&state);
+    let mut resp = Json(json!({ "rollout": r })).into_response();
+    resp.extensions_mut().insert(AuditDetail(json!({"rollout": id, "action": action})));
+    Ok(resp)
+}
+
+pub async fn undo(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((service, env)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let r = commands::undo(&state.store, &service, &env, &actor(&caller), crate::now_millis()).await?;
+    wake(&state);
+    let mut resp = (StatusCode::CREATED, Json(json!({ "rollout": r }))).into_response();
+    resp.extensions_mut().insert(AuditDetail(json!({"rollout": r.id, "environment": env, "to": r.version})));
+    Ok(resp)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusParams {
+    /// Minutes of golden signals to sum (default 5).
+    minutes: Option<u64>,
+}
+
+/// Desired state, what the router does now, the replicas, the active rollout and the golden
+/// signals per version.
+pub async fn status(
+    State(state): State<AppState>,
+    Path((service, env)): Path<(String, String)>,
+    ApiQuery(p): ApiQuery<StatusParams>,
+) -> Result<Response, ApiError> {
+    let desired = commands::route(&state.store, &service, &env).await?;
+    let active = commands::active(&state.store, &service, &env).await.ok();
+    let since = SystemTime::now() - Duration::from_secs(60 * p.minutes.unwrap_or(5).clamp(1, 120));
+    let (router, signals, replicas) = match &state.engine {
+        Some(e) => (
+            e.route_table(&service, &env),
+            e.signals(&service, &env, since),
+            e.replicas().into_iter().filter(|i| i.service == service && i.env == env).collect(),
+        ),
+        None => (None, None, Vec::new()),
+    };
+    Ok(Json(json!({
+        "service": service,
+        "environment": env,
+        "url": format!("http://127.0.0.1:{}/", desired.port),
+        "desired": desired,
+        "router": router,
+        "replicas": replicas,
+        "activeRollout": active,
+        "signals": signals,
+        "servedHere": state.engine.as_ref().is_some_and(|e| e.is_leader()),
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogParams {
+    lines: Option<usize>,
+    follow: Option<bool>,
+}
+
+/// A service's logs in an environment, every version and replica, each line prefixed with
+/// `[version rN]`; `follow=true` keeps the response open and streams new lines.
+pub async fn logs(
+    State(state): State<AppState>,
+    Path((service, env)): Path<(String, String)>,
+    ApiQuery(p): ApiQuery<LogParams>,
+) -> Result<Response, ApiError> {
+    let dir = state.config.logs_dir.clone();
+    let lines = p.lines.unwrap_or(100).min(10_000);
+    let files = pave_runtime::logs::files(&dir, &service, &env)
+        .map_err(|e| ApiError::new(Problem::Internal, format!("cannot list logs: {e}")))?;
+    if files.is_empty() && state.store.route_state(&service, &env).await?.is_none() {
+        return Err(ApiError::not_found(format!("{service} has never run in {env}")));
+    }
+    let label = |f: &std::path::Path| {
+        let replica = f.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_owned();
+        let version = f.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str()).unwrap_or("?").to_owned();
+        format!("[{version} {replica}] ")
+    };
+    let mut text = String::new();
+    let mut offsets = Vec::new();
+    for f in &files {
+        let tail = pave_runtime::logs::tail(f, lines).unwrap_or_default();
+        for line in tail.lines() {
+            text.push_str(&label(f));
+            text.push_str(line);
+            text.push('\n');
+        }
+        offsets.push((f.clone(), std::fs::metadata(f).map_or(0, |m| m.len())));
+    }
+    let plain = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    if !p.follow.unwrap_or(false) {
+        return Ok((plain, text).into_response());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let _ = tx.try_send(Bytes::from(text));
+    tokio::spawn(async move {
+        // Follows for at most an hour; new replicas' files are picked up as they appear.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for f in pave_runtime::logs::files(&dir, &service, &env).unwrap_or_default() {
+                if !offsets.iter().any(|(p, _)| *p == f) {
+                    offsets.push((f, 0));
+                }
+            }
+            let mut out = String::new();
+            for (f, off) in offsets.iter_mut() {
+                if let Ok((chunk, next)) = pave_runtime::logs::read_from(f, *off) {
+                    *off = next;
+                    for line in chunk.lines() {
+                        out.push_str(&label(f));
+                        out.push_str(line);
+                        out.push('\n');
+                    }
+                }
+            }
+            if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
+                return;
+            }
+            if tx.is_closed() {
+                return;
+            }
+        }
+    });
+    Ok((plain, Body::new(ChannelBody(rx))).into_response())
+}
+
+/// A response body fed from a channel: chunks are sent as they come.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl axum::body::HttpBody for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|c| c.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}

@@ -1,0 +1,298 @@
+//! `pave deploy`, `pave rollout …` and `pave logs`: take a release into an environment, watch
+//! and steer the rollout, read the replicas' output.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::ClientArgs;
+use crate::client::Client;
+use crate::commands::encode;
+use crate::output::{self, Format, cell};
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    pub service: String,
+    pub version: String,
+    #[arg(long = "env")]
+    pub environment: String,
+    /// recreate, rolling or blue-green [default: the service's spec.rollout, else rolling]
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// Admins: skip the promotion path and the approval, recording this reason.
+    #[arg(long = "override", value_name = "REASON")]
+    pub override_reason: Option<String>,
+    /// Return once the rollout is recorded instead of following it to its end.
+    #[arg(long)]
+    pub no_wait: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct Target {
+    pub service: String,
+    #[arg(long = "env")]
+    pub environment: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// The route, replicas, active rollout and golden signals of a service in an environment.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// Refresh every second until interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Rollouts, newest first.
+    List {
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long = "env")]
+        environment: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Approve the rollout waiting for approval (someone other than who requested it).
+    Approve(Target),
+    /// Let a rollout waiting at a promotion gate go on (blue-green: switch traffic).
+    Promote(Target),
+    /// Stop the active rollout and restore the version that served before.
+    Abort(Target),
+    /// Return to the release that served before the current one.
+    Undo(Target),
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    pub service: String,
+    #[arg(long = "env")]
+    pub environment: String,
+    /// Lines per replica to show first.
+    #[arg(long, default_value_t = 100)]
+    pub lines: usize,
+    /// Keep streaming new lines.
+    #[arg(short, long)]
+    pub follow: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+fn terminal(state: &str) -> bool {
+    matches!(state, "succeeded" | "failed" | "aborted" | "rolled-back")
+}
+
+/// Follows a rollout, printing each state change, until it ends or waits for a person.
+async fn follow(c: &Client, id: i64, format: Format) -> Result<ExitCode> {
+    let mut last = (String::new(), usize::MAX);
+    loop {
+        let v = c.get(&format!("/api/v1/rollouts/{id}")).await?;
+        let r = &v["rollout"];
+        let state = r["state"].as_str().unwrap_or("").to_owned();
+        let step = r["step"].as_u64().unwrap_or(0) as usize;
+        if format == Format::Table && (state.clone(), step) != last {
+            let steps = if state == "rolling-back" { &r["revert"] } else { &r["steps"] };
+            let n = steps.as_array().map_or(0, Vec::len);
+            let doing = steps.get(step).map(describe).unwrap_or_default();
+            println!("rollout {id}: {state} [{step}/{n}] {doing}");
+            last = (state.clone(), step);
+        }
+        if terminal(&state) || state == "awaiting-approval" || state == "awaiting-promotion" {
+            if format == Format::Json {
+                output::json(&v);
+            } else if let Some(reason) = r["reason"].as_str() {
+                println!("reason: {reason}");
+            }
+            return Ok(if state == "succeeded" || state.starts_with("awaiting") {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn describe(step: &Value) -> String {
+    match step["step"].as_str() {
+        Some("scale") => format!("scale {} to {}", cell(&step["version"]), step["replicas"]),
+        Some("route") => {
+            let w = step["weights"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| format!("{k} {v}%")).collect::<Vec<_>>().join(", "));
+            match w.filter(|w| !w.is_empty()) {
+                Some(w) => format!("route {w}"),
+                None => "route no traffic".into(),
+            }
+        }
+        Some("await-promotion") => "wait for `pave rollout promote`".into(),
+        Some("wait") => format!("keep the old version warm {}s", step["ms"].as_u64().unwrap_or(0) / 1000),
+        _ => String::new(),
+    }
+}
+
+pub async fn deploy(a: DeployArgs) -> Result<ExitCode> {
+    let c = Client::new(&a.client)?;
+    let body = json!({
+        "service": a.service, "environment": a.environment, "version": a.version,
+        "strategy": a.strategy, "override": a.override_reason,
+    });
+    let v = c.call(Method::POST, "/api/v1/deployments", Some(&body)).await?;
+    let id = v["rollout"]["id"].as_i64().unwrap_or(0);
+    if a.no_wait {
+        match a.client.output {
+            Format::Json => output::json(&v),
+            Format::Table => println!("rollout {id}: {}", cell(&v["rollout"]["state"])),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    follow(&c, id, a.client.output).await
+}
+
+async fn active(c: &Client, t: &Target) -> Result<i64> {
+    let v = c
+        .get(&format!("/api/v1/rollouts?service={}&environment={}&limit=1", encode(&t.service), encode(&t.environment)))
+        .await?;
+    match v["rollouts"].get(0) {
+        Some(r) if !terminal(r["state"].as_str().unwrap_or("")) => Ok(r["id"].as_i64().unwrap_or(0)),
+        _ => bail!("{} has no rollout in progress in {}", t.service, t.environment),
+    }
+}
+
+pub async fn rollout(cmd: RolloutCommand) -> Result<ExitCode> {
+    match cmd {
+        RolloutCommand::Status { target, watch } => {
+            let c = Client::new(&target.client)?;
+            let path = format!("/api/v1/services/{}/environments/{}/status", target.service, target.environment);
+            loop {
+                let v = c.get(&path).await?;
+                if target.client.output == Format::Json {
+                    output::json(&v);
+                } else {
+                    if watch {
+                        print!("\x1b[2J\x1b[H");
+                    }
+                    print_status(&v);
+                }
+                if !watch {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        RolloutCommand::List { service, environment, client } => {
+            let mut q = vec!["limit=50".to_owned()];
+            if let Some(s) = &service {
+                q.push(format!("service={}", encode(s)));
+            }
+            if let Some(e) = &environment {
+                q.push(format!("environment={}", encode(e)));
+            }
+            let v = Client::new(&client)?.get(&format!("/api/v1/rollouts?{}", q.join("&"))).await?;
+            output::list(
+                client.output,
+                &v,
+                "rollouts",
+                &["ID", "SERVICE", "ENV", "VERSION", "FROM", "STRATEGY", "STATE", "BY"],
+                |r| {
+                    vec![
+                        cell(&r["id"]),
+                        cell(&r["service"]),
+                        cell(&r["environment"]),
+                        cell(&r["version"]),
+                        cell(&r["fromVersion"]),
+                        cell(&r["strategy"]),
+                        cell(&r["state"]),
+                        cell(&r["requestedBy"]),
+                    ]
+                },
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        RolloutCommand::Approve(t) => act(t, "approve").await,
+        RolloutCommand::Promote(t) => act(t, "promote").await,
+        RolloutCommand::Abort(t) => act(t, "abort").await,
+        RolloutCommand::Undo(t) => {
+            let c = Client::new(&t.client)?;
+            let path = format!("/api/v1/services/{}/environments/{}/undo", t.service, t.environment);
+            let v = c.call(Method::POST, &path, None).await?;
+            let id = v["rollout"]["id"].as_i64().unwrap_or(0);
+            if t.client.output == Format::Table {
+                println!("undo: rollout {id} takes {} back to {}", t.service, cell(&v["rollout"]["version"]));
+            }
+            follow(&c, id, t.client.output).await
+        }
+    }
+}
+
+async fn act(t: Target, action: &str) -> Result<ExitCode> {
+    let c = Client::new(&t.client)?;
+    let id = active(&c, &t).await?;
+    c.call(Method::POST, &format!("/api/v1/rollouts/{id}/{action}"), None).await?;
+    if action == "approve" || action == "promote" || action == "abort" {
+        return follow(&c, id, t.client.output)
+            .await
+            .map(|code| if action == "abort" { ExitCode::SUCCESS } else { code });
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(v: &Value) {
+    println!("{} in {}: {}", cell(&v["service"]), cell(&v["environment"]), cell(&v["url"]));
+    for ver in v["desired"]["versions"].as_array().into_iter().flatten() {
+        println!("  {:<14} weight {:>3}%  replicas {}", cell(&ver["version"]), ver["weight"], ver["replicas"]);
+    }
+    for r in v["replicas"].as_array().into_iter().flatten() {
+        println!("  replica {:<28} pid {:<8} port {}", cell(&r["id"]), r["pid"], r["port"]);
+    }
+    if let Some(r) = v["activeRollout"].as_object() {
+        println!(
+            "  rollout {}: {} -> {} ({}), {} at step {}",
+            r["id"],
+            cell(&r["fromVersion"]),
+            cell(&r["version"]),
+            cell(&r["strategy"]),
+            cell(&r["state"]),
+            r["step"]
+        );
+    }
+    for s in v["signals"].as_array().into_iter().flatten() {
+        println!(
+            "  signals {:<10} requests {:>8}  5xx {:>6} ({:.2}%)  p50 {} ms  p99 {} ms",
+            cell(&s["version"]),
+            s["requests"],
+            s["errors"],
+            s["error_rate"].as_f64().unwrap_or(0.0) * 100.0,
+            ms(&s["p50_ms"]),
+            ms(&s["p99_ms"])
+        );
+    }
+}
+
+fn ms(v: &Value) -> String {
+    v.as_f64().map_or("-".into(), |x| format!("{x:.2}"))
+}
+
+pub async fn logs(a: LogsArgs) -> Result<ExitCode> {
+    let c = Client::new(&a.client)?;
+    let path = format!(
+        "/api/v1/services/{}/environments/{}/logs?lines={}&follow={}",
+        a.service, a.environment, a.lines, a.follow
+    );
+    let mut out = std::io::stdout();
+    c.stream_text(&path, |chunk| {
+        let _ = out.write_all(chunk);
+        let _ = out.flush();
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}

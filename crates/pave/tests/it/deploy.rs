@@ -1,0 +1,378 @@
+//! Deployments for real: `pave serve` runs the sample service (`pave sample`) as processes
+//! behind its router, and these tests drive traffic through the router while strategies,
+//! failures, undo, approvals and a SIGKILL of the control plane play out.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use pave_store::testing::{TestDatabase, fresh};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{ADMIN, Server, pave_bin, reap, replicas_of, stderr, stdout};
+
+struct Platform {
+    server: Server,
+    db: TestDatabase,
+    artifacts: tempfile::TempDir,
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        self.server.stop();
+        reap(self.db.dir.path());
+    }
+}
+
+fn service(rollout: Value, replicas: u32) -> Value {
+    json!({"kind": "Service", "metadata": {"name": "shop"}, "spec": {
+        "owner": "core",
+        "runtime": {
+            "command": pave_bin(), "args": ["sample"], "replicas": replicas,
+            "healthCheck": {"path": "/healthz", "interval": "200ms", "timeout": "200ms", "healthyThreshold": 1},
+            "startTimeout": "3s", "stopTimeout": "3s"
+        },
+        "rollout": rollout
+    }})
+}
+
+impl Platform {
+    async fn start(rollout: Value, replicas: u32) -> Platform {
+        let db = fresh().await;
+        let server = Server::start_on(&db, &[]);
+        let p = Platform { server, db, artifacts: tempfile::tempdir().expect("tempdir") };
+        let docs = json!({"documents": [
+            {"kind": "Team", "metadata": {"name": "core"}, "spec": {"type": "platform"}},
+            {"kind": "Environment", "metadata": {"name": "dev"}, "spec": {"order": 1}},
+            {"kind": "Environment", "metadata": {"name": "prod"}, "spec": {"order": 2, "production": true, "requireApproval": true}},
+            service(rollout, replicas),
+        ]});
+        let (s, v) = p.server.send(Method::POST, "/api/v1/apply", ADMIN, docs).await;
+        assert_eq!(s, 200, "{v}");
+        p
+    }
+
+    /// Publishes release `version`; `config` becomes the artifact's `sample.env`.
+    fn release(&self, version: &str, config: &str) {
+        let dir = self.artifacts.path().join(version);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("sample.env"), config).expect("write");
+        let out = self.server.cli(
+            &[
+                "release",
+                "create",
+                "shop",
+                "--version",
+                version,
+                "--artifact",
+                dir.to_str().expect("path"),
+                "--commit",
+                "abcdef1",
+            ],
+            Some(ADMIN),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    fn deploy(&self, version: &str, env: &str, extra: &[&str], token: &str) -> std::process::Output {
+        let mut args = vec!["deploy", "shop", version, "--env", env];
+        args.extend_from_slice(extra);
+        self.server.cli(&args, Some(token))
+    }
+
+    async fn status(&self, env: &str) -> Value {
+        let (s, v) = self.server.get(&format!("/api/v1/services/shop/environments/{env}/status")).await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
+    async fn url(&self, env: &str) -> String {
+        self.status(env).await["url"].as_str().expect("url").to_owned()
+    }
+
+    async fn rollout(&self, id: i64) -> Value {
+        self.server.get(&format!("/api/v1/rollouts/{id}")).await.1["rollout"].clone()
+    }
+
+    async fn latest(&self, env: &str) -> Value {
+        let v = self.server.get(&format!("/api/v1/rollouts?service=shop&environment={env}&limit=1")).await.1;
+        v["rollouts"][0].clone()
+    }
+
+    async fn wait_state(&self, id: i64, states: &[&str]) -> Value {
+        for _ in 0..300 {
+            let r = self.rollout(id).await;
+            if states.contains(&r["state"].as_str().unwrap_or("")) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("rollout {id} never reached {states:?}: {}", self.rollout(id).await);
+    }
+}
+
+/// The version answering at the router.
+async fn version_at(url: &str) -> String {
+    let v: Value = reqwest::get(url).await.expect("router answers").json().await.expect("json");
+    v["version"].as_str().expect("version").to_owned()
+}
+
+/// Steady traffic through the router until stopped: (sent, failed, versions seen).
+struct Load {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(url: &str, workers: usize) -> Load {
+        let (stop, sent, failed) =
+            (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let tasks = (0..workers)
+            .map(|_| {
+                let (url, stop, sent, failed) = (url.to_owned(), stop.clone(), sent.clone(), failed.clone());
+                tokio::spawn(async move {
+                    let http = reqwest::Client::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let ok = matches!(http.get(&url).send().await, Ok(r) if r.status() == 200);
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        if !ok {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                })
+            })
+            .collect();
+        Load { stop, sent, failed, tasks }
+    }
+
+    async fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.expect("load task");
+        }
+        (self.sent.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+    }
+}
+
+#[tokio::test]
+async fn rolling_blue_green_and_undo_under_traffic_drop_nothing() {
+    let p = Platform::start(json!({"strategy": "rolling", "keepWarm": "1s"}), 2).await;
+    for v in ["1.0.0", "2.0.0", "3.0.0"] {
+        p.release(v, "");
+    }
+    let out = p.deploy("1.0.0", "dev", &[], ADMIN);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("succeeded"), "{}", stdout(&out));
+    let url = p.url("dev").await;
+    assert_eq!(version_at(&url).await, "1.0.0");
+    assert_eq!(p.status("dev").await["replicas"].as_array().map(Vec::len), Some(2));
+
+    let load = Load::start(&url, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = p.deploy("2.0.0", "dev", &[], ADMIN);
+    assert!(out.status.success(), "rolling: {}{}", stdout(&out), stderr(&out));
+    assert_eq!(version_at(&url).await, "2.0.0");
+    let out = p.deploy("3.0.0", "dev", &["--strategy", "blue-green"], ADMIN);
+    assert!(out.status.success(), "blue-green: {}{}", stdout(&out), stderr(&out));
+    assert_eq!(version_at(&url).await, "3.0.0");
+    let out = p.server.cli(&["rollout", "undo", "shop", "--env", "dev"], Some(ADMIN));
+    assert!(out.status.success(), "undo: {}{}", stdout(&out), stderr(&out));
+    assert_eq!(version_at(&url).await, "2.0.0");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (sent, failed) = load.finish().await;
+    assert!(sent > 100, "only {sent} requests were sent");
+    assert_eq!(failed, 0, "{failed} of {sent} requests failed during rolling, blue-green and undo");
+
+    // Only the serving version runs, and the undone rollout is marked rolled back.
+    let status = p.status("dev").await;
+    let replicas: Vec<&str> =
+        status["replicas"].as_array().expect("replicas").iter().map(|r| r["version"].as_str().unwrap_or("")).collect();
+    assert_eq!(replicas, ["2.0.0", "2.0.0"], "{status}");
+    assert!(status["signals"].as_array().expect("signals").iter().any(|s| s["version"] == "3.0.0"));
+    let list = p.server.get("/api/v1/rollouts?service=shop&environment=dev").await.1;
+    let states: Vec<(&str, &str)> = list["rollouts"]
+        .as_array()
+        .expect("rollouts")
+        .iter()
+        .map(|r| (r["version"].as_str().unwrap_or(""), r["state"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        states,
+        [("2.0.0", "succeeded"), ("3.0.0", "rolled-back"), ("2.0.0", "succeeded"), ("1.0.0", "succeeded")]
+    );
+    // Every step is in the event log, and DORA sees the deployments and the rollback.
+    let events = p.server.get("/api/v1/events?kind=deployment.*&limit=500").await.1;
+    let kinds: Vec<&str> =
+        events["events"].as_array().expect("events").iter().filter_map(|e| e["kind"].as_str()).collect();
+    for k in [
+        "deployment.requested",
+        "deployment.started",
+        "deployment.step",
+        "deployment.succeeded",
+        "deployment.rolled-back",
+    ] {
+        assert!(kinds.contains(&k), "no {k} in {kinds:?}");
+    }
+    let dora = p.server.get("/api/v1/dora?environment=dev&from=1d&explain=true").await;
+    assert_eq!(dora.0, 200, "{}", dora.1);
+    let text = dora.1.to_string();
+    assert!(text.contains("pave-rollout-"), "DORA names the rollouts behind its figures: {text}");
+    // Logs of every replica are readable.
+    let out = p.server.cli(&["logs", "shop", "--env", "dev", "--lines", "5"], Some(ADMIN));
+    assert!(stdout(&out).contains("[2.0.0 r0]"), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn an_unhealthy_release_fails_and_the_old_one_keeps_serving() {
+    let p = Platform::start(json!({"strategy": "blue-green"}), 1).await;
+    p.release("1.0.0", "");
+    p.release("2.0.0", "SAMPLE_UNHEALTHY=1\n");
+    assert!(p.deploy("1.0.0", "dev", &[], ADMIN).status.success());
+    let url = p.url("dev").await;
+    let load = Load::start(&url, 2);
+    let out = p.deploy("2.0.0", "dev", &[], ADMIN);
+    let (sent, failed) = load.finish().await;
+    assert!(!out.status.success(), "an unhealthy release must fail: {}", stdout(&out));
+    assert!(stdout(&out).contains("failed"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("/healthz answered 503"), "the reason is given: {}", stdout(&out));
+    assert_eq!(version_at(&url).await, "1.0.0");
+    assert_eq!(failed, 0, "{failed} of {sent} failed while the bad release was tried");
+    let status = p.status("dev").await;
+    assert_eq!(status["replicas"].as_array().map(Vec::len), Some(1), "{status}");
+    assert_eq!(replicas_of(p.db.dir.path()).len(), 1, "nothing of 2.0.0 is left running");
+    // Recreate with a bad release also restores the old one.
+    let out = p.deploy("2.0.0", "dev", &["--strategy", "recreate"], ADMIN);
+    assert!(!out.status.success());
+    assert_eq!(version_at(&url).await, "1.0.0");
+}
+
+#[tokio::test]
+async fn crashed_replicas_restart_and_say_so() {
+    let p = Platform::start(json!({"strategy": "rolling"}), 2).await;
+    p.release("1.0.0", "SAMPLE_CRASH_AFTER=20\n");
+    assert!(p.deploy("1.0.0", "dev", &[], ADMIN).status.success());
+    let url = p.url("dev").await;
+    let http = reqwest::Client::new();
+    let before = replicas_of(p.db.dir.path());
+    // 60 requests: each replica serves 20 and then crashes on the next one.
+    for _ in 0..60 {
+        let _ = http.get(&url).send().await;
+    }
+    // Both come back (with backoff) and the route serves again.
+    let mut served = 0;
+    for _ in 0..200 {
+        if matches!(http.get(&url).send().await, Ok(r) if r.status() == 200) {
+            served += 1;
+            if served == 10 {
+                break;
+            }
+        } else {
+            served = 0;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(served, 10, "the route serves again after the crashes");
+    let after = replicas_of(p.db.dir.path());
+    assert_eq!(after.len(), 2);
+    assert_ne!(after, before, "crashed replicas were replaced by new processes");
+    let events = p.server.get("/api/v1/events?kind=replica.*&limit=500").await.1;
+    let kinds: Vec<&str> =
+        events["events"].as_array().expect("events").iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(kinds.contains(&"replica.crashed"), "{kinds:?}");
+    assert!(kinds.contains(&"replica.restarted"), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn promotion_path_approvals_and_audited_overrides() {
+    let p = Platform::start(json!({"strategy": "rolling"}), 1).await;
+    p.release("1.0.0", "");
+    let dev1 = p.server.token("alice", "developer").await;
+    let dev2 = p.server.token("bob", "developer").await;
+    // Not in dev yet: production refuses it.
+    let out = p.deploy("1.0.0", "prod", &[], &dev1);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("has not succeeded in dev"), "{}", stderr(&out));
+    // A developer cannot override; an admin can, with a reason, and it is audited.
+    let out = p.deploy("1.0.0", "prod", &["--override", "hotfix"], &dev1);
+    assert!(stderr(&out).contains("only an admin can override"), "{}", stderr(&out));
+    assert!(p.deploy("1.0.0", "dev", &[], &dev1).status.success());
+    // Now production takes it, after someone else approves.
+    let out = p.deploy("1.0.0", "prod", &[], &dev1);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("awaiting-approval"), "{}", stdout(&out));
+    let out = p.server.cli(&["rollout", "approve", "shop", "--env", "prod"], Some(&dev1));
+    assert!(stderr(&out).contains("someone else must approve"), "{}", stderr(&out));
+    let out = p.server.cli(&["rollout", "approve", "shop", "--env", "prod"], Some(&dev2));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = p.wait_state(p.latest("prod").await["id"].as_i64().expect("id"), &["succeeded"]).await;
+    assert_eq!(r["approvedBy"], "bob");
+    // An admin override skips the approval; the audit names it.
+    p.release("1.1.0", "");
+    let out = p.deploy("1.1.0", "prod", &["--override", "incident 42 fix"], ADMIN);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("succeeded"), "{}", stdout(&out));
+    let audit = p.server.get("/api/v1/audit?limit=50").await.1.to_string();
+    assert!(audit.contains("incident 42 fix"), "{audit}");
+    let events = p.server.get("/api/v1/events?kind=deployment.override").await.1;
+    assert_eq!(events["events"].as_array().map(Vec::len), Some(2), "{events}");
+}
+
+#[tokio::test]
+async fn sigkill_during_a_blue_green_rollout_then_restart_adopts_and_finishes() {
+    let p = Platform::start(json!({"strategy": "blue-green", "autoPromote": false, "keepWarm": "0s"}), 2).await;
+    let mut p = p;
+    p.release("1.0.0", "");
+    p.release("2.0.0", "");
+    assert!(p.deploy("1.0.0", "dev", &[], ADMIN).status.success());
+    let out = p.deploy("2.0.0", "dev", &[], ADMIN);
+    assert!(stdout(&out).contains("awaiting-promotion"), "{}", stdout(&out));
+    let url = p.url("dev").await;
+    assert_eq!(version_at(&url).await, "1.0.0");
+    // The preview is reachable by header.
+    let preview: Value = reqwest::Client::new()
+        .get(&url)
+        .header("x-pave-version", "2.0.0")
+        .send()
+        .await
+        .expect("preview")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(preview["version"], "2.0.0");
+    let before = replicas_of(p.db.dir.path());
+    assert_eq!(before.len(), 4, "two replicas of each colour");
+
+    p.server.kill();
+    // The replicas outlive the control plane.
+    assert_eq!(replicas_of(p.db.dir.path()), before);
+    p.server = Server::start_on(&p.db, &[]);
+    let mut recovered = Value::Null;
+    for _ in 0..100 {
+        recovered = p.server.get("/api/v1/events?kind=engine.recovered").await.1;
+        if recovered["events"].as_array().is_some_and(|e| !e.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(recovered["events"][0]["data"]["adopted"], 4, "{recovered}");
+    // Adopted, not restarted: the same processes serve.
+    let status = p.status("dev").await;
+    let mut pids: Vec<u32> = status["replicas"]
+        .as_array()
+        .expect("replicas")
+        .iter()
+        .map(|r| r["pid"].as_u64().unwrap_or(0) as u32)
+        .collect();
+    pids.sort_unstable();
+    assert_eq!(pids, before, "{status}");
+    assert_eq!(version_at(&url).await, "1.0.0", "the same router port serves again");
+    let out = p.server.cli(&["rollout", "promote", "shop", "--env", "dev"], Some(ADMIN));
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("succeeded"), "{}", stdout(&out));
+    assert_eq!(version_at(&url).await, "2.0.0");
+    assert_eq!(replicas_of(p.db.dir.path()).len(), 2, "the old colour is stopped; nothing orphaned");
+}
