@@ -120,6 +120,7 @@ impl<R: Runtime> Engine<R> {
         tokio::spawn(async move {
             while !engine.stopped.load(Ordering::SeqCst) {
                 let leader = match engine.take_lease().await {
+                    _ if engine.stopped.load(Ordering::SeqCst) => break,
                     Ok(l) => l,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot renew the delivery engine lease");
@@ -175,6 +176,12 @@ impl<R: Runtime> Engine<R> {
     /// Whether this control plane holds the engine lease.
     pub fn is_leader(&self) -> bool {
         self.leader.load(Ordering::SeqCst)
+    }
+
+    /// Stops taking new work (the first thing a shutdown does); see [`Engine::stop`].
+    pub fn halt(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
     }
 
     /// Stops the engine. With `stop_replicas`, every replica is stopped too (the demo's end);

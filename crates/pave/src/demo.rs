@@ -153,7 +153,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     let dora = client.get("/api/v1/dora?from=7d").await?;
     crate::delivery::print_figures(&dora);
 
-    step("7. Every change is an event in one append-only log");
+    deliver(&client, &data_dir).await?;
+
+    step("10. Every change is an event in one append-only log");
     let events = client.get("/api/v1/events?limit=1000").await?;
     let list = events["events"].as_array().cloned().unwrap_or_default();
     let rows: Vec<Vec<String>> = list
@@ -166,7 +168,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("{} events so far; the latest:", list.len());
     output::table(&["ID", "KIND", "SUBJECT", "ACTOR"], &rows);
 
-    step("8. Every mutating request, allowed or denied, is audited");
+    step("11. Every mutating request, allowed or denied, is audited");
     let audit = client.get("/api/v1/audit?limit=5").await?;
     let rows: Vec<Vec<String>> = audit["entries"]
         .as_array()
@@ -178,17 +180,100 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
 
     println!(
         "\nTry it yourself:\n    export PAVE_URL={url} PAVE_TOKEN={token}\n    pave get services\n    pave dora --from 7d --explain\n    pave events --kind 'service.*'\n    \
+         pave rollout status storefront --env dev\n    pave rollout list\n    pave logs storefront --env dev --follow\n    \
+         pave deploy storefront 1.0.0 --env dev --strategy blue-green\n    pave rollout undo storefront --env dev\n    \
          curl -H \"Authorization: Bearer $PAVE_TOKEN\" $PAVE_URL/api/v1/services/checkout\n    \
          curl $PAVE_URL/metrics\n    API description: $PAVE_URL/api/v1/openapi.json"
     );
     if args.exit {
         let _ = stop_tx.send(());
     } else {
-        println!("\nServing until Ctrl-C.");
+        println!("\nServing until Ctrl-C (the storefront replicas stop with it).");
     }
     server.task.await.context("server task failed")??;
+    // The demo's replicas live in its temporary data directory: they end with it.
+    server.engine.stop(true).await;
     drop(temp);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Steps 7-9: the sample service deployed for real — releases, the process runtime, the
+/// router — v1 by rolling update, then v2 blue-green under continuous traffic.
+async fn deliver(client: &Client, data_dir: &std::path::Path) -> Result<()> {
+    step("7. Register storefront with a runtime spec, and publish releases 1.0.0 and 2.0.0");
+    let exe = std::env::current_exe().context("cannot find the pave executable")?;
+    let service = json!({"kind": "Service", "metadata": {"name": "storefront"}, "spec": {
+        "owner": "payments", "description": "The sample service, run by Pave's process runtime",
+        "runtime": {"command": exe.display().to_string(), "args": ["sample"], "replicas": 2,
+                    "healthCheck": {"path": "/healthz", "interval": "250ms", "timeout": "250ms", "healthyThreshold": 2},
+                    "stopTimeout": "5s"},
+        "rollout": {"strategy": "rolling", "keepWarm": "3s"}
+    }});
+    client.call(Method::POST, "/api/v1/apply", Some(&json!({"documents": [service]}))).await?;
+    // The commits behind the two releases, as the CI would report them.
+    let ago = |minutes: i64| pave_model::Timestamp(crate::now_ms() - minutes * 60_000).to_string();
+    let changes = json!({"events": [
+        {"type": "change", "sha": "5afe0001", "service": "storefront", "author": "ana", "message": "feat: storefront",
+         "authoredAt": ago(95), "committedAt": ago(90), "mergedAt": ago(60)},
+        {"type": "change", "sha": "5afe0002", "service": "storefront", "author": "ben", "message": "feat: faster search",
+         "authoredAt": ago(40), "committedAt": ago(35), "mergedAt": ago(10)},
+    ]});
+    client.call(Method::POST, "/api/v1/events", Some(&changes)).await?;
+    for version in ["1.0.0", "2.0.0"] {
+        let dir = data_dir.join("demo-artifacts").join(version);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(
+            dir.join("sample.env"),
+            format!("# storefront {version}: what this release does\nSAMPLE_LATENCY_MS=2\n"),
+        )?;
+        let mut tar = Vec::new();
+        pave_artifacts::pack(&dir, &mut tar)?;
+        let commit = if version == "1.0.0" { "5afe0001" } else { "5afe0002" };
+        let path = format!("/api/v1/services/storefront/releases?version={version}&commit={commit}");
+        let v = client.post_bytes(&path, "application/x-tar", tar).await?;
+        println!("release storefront {version}: {}", cell(&v["release"]["digest"]));
+    }
+
+    step("8. pave deploy storefront 1.0.0 --env dev (rolling: 2 replicas, health-gated)");
+    let deploy = |version: &str, strategy: &str| json!({"service": "storefront", "environment": "dev", "version": version, "strategy": strategy});
+    let r = client.call(Method::POST, "/api/v1/deployments", Some(&deploy("1.0.0", "rolling"))).await?;
+    crate::rollout::follow(client, r["rollout"]["id"].as_i64().unwrap_or(0), output::Format::Table).await?;
+    let status = client.get("/api/v1/services/storefront/environments/dev/status").await?;
+    let router = status["url"].as_str().unwrap_or_default().to_owned();
+    println!("storefront answers at its router: {router}");
+
+    step("9. Under continuous traffic, pave deploy storefront 2.0.0 --env dev --strategy blue-green");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let counts = std::sync::Arc::new([std::sync::atomic::AtomicU64::new(0), std::sync::atomic::AtomicU64::new(0)]);
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (stop, counts, router) = (stop.clone(), counts.clone(), router.clone());
+        load.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let ok = matches!(http.get(&router).send().await, Ok(r) if r.status().is_success());
+                counts[usize::from(!ok)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let r = client.call(Method::POST, "/api/v1/deployments", Some(&deploy("2.0.0", "blue-green"))).await?;
+    crate::rollout::follow(client, r["rollout"]["id"].as_i64().unwrap_or(0), output::Format::Table).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for l in load {
+        let _ = l.await;
+    }
+    let (sent, failed) =
+        (counts[0].load(std::sync::atomic::Ordering::Relaxed), counts[1].load(std::sync::atomic::Ordering::Relaxed));
+    println!("traffic during the switch: {} requests, {failed} failed", sent + failed);
+    let status = client.get("/api/v1/services/storefront/environments/dev/status").await?;
+    crate::rollout::print_status(&status);
+    println!("\nDORA for dev so far (the two rollouts above):");
+    let dora = client.get("/api/v1/dora?environment=dev&from=1d").await?;
+    crate::delivery::print_figures(&dora);
+    Ok(())
 }
 
 fn print_summary(result: &Value) {

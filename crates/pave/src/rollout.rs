@@ -92,7 +92,7 @@ fn terminal(state: &str) -> bool {
 }
 
 /// Follows a rollout, printing each state change, until it ends or waits for a person.
-async fn follow(c: &Client, id: i64, format: Format) -> Result<ExitCode> {
+pub(crate) async fn follow(c: &Client, id: i64, format: Format) -> Result<ExitCode> {
     let mut last = (String::new(), usize::MAX);
     loop {
         let v = c.get(&format!("/api/v1/rollouts/{id}")).await?;
@@ -246,7 +246,7 @@ async fn act(t: Target, action: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_status(v: &Value) {
+pub(crate) fn print_status(v: &Value) {
     println!("{} in {}: {}", cell(&v["service"]), cell(&v["environment"]), cell(&v["url"]));
     for ver in v["desired"]["versions"].as_array().into_iter().flatten() {
         println!("  {:<14} weight {:>3}%  replicas {}", cell(&ver["version"]), ver["weight"], ver["replicas"]);

@@ -218,6 +218,11 @@ pub async fn start(
         ..Default::default()
     };
     let engine = start_engine(&store, settings)?;
+    let halting = engine.clone();
+    let shutdown = async move {
+        shutdown.await;
+        halting.halt();
+    };
     let state = pave_server::AppState::new(store, config).with_engine(engine.clone());
     // Build the DORA read model in the background, so the first query does not pay for it.
     let warm = state.clone();

@@ -213,8 +213,13 @@ fn demo_runs_the_whole_story_and_exits() {
         "metadata.name: \"Bad_Name\" must start with a lowercase letter",
         "Deployment frequency",
         "Change failure rate",
-        "POST /api/v1/apply",
+        "rollout 1: succeeded",
+        "rollout 2: succeeded",
+        "POST /api/v1/deployments",
     ] {
         assert!(text.contains(needle), "demo output lacks {needle:?}:\n{text}");
     }
+    // The blue-green switch under traffic drops nothing.
+    let line = text.lines().find(|l| l.starts_with("traffic during the switch:")).expect("traffic line");
+    assert!(line.ends_with(" 0 failed"), "{line}");
 }
