@@ -91,6 +91,9 @@ pub struct Engine<R: Runtime> {
     running: Mutex<HashSet<i64>>,
     leader: AtomicBool,
     stopped: AtomicBool,
+    /// One change at a time per route: a rollout step and a background retirement of the
+    /// same route must not interleave their read-modify-write of its desired state.
+    route_locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -110,6 +113,7 @@ impl<R: Runtime> Engine<R> {
             running: Mutex::new(HashSet::new()),
             leader: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            route_locks: Mutex::new(HashMap::new()),
         })
     }
 
@@ -136,6 +140,7 @@ impl<R: Runtime> Engine<R> {
                 }
                 if leader {
                     engine.dispatch().await;
+                    engine.retire_due().await;
                 }
                 tokio::select! {
                     _ = engine.wake.notified() => {}
@@ -333,6 +338,52 @@ impl<R: Runtime> Engine<R> {
     }
 
     // ---- routes ------------------------------------------------------------------------
+
+    fn route_lock(&self, service: &str, env: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.route_locks).entry((service.to_owned(), env.to_owned())).or_default().clone()
+    }
+
+    /// Stops versions whose keep-warm time is over and that still take no traffic.
+    async fn retire_due(&self) {
+        let now = now_ms();
+        let routes = match self.store.routes().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read routes");
+                return;
+            }
+        };
+        for (service, env, state) in routes {
+            if !state.versions.iter().any(|v| v.weight == 0 && v.retire_at.is_some_and(|t| t.0 <= now)) {
+                continue;
+            }
+            let guard = self.route_lock(&service, &env);
+            let _held = guard.lock().await;
+            // Read again under the lock: an undo may have brought the version back.
+            let Ok(Some(mut state)) = self.store.route_state(&service, &env).await else { continue };
+            let due: Vec<String> = state
+                .versions
+                .iter()
+                .filter(|v| v.weight == 0 && v.retire_at.is_some_and(|t| t.0 <= now))
+                .map(|v| v.version.clone())
+                .collect();
+            for version in due {
+                state.set_replicas(&version, 0);
+                let ev = NewEvent::new(
+                    "route.retired",
+                    subject(&service),
+                    json!({"environment": env, "version": version, "reason": "keep-warm time over"}),
+                );
+                if let Err(e) = self.store.save_route(&service, &env, &state, &[ev], &ctx("pave-engine")).await {
+                    tracing::warn!(error = %e, "cannot retire a version");
+                    continue;
+                }
+                if let Err(e) = self.ensure_replicas(&service, &env, &version, 0).await {
+                    tracing::warn!(error = %e, "cannot stop a retired version");
+                }
+            }
+        }
+    }
 
     /// The route's desired state, creating it (with a free port) the first time.
     async fn route_state(&self, service: &str, env: &str) -> Result<RouteState, String> {
@@ -701,7 +752,29 @@ impl<R: Runtime> Engine<R> {
 
     async fn run_step(&self, r: &Rollout, step: &Step) -> Result<Outcome, String> {
         let (service, env) = (r.service.as_str(), r.environment.as_str());
+        let guard = self.route_lock(service, env);
+        let _held = match step {
+            Step::Scale { .. } | Step::Route { .. } | Step::Retire { .. } => Some(guard.lock().await),
+            _ => None,
+        };
         match step {
+            Step::Retire { version, after_ms } => {
+                let mut state = self.route_state(service, env).await?;
+                let at = Timestamp(now_ms() + *after_ms as i64);
+                if let Some(v) = state.versions.iter_mut().find(|v| v.version == *version && v.weight == 0) {
+                    v.retire_at = Some(at);
+                }
+                let ev = NewEvent::new(
+                    "route.retire-scheduled",
+                    subject(service),
+                    json!({"environment": env, "version": version, "at": at, "rollout": r.id}),
+                );
+                self.store
+                    .save_route(service, env, &state, &[ev], &ctx("pave-engine"))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Outcome::Done)
+            }
             Step::Scale { version, replicas } => {
                 let mut state = self.route_state(service, env).await?;
                 state.set_replicas(version, *replicas);

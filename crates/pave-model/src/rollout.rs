@@ -45,7 +45,7 @@ pub struct RolloutSpec {
     #[serde(default = "default_true")]
     pub auto_promote: bool,
     /// Blue-green: how long the old colour stays running after the switch, so an undo is
-    /// instant.
+    /// instant. The rollout itself ends at the switch.
     #[serde(default = "default_keep_warm")]
     pub keep_warm: String,
 }
@@ -108,7 +108,7 @@ impl RolloutState {
 
 /// One idempotent step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "step", rename_all = "kebab-case")]
+#[serde(tag = "step", rename_all = "kebab-case", rename_all_fields = "camelCase")]
 pub enum Step {
     /// Make exactly `replicas` healthy replicas of `version` run (starting the missing ones,
     /// draining and stopping the extra ones).
@@ -117,8 +117,12 @@ pub enum Step {
     Route { weights: BTreeMap<String, u8> },
     /// Wait until `pave rollout promote`.
     AwaitPromotion,
-    /// Wait this long (the keep-warm time of a blue-green switch).
+    /// Wait this long.
     Wait { ms: u64 },
+    /// Keep `version` running without traffic for `after_ms`, then stop it (the engine does,
+    /// in the background): a blue-green rollout ends at the switch, and an undo within that
+    /// time is instant because the old colour still runs.
+    Retire { version: String, after_ms: u64 },
 }
 
 impl Step {
@@ -131,7 +135,8 @@ impl Step {
                 format!("route {}", w.join(", "))
             }
             Step::AwaitPromotion => "wait for promotion".to_owned(),
-            Step::Wait { ms } => format!("keep the old version warm for {}s", ms / 1000),
+            Step::Wait { ms } => format!("wait {}s", ms / 1000),
+            Step::Retire { version, after_ms } => format!("keep {version} warm for {}s, then stop it", after_ms / 1000),
         }
     }
 }
@@ -197,6 +202,9 @@ pub struct VersionState {
     pub version: String,
     pub weight: u8,
     pub replicas: u32,
+    /// When the engine stops this version's replicas, if it still takes no traffic then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire_at: Option<Timestamp>,
 }
 
 /// The desired state of a service in an environment: which versions run, with how many
@@ -223,8 +231,13 @@ impl RouteState {
 
     pub fn set_replicas(&mut self, version: &str, replicas: u32) {
         match self.versions.iter_mut().find(|v| v.version == version) {
-            Some(v) => v.replicas = replicas,
-            None => self.versions.push(VersionState { version: version.to_owned(), weight: 0, replicas }),
+            Some(v) => {
+                v.replicas = replicas;
+                v.retire_at = None;
+            }
+            None => {
+                self.versions.push(VersionState { version: version.to_owned(), weight: 0, replicas, retire_at: None })
+            }
         }
         self.versions.retain(|v| v.replicas > 0 || v.weight > 0);
     }
@@ -232,6 +245,9 @@ impl RouteState {
     pub fn set_weights(&mut self, weights: &BTreeMap<String, u8>) {
         for v in &mut self.versions {
             v.weight = weights.get(&v.version).copied().unwrap_or(0);
+            if v.weight > 0 {
+                v.retire_at = None;
+            }
         }
         self.versions.retain(|v| v.replicas > 0 || v.weight > 0);
     }
@@ -275,10 +291,11 @@ pub fn plan(
                 steps.push(Step::AwaitPromotion);
             }
             steps.push(route(&[(to, 100)]));
-            if keep_warm_ms > 0 {
-                steps.push(Step::Wait { ms: keep_warm_ms });
-            }
-            steps.push(scale(from, 0));
+            steps.push(if keep_warm_ms > 0 {
+                Step::Retire { version: from.to_owned(), after_ms: keep_warm_ms }
+            } else {
+                scale(from, 0)
+            });
             steps
         }
     }
@@ -308,6 +325,8 @@ mod tests {
             match s {
                 Step::Scale { version, replicas } => state.set_replicas(version, *replicas),
                 Step::Route { weights } => state.set_weights(weights),
+                // The engine stops it later; for the end state it is gone.
+                Step::Retire { version, .. } => state.set_replicas(version, 0),
                 _ => {}
             }
             let total: u32 = state.versions.iter().map(|v| u32::from(v.weight)).sum();
@@ -323,7 +342,7 @@ mod tests {
         RouteState {
             port: 1,
             sticky: false,
-            versions: vec![VersionState { version: v.into(), weight: 100, replicas: n }],
+            versions: vec![VersionState { version: v.into(), weight: 100, replicas: n, retire_at: None }],
         }
     }
 
@@ -358,8 +377,11 @@ mod tests {
     fn blue_green_waits_for_promotion_when_told_and_keeps_the_old_colour_warm() {
         let steps = plan(Strategy::BlueGreen, Some("1"), "2", 2, false, 60_000);
         assert_eq!(steps[1], Step::AwaitPromotion);
-        assert_eq!(steps[3], Step::Wait { ms: 60_000 });
-        assert_eq!(steps.last(), Some(&Step::Scale { version: "1".into(), replicas: 0 }));
+        assert_eq!(steps[3], Step::Retire { version: "1".into(), after_ms: 60_000 });
+        assert_eq!(
+            plan(Strategy::BlueGreen, Some("1"), "2", 2, true, 0).last(),
+            Some(&Step::Scale { version: "1".into(), replicas: 0 })
+        );
         // A first deployment has nothing to replace.
         assert_eq!(plan(Strategy::BlueGreen, None, "1", 2, false, 0).len(), 2);
     }

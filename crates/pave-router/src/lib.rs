@@ -78,6 +78,8 @@ impl RouteTable {
 #[derive(Debug)]
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
+    /// `addr` as a URI authority, built once rather than per request.
+    pub(crate) authority: hyper::http::uri::Authority,
     pub(crate) inflight: AtomicUsize,
 }
 
@@ -169,7 +171,13 @@ impl Route {
                     .map(|a| {
                         known
                             .entry(*a)
-                            .or_insert_with(|| Arc::new(Backend { addr: *a, inflight: AtomicUsize::new(0) }))
+                            .or_insert_with(|| {
+                                Arc::new(Backend {
+                                    addr: *a,
+                                    authority: a.to_string().parse().expect("a socket address is an authority"),
+                                    inflight: AtomicUsize::new(0),
+                                })
+                            })
                             .clone()
                     })
                     .collect(),

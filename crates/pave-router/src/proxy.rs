@@ -239,12 +239,15 @@ async fn handle(
     let bodyless = !headers.contains_key(header::TRANSFER_ENCODING)
         && headers.get(header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0")
         && !upgrade;
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let path_and_query =
+        parts.uri.path_and_query().cloned().unwrap_or_else(|| hyper::http::uri::PathAndQuery::from_static("/"));
     let idempotent = matches!(parts.method, hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS);
     let n = version.backends.len();
     let first = version.next.fetch_add(1, Ordering::Relaxed);
     let attempts = if bodyless { n.min(3) } else { 1 };
     let mut body = Some(body);
+    // Headers are needed again only if a retry is possible.
+    let mut headers = Some(headers);
     let record = |status: StatusCode| {
         route.signals.record(&version.version, status.as_u16(), started.elapsed().as_micros() as u64);
     };
@@ -256,8 +259,16 @@ async fn handle(
             None => Either::Right(Empty::new()),
         });
         *upstream.method_mut() = parts.method.clone();
-        *upstream.headers_mut() = headers.clone();
-        *upstream.uri_mut() = match format!("http://{}{path}", backend.addr).parse() {
+        *upstream.headers_mut() = if attempt + 1 < attempts {
+            headers.clone().unwrap_or_default()
+        } else {
+            headers.take().unwrap_or_default()
+        };
+        let mut uri = hyper::http::uri::Parts::default();
+        uri.scheme = Some(hyper::http::uri::Scheme::HTTP);
+        uri.authority = Some(backend.authority.clone());
+        uri.path_and_query = Some(path_and_query.clone());
+        *upstream.uri_mut() = match hyper::Uri::from_parts(uri) {
             Ok(u) => u,
             Err(_) => return Ok(error(StatusCode::BAD_REQUEST, "request target cannot be forwarded", &route)),
         };

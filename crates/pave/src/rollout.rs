@@ -135,7 +135,12 @@ fn describe(step: &Value) -> String {
             }
         }
         Some("await-promotion") => "wait for `pave rollout promote`".into(),
-        Some("wait") => format!("keep the old version warm {}s", step["ms"].as_u64().unwrap_or(0) / 1000),
+        Some("wait") => format!("wait {}s", step["ms"].as_u64().unwrap_or(0) / 1000),
+        Some("retire") => format!(
+            "keep {} warm {}s, then stop it",
+            cell(&step["version"]),
+            step["afterMs"].as_u64().unwrap_or(0) / 1000
+        ),
         _ => String::new(),
     }
 }

@@ -376,3 +376,38 @@ async fn sigkill_during_a_blue_green_rollout_then_restart_adopts_and_finishes() 
     assert_eq!(version_at(&url).await, "2.0.0");
     assert_eq!(replicas_of(p.db.dir.path()).len(), 2, "the old colour is stopped; nothing orphaned");
 }
+
+#[tokio::test]
+async fn blue_green_keeps_the_old_colour_warm_so_undo_is_instant_then_retires_it() {
+    let p = Platform::start(json!({"strategy": "blue-green", "keepWarm": "3s"}), 2).await;
+    p.release("1.0.0", "");
+    p.release("2.0.0", "");
+    assert!(p.deploy("1.0.0", "dev", &[], ADMIN).status.success());
+    let v1 = replicas_of(p.db.dir.path());
+    let out = p.deploy("2.0.0", "dev", &[], ADMIN);
+    assert!(stdout(&out).contains("succeeded"), "the rollout ends at the switch: {}", stdout(&out));
+    assert_eq!(replicas_of(p.db.dir.path()).len(), 4, "the old colour is still warm");
+    let url = p.url("dev").await;
+    assert_eq!(version_at(&url).await, "2.0.0");
+    let started = std::time::Instant::now();
+    let out = p.server.cli(&["rollout", "undo", "shop", "--env", "dev"], Some(ADMIN));
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(3), "undo took {:?}", started.elapsed());
+    assert_eq!(version_at(&url).await, "1.0.0");
+    assert_eq!(replicas_of(p.db.dir.path()), v1, "the warm 1.0.0 processes serve again, not new ones");
+    // A new switch, then the keep-warm time passes: the old colour is stopped in the background.
+    p.release("3.0.0", "");
+    assert!(p.deploy("3.0.0", "dev", &[], ADMIN).status.success());
+    let mut left = 0;
+    for _ in 0..80 {
+        left = replicas_of(p.db.dir.path()).len();
+        if left == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 2, "1.0.0 retired after its keep-warm time");
+    assert_eq!(version_at(&url).await, "3.0.0");
+    let retired = p.server.get("/api/v1/events?kind=route.retired").await.1;
+    assert_eq!(retired["events"][0]["data"]["version"], "1.0.0", "{retired}");
+}

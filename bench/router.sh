@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Pave's router against nginx (Debian package): same upstream, same load tool, same run.
+# Prints the throughput ratio and the p99 latency each adds. Usage: bench/router.sh [--rate R] ...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || {
+    echo "installing nginx-light (Debian package)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null
+}
+cargo build --release --locked -p pave -p pave-loadgen
+cargo build --release --locked -p pave-router --example proxy
+exec python3 bench/router.py "$@"

@@ -1,0 +1,38 @@
+//! The router alone in front of fixed upstreams, for `bench/router.sh` (which compares it with
+//! nginx on the same upstream and load). Usage: `proxy LISTEN_ADDR UPSTREAM_ADDR...`.
+
+use std::net::SocketAddr;
+
+use pave_router::{Route, RouteTable, RouterConfig, VersionRoute, listen};
+
+fn main() {
+    // PAVE_ROUTER_THREADS: runtime worker threads (default: one per core, as in `pave serve`).
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("PAVE_ROUTER_THREADS").ok().and_then(|v| v.parse().ok()) {
+        rt.worker_threads(n);
+    }
+    rt.enable_all().build().expect("runtime").block_on(run());
+}
+
+async fn run() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let parse = |s: &String| s.parse::<SocketAddr>().unwrap_or_else(|e| panic!("{s:?} is not an address: {e}"));
+    let (listen_addr, upstreams) = match args.split_first() {
+        Some((l, u)) if !u.is_empty() => (parse(l), u.iter().map(parse).collect::<Vec<_>>()),
+        _ => {
+            eprintln!("usage: proxy LISTEN_ADDR UPSTREAM_ADDR...");
+            std::process::exit(2);
+        }
+    };
+    let route = Route::new("bench", "bench", RouterConfig::default());
+    route
+        .set(RouteTable {
+            versions: vec![VersionRoute { version: "1".into(), weight: 100, backends: upstreams }],
+            sticky: false,
+        })
+        .expect("valid table");
+    let listener = tokio::net::TcpListener::bind(listen_addr).await.expect("bind");
+    let running = listen(route, listener).expect("listen");
+    println!("proxy listening on {}", running.addr);
+    let _ = tokio::signal::ctrl_c().await;
+}
