@@ -93,8 +93,10 @@ pub struct Engine<R: Runtime> {
     stopped: AtomicBool,
     /// One change at a time per route: a rollout step and a background retirement of the
     /// same route must not interleave their read-modify-write of its desired state.
-    route_locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    route_locks: Mutex<HashMap<(String, String), RouteLock>>,
 }
+
+type RouteLock = Arc<tokio::sync::Mutex<()>>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -339,7 +341,7 @@ impl<R: Runtime> Engine<R> {
 
     // ---- routes ------------------------------------------------------------------------
 
-    fn route_lock(&self, service: &str, env: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn route_lock(&self, service: &str, env: &str) -> RouteLock {
         lock(&self.route_locks).entry((service.to_owned(), env.to_owned())).or_default().clone()
     }
 
