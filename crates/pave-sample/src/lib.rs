@@ -10,6 +10,7 @@
 //! | `SAMPLE_LATENCY_MS` | added to every answer |
 //! | `SAMPLE_CRASH_AFTER` | exit with status 1 after this many requests |
 //! | `SAMPLE_UNHEALTHY` | `1`: `/healthz` answers 503 |
+//! | `SAMPLE_STARTUP_MS` | wait this long before listening (a slow start) |
 //!
 //! The same `SAMPLE_*` settings may also come from a `sample.env` file (`KEY=VALUE` lines) in
 //! the working directory, or the file `SAMPLE_CONFIG` names: that is how a release's artifact
@@ -182,6 +183,8 @@ async fn serve() -> u8 {
             return 2;
         }
     };
+    let startup = Settings::load().ok().and_then(|s| s.get::<u64>("SAMPLE_STARTUP_MS").ok().flatten()).unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(startup)).await;
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
         Ok(l) => l,
         Err(e) => {

@@ -411,3 +411,43 @@ async fn blue_green_keeps_the_old_colour_warm_so_undo_is_instant_then_retires_it
     let retired = p.server.get("/api/v1/events?kind=route.retired").await.1;
     assert_eq!(retired["events"][0]["data"]["version"], "1.0.0", "{retired}");
 }
+
+#[tokio::test]
+async fn sigkill_during_a_rolling_update_then_restart_resumes_it() {
+    let mut p = Platform::start(json!({"strategy": "rolling"}), 3).await;
+    p.release("1.0.0", "");
+    // Each new replica takes 600 ms to start, so the rolling update is still going when killed.
+    p.release("2.0.0", "SAMPLE_STARTUP_MS=600\n");
+    assert!(p.deploy("1.0.0", "dev", &[], ADMIN).status.success());
+    let url = p.url("dev").await;
+    let out = p.deploy("2.0.0", "dev", &["--no-wait"], ADMIN);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = p.latest("dev").await["id"].as_i64().expect("id");
+    // Kill once the first new replica is in and before the last old one is out.
+    for _ in 0..100 {
+        let r = p.rollout(id).await;
+        if r["step"].as_u64().unwrap_or(0) >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mid = p.rollout(id).await;
+    assert_eq!(mid["state"], "progressing", "killed mid-rollout: {mid}");
+    p.server.kill();
+    p.server = Server::start_on(&p.db, &[]);
+    let done = p.wait_state(id, &["succeeded", "failed"]).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(version_at(&url).await, "2.0.0");
+    // Exactly the three new replicas run: none orphaned, none doubled.
+    let status = p.status("dev").await;
+    let versions: Vec<&str> =
+        status["replicas"].as_array().expect("replicas").iter().map(|r| r["version"].as_str().unwrap_or("")).collect();
+    assert_eq!(versions, ["2.0.0", "2.0.0", "2.0.0"], "{status}");
+    for _ in 0..50 {
+        if replicas_of(p.db.dir.path()).len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(replicas_of(p.db.dir.path()).len(), 3, "no orphaned process");
+}
