@@ -41,6 +41,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rate", type=float, default=1000, help="requests/s through the router (default 1000)")
     p.add_argument("--replicas", type=int, default=2)
+    p.add_argument("--cycles", type=int, default=5, help="rolling + blue-green + undo cycles under load (default 5)")
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="pave-rollout-bench-")
     server = None
@@ -63,22 +64,26 @@ def main():
                 "rollout": {"strategy": "rolling", "keepWarm": "60s"}}},
         ]}
         api(base, "POST", "/api/v1/apply", docs)
-        for v in ("1.0.0", "2.0.0", "3.0.0"):
+        versions = [f"1.{i}.0" for i in range(2 * args.cycles + 1)]
+        for v in versions:
             d = os.path.join(tmp, "art", v)
             os.makedirs(d)
             with open(os.path.join(d, "sample.env"), "w") as f:
                 f.write(f"# release {v}\n")
             cli(base, "release", "create", "shop", "--version", v, "--artifact", d)
-        cli(base, "deploy", "shop", "1.0.0", "--env", "dev")
+        cli(base, "deploy", "shop", versions[0], "--env", "dev")
         url = api(base, "GET", "/api/v1/services/shop/environments/dev/status")["url"]
-        duration = 30
+        duration = 10 + 5 * args.cycles
         load = subprocess.Popen([LOADGEN, "--url", url, "--rate", str(args.rate), "--duration", str(duration),
                                  "--connections", "32", "--json", "--timeout", "5000"], stdout=subprocess.PIPE, text=True)
         time.sleep(2)
         steps = {}
-        steps["rolling 1.0.0 -> 2.0.0"], _ = cli(base, "deploy", "shop", "2.0.0", "--env", "dev")
-        steps["blue-green 2.0.0 -> 3.0.0"], _ = cli(base, "deploy", "shop", "3.0.0", "--env", "dev", "--strategy", "blue-green")
-        steps["rollback (undo) 3.0.0 -> 2.0.0"], _ = cli(base, "rollout", "undo", "shop", "--env", "dev")
+        for c in range(args.cycles):
+            a, b = versions[2 * c + 1], versions[2 * c + 2]
+            steps[f"rolling -> {a}"], _ = cli(base, "deploy", "shop", a, "--env", "dev")
+            steps[f"blue-green {a} -> {b}"], _ = cli(base, "deploy", "shop", b, "--env", "dev", "--strategy", "blue-green")
+            steps[f"rollback (undo) {b} -> {a}"], _ = cli(base, "rollout", "undo", "shop", "--env", "dev")
+            time.sleep(1)
         out, _ = load.communicate(timeout=duration + 30)
         r = json.loads(out)
         status = api(base, "GET", "/api/v1/services/shop/environments/dev/status")
@@ -88,8 +93,8 @@ def main():
                           "responses": r["responses"], "latency_ms": r["latency_ms"],
                           "serving": [v["version"] for v in status["desired"]["versions"] if v["weight"] == 100]},
                          indent=2))
-        print(f"{r['requests']} requests at {args.rate:.0f}/s during a rolling update, a blue-green switch and "
-              f"a rollback: {r['failed']} failed")
+        print(f"{r['requests']} requests at {args.rate:.0f}/s during {args.cycles} x (rolling update, blue-green "
+              f"switch, rollback): {r['failed']} failed")
         return 0 if r["failed"] == 0 else 1
     finally:
         if server:

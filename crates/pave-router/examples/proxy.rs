@@ -7,10 +7,24 @@ use pave_router::{Route, RouteTable, RouterConfig, VersionRoute, listen};
 
 fn main() {
     // PAVE_ROUTER_THREADS: runtime worker threads (default: one per core, as in `pave serve`).
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = std::env::var("PAVE_ROUTER_THREADS").ok().and_then(|v| v.parse().ok()) {
-        rt.worker_threads(n);
+    // PAVE_ROUTER_PER_CORE=1: one single-threaded runtime per thread, each with its own
+    // SO_REUSEPORT listener (the nginx model).
+    let threads: usize = std::env::var("PAVE_ROUTER_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    if std::env::var("PAVE_ROUTER_PER_CORE").is_ok() {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt").block_on(run())
+                })
+            })
+            .collect();
+        for h in handles {
+            let _ = h.join();
+        }
+        return;
     }
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.worker_threads(threads);
     rt.enable_all().build().expect("runtime").block_on(run());
 }
 
@@ -31,7 +45,11 @@ async fn run() {
             sticky: false,
         })
         .expect("valid table");
-    let listener = tokio::net::TcpListener::bind(listen_addr).await.expect("bind");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_reuseport(true).expect("reuseport");
+    socket.set_reuseaddr(true).expect("reuseaddr");
+    socket.bind(listen_addr).expect("bind");
+    let listener = socket.listen(1024).expect("listen");
     let running = listen(route, listener).expect("listen");
     println!("proxy listening on {}", running.addr);
     let _ = tokio::signal::ctrl_c().await;
