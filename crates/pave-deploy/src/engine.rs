@@ -351,7 +351,9 @@ impl<R: Runtime> Engine<R> {
         let routes = match self.store.routes().await {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read routes");
+                if !self.stopped.load(Ordering::SeqCst) {
+                    tracing::warn!(error = %e, "cannot read routes");
+                }
                 return;
             }
         };
@@ -582,7 +584,10 @@ impl<R: Runtime> Engine<R> {
         let active = match self.store.active_rollouts().await {
             Ok(a) => a,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot list active rollouts");
+                // A shutdown closes the store under the engine's feet: not worth a warning.
+                if !self.stopped.load(Ordering::SeqCst) {
+                    tracing::warn!(error = %e, "cannot list active rollouts");
+                }
                 return;
             }
         };

@@ -81,6 +81,9 @@ pub(crate) struct Backend {
     /// `addr` as a URI authority, built once rather than per request.
     pub(crate) authority: hyper::http::uri::Authority,
     pub(crate) inflight: AtomicUsize,
+    /// Idle keep-alive connections to it (the router's own pool: no task hop or shared lock
+    /// beyond this backend's).
+    pub(crate) idle: Mutex<Vec<proxy::Conn>>,
 }
 
 #[derive(Debug)]
@@ -176,6 +179,7 @@ impl Route {
                                     addr: *a,
                                     authority: a.to_string().parse().expect("a socket address is an authority"),
                                     inflight: AtomicUsize::new(0),
+                                    idle: Mutex::new(Vec::new()),
                                 })
                             })
                             .clone()

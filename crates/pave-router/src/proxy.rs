@@ -12,16 +12,18 @@ use http_body_util::{Either, Empty, Full};
 use hyper::body::{Body, Bytes, Frame, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::{Backend, Compiled, Route};
 
-type UpstreamBody = Either<Incoming, Empty<Bytes>>;
-type Upstream = Client<HttpConnector, UpstreamBody>;
+pub(crate) type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+/// One HTTP/1.1 connection to a backend, ready for its next request when idle.
+pub(crate) type Conn = hyper::client::conn::http1::SendRequest<UpstreamBody>;
 pub(crate) type ProxyBody = Either<Tracked, Full<Bytes>>;
+
+/// Idle connections kept per backend at most.
+const MAX_IDLE: usize = 512;
 
 const VERSION_HEADER: &str = "x-pave-version";
 
@@ -41,10 +43,30 @@ impl Drop for InflightGuard {
     }
 }
 
-/// A backend's response body, streamed through; the backend counts as busy until it ends.
+/// A backend's response body, streamed through; the backend counts as busy until it ends,
+/// and the connection goes back to the backend's pool once the body was read to its end.
 pub(crate) struct Tracked {
     inner: Incoming,
-    _guard: InflightGuard,
+    conn: Option<Conn>,
+    guard: InflightGuard,
+}
+
+impl Tracked {
+    fn release(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            give_back(&self.guard.0, conn);
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        // Read to its end: the connection can carry another request. Otherwise (the client
+        // went away mid-body) it is closed by dropping it.
+        if self.inner.is_end_stream() {
+            self.release();
+        }
+    }
 }
 
 impl Body for Tracked {
@@ -52,7 +74,11 @@ impl Body for Tracked {
     type Error = hyper::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.release();
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -65,14 +91,6 @@ impl Body for Tracked {
 }
 
 pub(crate) async fn serve(route: Arc<Route>, listener: TcpListener) {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(route.config.connect_timeout));
-    let client: Upstream = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(30))
-        .pool_max_idle_per_host(1024)
-        .pool_timer(TokioTimer::new())
-        .build(connector);
     let limit = Arc::new(tokio::sync::Semaphore::new(route.config.max_connections));
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -89,10 +107,10 @@ pub(crate) async fn serve(route: Arc<Route>, listener: TcpListener) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (route, client) = (route.clone(), client.clone());
+        let route = route.clone();
         tokio::spawn(async move {
             let header_timeout = route.config.header_timeout;
-            let service = hyper::service::service_fn(move |req| handle(route.clone(), client.clone(), remote, req));
+            let service = hyper::service::service_fn(move |req| handle(route.clone(), remote, req));
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
@@ -102,6 +120,74 @@ pub(crate) async fn serve(route: Arc<Route>, listener: TcpListener) {
             drop(permit);
         });
     }
+}
+
+/// Returns a connection whose response was read to the end to its backend's pool.
+fn give_back(backend: &Backend, conn: Conn) {
+    if conn.is_closed() {
+        return;
+    }
+    let mut idle = backend.idle.lock().unwrap_or_else(|e| e.into_inner());
+    if idle.len() < MAX_IDLE {
+        idle.push(conn);
+    }
+}
+
+/// An idle pooled connection ready for a request. One that is still finishing its last
+/// response stays pooled for later; closed ones are dropped.
+fn take_idle(backend: &Backend) -> Option<Conn> {
+    let mut idle = backend.idle.lock().unwrap_or_else(|e| e.into_inner());
+    idle.retain(|c| !c.is_closed());
+    let at = idle.iter().rposition(Conn::is_ready)?;
+    Some(idle.swap_remove(at))
+}
+
+/// Why a request did not get a response from a backend.
+enum Failure {
+    /// No connection could be made: nothing was sent, any request may go elsewhere.
+    Connect(String),
+    /// The request may have reached the backend.
+    Request(hyper::Error),
+}
+
+async fn connect(backend: &Backend, timeout: std::time::Duration) -> Result<Conn, Failure> {
+    let stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(backend.addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(Failure::Connect(e.to_string())),
+        Err(_) => return Err(Failure::Connect(format!("no connection within {timeout:?}"))),
+    };
+    let _ = stream.set_nodelay(true);
+    let (conn, driver) = hyper::client::conn::http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| Failure::Connect(e.to_string()))?;
+    tokio::spawn(async move {
+        if let Err(e) = driver.with_upgrades().await {
+            tracing::debug!(error = %e, "backend connection ended");
+        }
+    });
+    Ok(conn)
+}
+
+/// Sends on a pooled connection, or a new one. A pooled connection the backend closed
+/// before the request was written hands the request back, and the next one is tried.
+async fn send(
+    backend: &Backend,
+    mut req: Request<UpstreamBody>,
+    connect_timeout: std::time::Duration,
+) -> Result<(Response<Incoming>, Conn), Failure> {
+    while let Some(mut conn) = take_idle(backend) {
+        match conn.try_send_request(req).await {
+            Ok(resp) => return Ok((resp, conn)),
+            Err(mut e) => match e.take_message() {
+                Some(back) => req = back,
+                None => return Err(Failure::Request(e.into_error())),
+            },
+        }
+    }
+    let mut conn = connect(backend, connect_timeout).await?;
+    let resp = conn.send_request(req).await.map_err(Failure::Request)?;
+    Ok((resp, conn))
 }
 
 fn error(status: StatusCode, message: &str, route: &Route) -> Response<ProxyBody> {
@@ -220,7 +306,6 @@ fn forwarded(headers: &mut HeaderMap, remote: SocketAddr) {
 
 async fn handle(
     route: Arc<Route>,
-    client: Upstream,
     remote: SocketAddr,
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
@@ -272,19 +357,29 @@ async fn handle(
             Ok(u) => u,
             Err(_) => return Ok(error(StatusCode::BAD_REQUEST, "request target cannot be forwarded", &route)),
         };
-        let answer = tokio::time::timeout(route.config.response_timeout, client.request(upstream)).await;
-        let mut resp = match answer {
+        let answer =
+            tokio::time::timeout(route.config.response_timeout, send(&backend, upstream, route.config.connect_timeout))
+                .await;
+        let (mut resp, conn) = match answer {
             Err(_) => {
                 record(StatusCode::GATEWAY_TIMEOUT);
                 return Ok(error(StatusCode::GATEWAY_TIMEOUT, "the backend did not answer in time", &route));
             }
             // Refused connections are safe to retry for any bodyless request; other failures
             // before a response (a replica dying mid-request) only for idempotent methods.
-            Ok(Err(e)) if (e.is_connect() || idempotent) && attempt + 1 < attempts => {
+            Ok(Err(Failure::Connect(e))) if attempt + 1 < attempts => {
                 tracing::debug!(backend = %backend.addr, error = %e, "backend refused; trying the next one");
                 continue;
             }
+            Ok(Err(Failure::Request(e))) if idempotent && attempt + 1 < attempts => {
+                tracing::debug!(backend = %backend.addr, error = %e, "backend failed; trying the next one");
+                continue;
+            }
             Ok(Err(e)) => {
+                let e = match e {
+                    Failure::Connect(e) => e,
+                    Failure::Request(e) => e.to_string(),
+                };
                 tracing::warn!(service = %route.service, backend = %backend.addr, error = %e, "backend failed");
                 record(StatusCode::BAD_GATEWAY);
                 return Ok(error(StatusCode::BAD_GATEWAY, "the backend failed to answer", &route));
@@ -294,6 +389,8 @@ async fn handle(
         record(resp.status());
         let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switching && let Some(client_side) = client_side {
+            // The connection now belongs to the upgraded stream; it never returns to the pool.
+            drop(conn);
             let backend_side = hyper::upgrade::on(&mut resp);
             tokio::spawn(async move {
                 let _guard = guard;
@@ -314,7 +411,7 @@ async fn handle(
         {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
-        return Ok(resp.map(|b| Either::Left(Tracked { inner: b, _guard: guard })));
+        return Ok(resp.map(|b| Either::Left(Tracked { inner: b, conn: Some(conn), guard })));
     }
     record(StatusCode::BAD_GATEWAY);
     Ok(error(StatusCode::BAD_GATEWAY, "every backend refused the connection", &route))

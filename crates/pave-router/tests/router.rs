@@ -24,11 +24,19 @@ fn full(s: impl Into<Bytes>) -> Body {
 
 /// A backend that names itself in every answer.
 async fn backend(name: &'static str) -> SocketAddr {
+    counting_backend(name).await.0
+}
+
+/// A backend that also counts the connections it accepted.
+async fn counting_backend(name: &'static str) -> (SocketAddr, Arc<AtomicU64>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = accepted.clone();
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| answer(name, req));
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -38,7 +46,7 @@ async fn backend(name: &'static str) -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, accepted)
 }
 
 async fn answer(name: &'static str, mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
@@ -329,4 +337,18 @@ async fn golden_signals_count_requests_errors_and_latency_per_version() {
     let p50 = s[0].p50_ms.unwrap();
     assert!(p50 > 0.0 && p50 < 100.0, "{p50}");
     assert!(s[0].p99_ms.unwrap() >= p50);
+}
+
+#[tokio::test]
+async fn backend_connections_are_kept_alive_and_reused() {
+    let (a, accepted) = counting_backend("a").await;
+    let r = router(table(false, &[("v1", 100, &[a])])).await;
+    let cl = client();
+    for _ in 0..100 {
+        let (s, _, body) = send(&cl, get(r.addr, "/").body(full("")).unwrap()).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "a"));
+    }
+    // Sequential requests: one connection, or two when the first was not yet idle again.
+    let n = accepted.load(Ordering::Relaxed);
+    assert!((1..=3).contains(&n), "100 sequential requests opened {n} backend connections");
 }

@@ -41,11 +41,11 @@ pub struct ClientArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the control plane: HTTP API, audit and metrics.
+    /// Run the control plane: HTTP API, audit, metrics, and the delivery engine with its router.
     Serve(serve::ServeArgs),
     /// A DORA baseline from a git repository's history alone (no server needed).
     Assess(assess::AssessArgs),
-    /// Start a throwaway platform, load a sample catalog, and show around.
+    /// Start a throwaway platform: sample catalog, DORA, a real blue-green deployment; show around.
     Demo(demo::DemoArgs),
     /// Create, update (and with --prune, delete) catalog resources from YAML files.
     Apply(commands::ApplyArgs),
