@@ -89,6 +89,7 @@ pub(crate) struct Backend {
 #[derive(Debug)]
 pub(crate) struct CompiledVersion {
     pub(crate) version: String,
+    pub(crate) signals: Arc<signals::VersionSignals>,
     pub(crate) weight: u8,
     pub(crate) backends: Vec<Arc<Backend>>,
     pub(crate) next: AtomicUsize,
@@ -167,6 +168,7 @@ impl Route {
             .iter()
             .map(|v| CompiledVersion {
                 version: v.version.clone(),
+                signals: self.signals.series(&v.version),
                 weight: v.weight,
                 backends: v
                     .backends

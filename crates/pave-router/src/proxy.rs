@@ -334,7 +334,8 @@ async fn handle(
     // Headers are needed again only if a retry is possible.
     let mut headers = Some(headers);
     let record = |status: StatusCode| {
-        route.signals.record(&version.version, status.as_u16(), started.elapsed().as_micros() as u64);
+        let minute = crate::signals::minute_of(std::time::SystemTime::now());
+        version.signals.record(minute, status.as_u16(), started.elapsed().as_micros() as u64);
     };
     for attempt in 0..attempts {
         let backend = version.backends[(first + attempt) % n].clone();

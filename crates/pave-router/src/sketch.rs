@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Relative accuracy of every quantile.
 pub const ACCURACY: f64 = 0.01;
 /// Buckets cover 1 µs to about 100 s; larger values land in the last one.
-const BUCKETS: usize = 1024;
+pub(crate) const BUCKETS: usize = 1024;
 
 fn gamma() -> f64 {
     (1.0 + ACCURACY) / (1.0 - ACCURACY)
@@ -30,7 +30,15 @@ impl Default for Sketch {
 }
 
 impl Sketch {
-    fn index(micros: u64) -> usize {
+    /// A sketch from bucket counts (as atomically collected by the signals).
+    pub(crate) fn from_counts(counts: Vec<u32>, count: u64, min: u64, max: u64) -> Sketch {
+        if count == 0 {
+            return Sketch::default();
+        }
+        Sketch { counts, count, min, max }
+    }
+
+    pub(crate) fn index(micros: u64) -> usize {
         if micros <= 1 {
             return 0;
         }
