@@ -189,6 +189,12 @@ pub async fn logs(
     Path((service, env)): Path<(String, String)>,
     ApiQuery(p): ApiQuery<LogParams>,
 ) -> Result<Response, ApiError> {
+    // The names become path segments under the logs directory: only valid names get there.
+    for (what, name) in [("service", &service), ("environment", &env)] {
+        if let Err(e) = pave_model::name::validate(name) {
+            return Err(ApiError::invalid(format!("{what} name {name:?}: {e}"), Vec::new()));
+        }
+    }
     let dir = state.config.logs_dir.clone();
     let lines = p.lines.unwrap_or(100).min(10_000);
     let files = pave_runtime::logs::files(&dir, &service, &env)

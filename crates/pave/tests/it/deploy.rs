@@ -451,3 +451,13 @@ async fn sigkill_during_a_rolling_update_then_restart_resumes_it() {
     }
     assert_eq!(replicas_of(p.db.dir.path()).len(), 3, "no orphaned process");
 }
+
+#[tokio::test]
+async fn logs_refuse_names_that_are_not_names() {
+    let p = Platform::start(json!({"strategy": "rolling"}), 1).await;
+    let (s, v) = p.server.get("/api/v1/services/..%2F..%2Fetc/environments/dev/logs").await;
+    assert_eq!(s, 422, "{v}");
+    assert!(v["detail"].as_str().unwrap_or("").contains("service name"), "{v}");
+    let (s, _) = p.server.get("/api/v1/services/shop/environments/dev/logs").await;
+    assert_eq!(s, 404, "never deployed");
+}
