@@ -103,6 +103,9 @@ pub(crate) struct Compiled {
     pub(crate) source: RouteTable,
 }
 
+/// How long [`Route::drain`] waits before its first look at the in-flight count.
+const DRAIN_GRACE: Duration = Duration::from_millis(50);
+
 /// Router settings.
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
@@ -213,6 +216,9 @@ impl Route {
     /// to `timeout`. Returns whether it drained.
     pub async fn drain(&self, addr: SocketAddr, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        // A request that read the previous table a moment before the switch may not have
+        // counted itself in flight yet: give it that moment before trusting a zero.
+        tokio::time::sleep(DRAIN_GRACE.min(timeout)).await;
         loop {
             if self.inflight(addr) == 0 {
                 return true;
