@@ -37,11 +37,12 @@ impl From<StoreError> for DeployError {
 
 type Result<T> = std::result::Result<T, DeployError>;
 
-/// Who asks.
+/// Who asks, and in which request (so the events it causes name it).
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub name: String,
     pub role: Role,
+    pub request_id: Option<String>,
 }
 
 /// `pave deploy SERVICE VERSION --env ENV [--strategy S] [--override REASON]`.
@@ -156,7 +157,6 @@ pub async fn deploy(store: &Store, req: &DeployRequest, actor: &Actor, now: i64)
         override_reason: overriding.map(str::to_owned),
         reason: None,
         abort_requested: None,
-        wait_until: None,
         commit: release.commit.clone(),
         created_at: Timestamp(now),
         updated_at: Timestamp(now),
@@ -171,8 +171,7 @@ pub async fn deploy(store: &Store, req: &DeployRequest, actor: &Actor, now: i64)
                    "awaitingApproval": needs_approval}),
         ),
     );
-    let ctx = WriteContext { actor: actor.name.clone(), request_id: None, now };
-    Ok(store.create_rollout(&r, &events, &ctx).await?)
+    Ok(store.create_rollout(&r, &events, &ctx(actor, now)).await?)
 }
 
 /// `pave rollout undo`: back to the release that served before the current one.
@@ -216,7 +215,6 @@ pub async fn undo(store: &Store, service: &str, env: &str, actor: &Actor, now: i
         override_reason: None,
         reason: Some(format!("undo of rollout {} ({current})", last.id)),
         abort_requested: None,
-        wait_until: None,
         commit: release.commit,
         created_at: Timestamp(now),
         updated_at: Timestamp(now),
@@ -227,12 +225,11 @@ pub async fn undo(store: &Store, service: &str, env: &str, actor: &Actor, now: i
         subject(service),
         json!({"environment": env, "from": current, "to": target, "undoes": last.id}),
     )];
-    let ctx = WriteContext { actor: actor.name.clone(), request_id: None, now };
-    Ok(store.create_rollout(&r, &events, &ctx).await?)
+    Ok(store.create_rollout(&r, &events, &ctx(actor, now)).await?)
 }
 
 fn ctx(actor: &Actor, now: i64) -> WriteContext {
-    WriteContext { actor: actor.name.clone(), request_id: None, now }
+    WriteContext { actor: actor.name.clone(), request_id: actor.request_id.clone(), now }
 }
 
 /// `pave rollout approve`: someone other than the requester (an admin may approve their own).

@@ -2,7 +2,6 @@
 //! router in line with healthy replicas, and reports finished deployments to DORA.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,6 +49,7 @@ impl EngineConfig {
 
 const LEASE: &str = "delivery-engine";
 const LEASE_TTL_MS: i64 = 15_000;
+const RENEW_EVERY: Duration = Duration::from_secs(3);
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
@@ -74,8 +74,6 @@ enum Outcome {
     Done,
     /// Stopped at a promotion gate.
     Paused,
-    /// An abort arrived while the step waited.
-    Aborted,
 }
 
 /// The delivery engine over runtime `R`.
@@ -124,8 +122,12 @@ impl<R: Runtime> Engine<R> {
     pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let engine = self.clone();
         tokio::spawn(async move {
+            // A held lease is renewed a few times per TTL, not on every poll: each renewal is a
+            // write transaction, and on SQLite writes queue behind one another.
+            let mut renewed: Option<std::time::Instant> = None;
             while !engine.stopped.load(Ordering::SeqCst) {
-                let leader = match engine.take_lease().await {
+                let fresh = renewed.is_some_and(|t| t.elapsed() < RENEW_EVERY);
+                let leader = match if fresh { Ok(true) } else { engine.take_lease().await } {
                     _ if engine.stopped.load(Ordering::SeqCst) => break,
                     Ok(l) => l,
                     Err(e) => {
@@ -133,6 +135,11 @@ impl<R: Runtime> Engine<R> {
                         false
                     }
                 };
+                if leader && !fresh {
+                    renewed = Some(std::time::Instant::now());
+                } else if !leader {
+                    renewed = None;
+                }
                 if leader && !engine.leader.swap(true, Ordering::SeqCst) {
                     tracing::info!(holder = %engine.config.holder, "this control plane runs the delivery engine");
                     engine.recover().await;
@@ -203,11 +210,6 @@ impl<R: Runtime> Engine<R> {
             }
         }
         lock(&self.routes).clear();
-    }
-
-    /// The router address of a service in an environment, when this control plane serves it.
-    pub fn route_addr(&self, service: &str, env: &str) -> Option<SocketAddr> {
-        lock(&self.routes).get(&(service.to_owned(), env.to_owned())).map(|l| l.addr)
     }
 
     /// Golden signals per version since `since`.
@@ -620,6 +622,38 @@ impl<R: Runtime> Engine<R> {
         self.store.modify_rollout(id, &ctx("pave-engine"), |r| Ok(change(r))).await
     }
 
+    /// Moves a rollout past step `at` (of its plan, or of its revert while rolling back), once.
+    async fn advance(&self, id: i64, at: usize, kind: &str, step: &Step) {
+        let _ = self
+            .modify(id, |r| {
+                if r.step == at {
+                    r.step += 1;
+                }
+                vec![NewEvent::new(
+                    kind,
+                    subject(&r.service),
+                    json!({"environment": r.environment, "version": r.version, "index": at, "step": step.describe()}),
+                )]
+            })
+            .await;
+    }
+
+    /// Switches a rollout to running its revert steps, for `reason`.
+    async fn begin_revert(&self, id: i64, reason: String) {
+        let _ = self
+            .modify(id, |r| {
+                r.state = RolloutState::RollingBack;
+                r.step = 0;
+                r.reason = Some(reason.clone());
+                vec![NewEvent::new(
+                    "deployment.rolling-back",
+                    subject(&r.service),
+                    json!({"environment": r.environment, "version": r.version, "reason": reason}),
+                )]
+            })
+            .await;
+    }
+
     async fn execute(&self, id: i64) {
         loop {
             if self.stopped.load(Ordering::SeqCst) || !self.is_leader() {
@@ -634,25 +668,10 @@ impl<R: Runtime> Engine<R> {
                     continue;
                 }
             };
-            if r.state.is_terminal() {
-                return;
-            }
-            if r.abort_requested.is_some()
+            if let Some(by) = &r.abort_requested
                 && matches!(r.state, RolloutState::Progressing | RolloutState::AwaitingPromotion)
             {
-                let _ = self
-                    .modify(id, |r| {
-                        r.state = RolloutState::RollingBack;
-                        r.step = 0;
-                        r.wait_until = None;
-                        r.reason = Some(format!("aborted by {}", r.abort_requested.clone().unwrap_or_default()));
-                        vec![NewEvent::new(
-                            "deployment.rolling-back",
-                            subject(&r.service),
-                            json!({"environment": r.environment, "version": r.version, "reason": r.reason}),
-                        )]
-                    })
-                    .await;
+                self.begin_revert(id, format!("aborted by {by}")).await;
                 continue;
             }
             match r.state {
@@ -661,7 +680,7 @@ impl<R: Runtime> Engine<R> {
                     return;
                 }
                 RolloutState::Progressing => {
-                    let step = r.steps[r.step].clone();
+                    let step = &r.steps[r.step];
                     if r.step == 0 {
                         self.event(
                             "deployment.started",
@@ -670,23 +689,8 @@ impl<R: Runtime> Engine<R> {
                         )
                         .await;
                     }
-                    match self.run_step(&r, &step).await {
-                        Ok(Outcome::Done) => {
-                            let at = r.step;
-                            let _ = self
-                                .modify(id, |r| {
-                                    if r.step == at {
-                                        r.step += 1;
-                                        r.wait_until = None;
-                                    }
-                                    vec![NewEvent::new(
-                                        "deployment.step",
-                                        subject(&r.service),
-                                        json!({"environment": r.environment, "version": r.version, "index": at, "step": step.describe()}),
-                                    )]
-                                })
-                                .await;
-                        }
+                    match self.run_step(&r, step).await {
+                        Ok(Outcome::Done) => self.advance(id, r.step, "deployment.step", step).await,
                         Ok(Outcome::Paused) => {
                             let _ = self
                                 .modify(id, |r| {
@@ -702,22 +706,9 @@ impl<R: Runtime> Engine<R> {
                                 .await;
                             return;
                         }
-                        Ok(Outcome::Aborted) => continue,
                         Err(reason) => {
                             tracing::warn!(id, %reason, "rollout step failed; reverting");
-                            let _ = self
-                                .modify(id, |r| {
-                                    r.state = RolloutState::RollingBack;
-                                    r.step = 0;
-                                    r.wait_until = None;
-                                    r.reason = Some(reason.clone());
-                                    vec![NewEvent::new(
-                                        "deployment.rolling-back",
-                                        subject(&r.service),
-                                        json!({"environment": r.environment, "version": r.version, "reason": reason}),
-                                    )]
-                                })
-                                .await;
+                            self.begin_revert(id, reason).await;
                         }
                     }
                 }
@@ -727,23 +718,9 @@ impl<R: Runtime> Engine<R> {
                     return;
                 }
                 RolloutState::RollingBack => {
-                    let step = r.revert[r.step].clone();
-                    match self.run_step(&r, &step).await {
-                        Ok(_) => {
-                            let at = r.step;
-                            let _ = self
-                                .modify(id, |r| {
-                                    if r.step == at {
-                                        r.step += 1;
-                                    }
-                                    vec![NewEvent::new(
-                                        "deployment.revert-step",
-                                        subject(&r.service),
-                                        json!({"environment": r.environment, "version": r.version, "index": at, "step": step.describe()}),
-                                    )]
-                                })
-                                .await;
-                        }
+                    let step = &r.revert[r.step];
+                    match self.run_step(&r, step).await {
+                        Ok(_) => self.advance(id, r.step, "deployment.revert-step", step).await,
                         Err(e) => {
                             // A revert must get through; keep trying, loudly.
                             tracing::error!(id, error = %e, "a revert step failed; retrying");
@@ -751,7 +728,7 @@ impl<R: Runtime> Engine<R> {
                         }
                     }
                 }
-                RolloutState::AwaitingApproval | RolloutState::AwaitingPromotion => return,
+                // Waiting for a person, or over.
                 _ => return,
             }
         }
@@ -759,86 +736,46 @@ impl<R: Runtime> Engine<R> {
 
     async fn run_step(&self, r: &Rollout, step: &Step) -> Result<Outcome, String> {
         let (service, env) = (r.service.as_str(), r.environment.as_str());
+        if *step == Step::AwaitPromotion {
+            return Ok(Outcome::Paused);
+        }
         let guard = self.route_lock(service, env);
-        let _held = match step {
-            Step::Scale { .. } | Step::Route { .. } | Step::Retire { .. } => Some(guard.lock().await),
-            _ => None,
-        };
-        match step {
+        let _held = guard.lock().await;
+        let mut state = self.route_state(service, env).await?;
+        let events = match step {
             Step::Retire { version, after_ms } => {
-                let mut state = self.route_state(service, env).await?;
                 let at = Timestamp(now_ms() + *after_ms as i64);
                 if let Some(v) = state.versions.iter_mut().find(|v| v.version == *version && v.weight == 0) {
                     v.retire_at = Some(at);
                 }
-                let ev = NewEvent::new(
+                vec![NewEvent::new(
                     "route.retire-scheduled",
                     subject(service),
                     json!({"environment": env, "version": version, "at": at, "rollout": r.id}),
-                );
-                self.store
-                    .save_route(service, env, &state, &[ev], &ctx("pave-engine"))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(Outcome::Done)
+                )]
             }
             Step::Scale { version, replicas } => {
-                let mut state = self.route_state(service, env).await?;
                 state.set_replicas(version, *replicas);
-                self.store
-                    .save_route(service, env, &state, &[], &ctx("pave-engine"))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                self.ensure_replicas(service, env, version, *replicas).await?;
-                Ok(Outcome::Done)
+                Vec::new()
             }
             Step::Route { weights } => {
-                let mut state = self.route_state(service, env).await?;
                 state.set_weights(weights);
-                let ev = NewEvent::new(
+                vec![NewEvent::new(
                     "route.switched",
                     subject(service),
                     json!({"environment": env, "weights": weights, "rollout": r.id}),
-                );
-                self.store
-                    .save_route(service, env, &state, &[ev], &ctx("pave-engine"))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                self.apply_state(service, env, &state);
-                Ok(Outcome::Done)
+                )]
             }
-            Step::AwaitPromotion => Ok(Outcome::Paused),
-            Step::Wait { ms } => {
-                let until = match r.wait_until {
-                    Some(t) => t.0,
-                    None => {
-                        let t = now_ms() + *ms as i64;
-                        self.modify(r.id, |r| {
-                            r.wait_until = Some(Timestamp(t));
-                            Vec::new()
-                        })
-                        .await
-                        .map_err(|e| e.to_string())?;
-                        t
-                    }
-                };
-                let mut checks = 0u32;
-                while now_ms() < until {
-                    tokio::time::sleep(Duration::from_millis(((until - now_ms()).max(1) as u64).min(250))).await;
-                    checks += 1;
-                    if checks.is_multiple_of(4) {
-                        match self.store.rollout(r.id).await {
-                            Ok(Some(cur)) if cur.abort_requested.is_some() => return Ok(Outcome::Aborted),
-                            _ => {}
-                        }
-                        if self.stopped.load(Ordering::SeqCst) {
-                            return Err("engine stopping".into());
-                        }
-                    }
-                }
-                Ok(Outcome::Done)
-            }
+            Step::AwaitPromotion => unreachable!("handled above"),
+        };
+        // The desired state is stored before anything acts on it.
+        self.store.save_route(service, env, &state, &events, &ctx("pave-engine")).await.map_err(|e| e.to_string())?;
+        match step {
+            Step::Scale { version, replicas } => self.ensure_replicas(service, env, version, *replicas).await?,
+            Step::Route { .. } => self.apply_state(service, env, &state),
+            _ => {}
         }
+        Ok(Outcome::Done)
     }
 
     /// Ends a rollout and reports the deployment to DORA (an undo also marks the rollout it

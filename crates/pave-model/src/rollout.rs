@@ -117,8 +117,6 @@ pub enum Step {
     Route { weights: BTreeMap<String, u8> },
     /// Wait until `pave rollout promote`.
     AwaitPromotion,
-    /// Wait this long.
-    Wait { ms: u64 },
     /// Keep `version` running without traffic for `after_ms`, then stop it (the engine does,
     /// in the background): a blue-green rollout ends at the switch, and an undo within that
     /// time is instant because the old colour still runs.
@@ -134,8 +132,7 @@ impl Step {
                 let w: Vec<String> = weights.iter().map(|(v, w)| format!("{v} {w}%")).collect();
                 format!("route {}", w.join(", "))
             }
-            Step::AwaitPromotion => "wait for promotion".to_owned(),
-            Step::Wait { ms } => format!("wait {}s", ms / 1000),
+            Step::AwaitPromotion => "wait for `pave rollout promote`".to_owned(),
             Step::Retire { version, after_ms } => format!("keep {version} warm for {}s, then stop it", after_ms / 1000),
         }
     }
@@ -183,9 +180,6 @@ pub struct Rollout {
     /// Set by `pave rollout abort`; the engine reverts.
     #[serde(default)]
     pub abort_requested: Option<String>,
-    /// Until when a `Wait` step waits, so a restarted engine does not wait again from zero.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub wait_until: Option<Timestamp>,
     /// The commit of the release, for DORA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,

@@ -75,19 +75,6 @@ impl ProcessRuntime {
         let (events, _) = broadcast::channel(1024);
         ProcessRuntime { inner: Arc::new(Inner { config, events, slots: Mutex::new(HashMap::new()) }) }
     }
-
-    pub fn config(&self) -> &ProcessConfig {
-        &self.inner.config
-    }
-
-    /// Stops every replica (used when the control plane shuts down on purpose with
-    /// `stop_replicas`; by default replicas keep running and are adopted on the next start).
-    pub async fn stop_all(&self) {
-        let ids: Vec<String> = self.inner.slots.lock().expect("slots").keys().cloned().collect();
-        for id in ids {
-            let _ = self.stop(&id).await;
-        }
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -101,20 +88,33 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 /// `(state, start time)` of a process from `/proc/<pid>/stat`; `None` when it does not exist.
-fn proc_stat(pid: u32) -> Option<(char, u64)> {
+/// What `/proc/<pid>/stat` says of a process.
+struct ProcStat {
+    /// Not a zombie or dead.
+    running: bool,
+    /// Process group id.
+    group: u32,
+    /// Start time in clock ticks since boot.
+    start: u64,
+}
+
+fn proc_stat(pid: u32) -> Option<ProcStat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses: fields after it follow
-    // the last ')'. Field 3 is the state, field 22 the start time.
+    // the last ')'. Field 3 is the state, field 5 the process group, field 22 the start time.
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let state = fields.first()?.chars().next()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((state, start))
+    Some(ProcStat {
+        running: state != 'Z' && state != 'X',
+        group: fields.get(2)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
+    })
 }
 
 /// Whether the process recorded as `pid` started at `start` still runs (zombies do not count).
 fn alive(pid: u32, start: u64) -> bool {
-    matches!(proc_stat(pid), Some((state, s)) if s == start && state != 'Z' && state != 'X')
+    proc_stat(pid).is_some_and(|p| p.running && p.start == start)
 }
 
 fn signal_group(pid: u32, signal: Signal) {
@@ -174,7 +174,7 @@ fn spawn(config: &ProcessConfig, spec: &ReplicaSpec, port: u16) -> Result<(Child
     }
     let child = cmd.spawn().map_err(|source| RuntimeError::Spawn { id: id.clone(), program, source })?;
     let pid = child.id().unwrap_or(0);
-    let proc_start = proc_stat(pid).map_or(0, |(_, s)| s);
+    let proc_start = proc_stat(pid).map_or(0, |p| p.start);
     let instance = Instance {
         id,
         service: spec.service.clone(),
@@ -463,11 +463,8 @@ impl Runtime for ProcessRuntime {
                 if known.contains(&pid) || pid == std::process::id() {
                     continue;
                 }
-                // Only group leaders: killing the group takes whatever they started too.
-                let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-                let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { continue };
-                let fields: Vec<&str> = rest.split_whitespace().collect();
-                if fields.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(pid) || fields.first() == Some(&"Z") {
+                // Only running group leaders: killing the group takes whatever they started too.
+                if !proc_stat(pid).is_some_and(|p| p.running && p.group == pid) {
                     continue;
                 }
                 let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };

@@ -157,7 +157,7 @@ pub fn run() -> u8 {
 }
 
 async fn serve() -> u8 {
-    let setup = || -> Result<(u16, Behaviour), String> {
+    let setup = || -> Result<(u16, Duration, Behaviour), String> {
         let s = Settings::load()?;
         let port = s.get::<u16>("PORT")?.ok_or("PORT is required")?;
         let fail_rate = s.get::<f64>("SAMPLE_FAIL_RATE")?.unwrap_or(0.0);
@@ -167,6 +167,7 @@ async fn serve() -> u8 {
         let version = s.raw("PAVE_SAMPLE_VERSION").or_else(|| s.raw("PAVE_VERSION")).unwrap_or_else(|| "dev".into());
         Ok((
             port,
+            Duration::from_millis(s.get::<u64>("SAMPLE_STARTUP_MS")?.unwrap_or(0)),
             Behaviour {
                 version,
                 fail_rate,
@@ -176,15 +177,14 @@ async fn serve() -> u8 {
             },
         ))
     };
-    let (port, behaviour) = match setup() {
+    let (port, startup, behaviour) = match setup() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("pave-sample: {e}");
             return 2;
         }
     };
-    let startup = Settings::load().ok().and_then(|s| s.get::<u64>("SAMPLE_STARTUP_MS").ok().flatten()).unwrap_or(0);
-    tokio::time::sleep(Duration::from_millis(startup)).await;
+    tokio::time::sleep(startup).await;
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
         Ok(l) => l,
         Err(e) => {

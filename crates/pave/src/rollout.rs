@@ -122,27 +122,9 @@ pub(crate) async fn follow(c: &Client, id: i64, format: Format) -> Result<ExitCo
     }
 }
 
+/// A step as the server sent it, in the words the model uses for it.
 fn describe(step: &Value) -> String {
-    match step["step"].as_str() {
-        Some("scale") => format!("scale {} to {}", cell(&step["version"]), step["replicas"]),
-        Some("route") => {
-            let w = step["weights"]
-                .as_object()
-                .map(|m| m.iter().map(|(k, v)| format!("{k} {v}%")).collect::<Vec<_>>().join(", "));
-            match w.filter(|w| !w.is_empty()) {
-                Some(w) => format!("route {w}"),
-                None => "route no traffic".into(),
-            }
-        }
-        Some("await-promotion") => "wait for `pave rollout promote`".into(),
-        Some("wait") => format!("wait {}s", step["ms"].as_u64().unwrap_or(0) / 1000),
-        Some("retire") => format!(
-            "keep {} warm {}s, then stop it",
-            cell(&step["version"]),
-            step["afterMs"].as_u64().unwrap_or(0) / 1000
-        ),
-        _ => String::new(),
-    }
+    serde_json::from_value::<pave_model::rollout::Step>(step.clone()).map(|s| s.describe()).unwrap_or_default()
 }
 
 pub async fn deploy(a: DeployArgs) -> Result<ExitCode> {

@@ -32,7 +32,7 @@ impl From<DeployError> for ApiError {
 }
 
 fn actor(c: &Caller) -> Actor {
-    Actor { name: c.principal.name.clone(), role: c.principal.role }
+    Actor { name: c.principal.name.clone(), role: c.principal.role, request_id: Some(c.request_id.clone()) }
 }
 
 fn wake(state: &AppState) {
@@ -210,12 +210,7 @@ pub async fn logs(
     let mut text = String::new();
     let mut offsets = Vec::new();
     for f in &files {
-        let tail = pave_runtime::logs::tail(f, lines).unwrap_or_default();
-        for line in tail.lines() {
-            text.push_str(&label(f));
-            text.push_str(line);
-            text.push('\n');
-        }
+        prefixed(&mut text, &label(f), &pave_runtime::logs::tail(f, lines).unwrap_or_default());
         offsets.push((f.clone(), std::fs::metadata(f).map_or(0, |m| m.len())));
     }
     let plain = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
@@ -238,11 +233,7 @@ pub async fn logs(
             for (f, off) in offsets.iter_mut() {
                 if let Ok((chunk, next)) = pave_runtime::logs::read_from(f, *off) {
                     *off = next;
-                    for line in chunk.lines() {
-                        out.push_str(&label(f));
-                        out.push_str(line);
-                        out.push('\n');
-                    }
+                    prefixed(&mut out, &label(f), &chunk);
                 }
             }
             if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
@@ -254,6 +245,15 @@ pub async fn logs(
         }
     });
     Ok((plain, Body::new(ChannelBody(rx))).into_response())
+}
+
+/// Appends each line of `text` to `out` behind `label`.
+fn prefixed(out: &mut String, label: &str, text: &str) {
+    for line in text.lines() {
+        out.push_str(label);
+        out.push_str(line);
+        out.push('\n');
+    }
 }
 
 /// A response body fed from a channel: chunks are sent as they come.
