@@ -13,7 +13,7 @@ use pave_model::delivery::{Deployment, DeploymentKind, DeploymentStatus, Report}
 use pave_model::rollout::{Rollout, RolloutKind, RolloutState, RouteState, Step};
 use pave_model::runtime::parse_duration;
 use pave_model::{Kind, NewEvent, Resource, Timestamp};
-use pave_router::{Listening, Route, RouteTable, RouterConfig, Summary, VersionRoute};
+use pave_router::{Listening, Route, RouteTable, RouterConfig, Summary, VersionRoute, Workers};
 use pave_runtime::{Adoption, Health, Instance, ReplicaSpec, Runtime, RuntimeEvent};
 use pave_store::{Store, WriteContext};
 use serde_json::json;
@@ -83,6 +83,8 @@ pub struct Engine<R: Runtime> {
     artifacts: ArtifactStore,
     config: EngineConfig,
     routes: Mutex<HashMap<(String, String), Listening>>,
+    /// The router's threads, started with the first route.
+    workers: std::sync::OnceLock<std::io::Result<Workers>>,
     /// Replicas that crashed or fail their health check: kept out of the router.
     unhealthy: Mutex<HashSet<String>>,
     wake: Notify,
@@ -108,6 +110,7 @@ impl<R: Runtime> Engine<R> {
             runtime,
             config,
             routes: Mutex::new(HashMap::new()),
+            workers: std::sync::OnceLock::new(),
             unhealthy: Mutex::new(HashSet::new()),
             wake: Notify::new(),
             running: Mutex::new(HashSet::new()),
@@ -420,10 +423,13 @@ impl<R: Runtime> Engine<R> {
         }
         let std_listener = std::net::TcpListener::bind(("127.0.0.1", port))
             .map_err(|e| format!("cannot listen on router port {port} for {service} in {env}: {e}"))?;
-        std_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
         let route = Route::new(service, env, self.config.router.clone());
-        let listening = pave_router::listen(route, listener).map_err(|e| e.to_string())?;
+        let workers = self
+            .workers
+            .get_or_init(|| Workers::start(self.config.router.threads))
+            .as_ref()
+            .map_err(|e| format!("cannot start the router's threads: {e}"))?;
+        let listening = workers.listen(route, std_listener).map_err(|e| e.to_string())?;
         tracing::info!(service, env, addr = %listening.addr, "router listening");
         routes.insert(key, listening);
         Ok(())

@@ -16,11 +16,19 @@
 //!   backend answers 101; `X-Forwarded-For/-Proto/-Host` are set; hop-by-hop headers dropped.
 //! - **Limits:** a cap on open connections, a header read timeout, a connect timeout and a
 //!   response-head timeout (502/504 with a JSON body that says which).
+//! - **Threads:** the proxy runs on its own [`Workers`], one single-threaded runtime per core
+//!   as nginx runs a worker process per core. A route's listener deals accepted connections
+//!   round robin to the workers, and each worker keeps its own keep-alive connections to the
+//!   backends, so a request and the backend connection it uses are driven on one thread with
+//!   no cross-thread wake-up or work stealing (this cut the proxy's CPU per request by a
+//!   fifth against one shared multi-threaded runtime; `bench/router.sh` prints it).
 
 mod proxy;
 pub mod signals;
 pub mod sketch;
+mod timer;
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -57,6 +65,8 @@ pub enum TableError {
     Weights(u32),
     #[error("version {0} appears twice")]
     Duplicate(String),
+    #[error("version {0:?} cannot be a header or cookie value (use visible ASCII without ;,\"\\ or spaces)")]
+    Version(String),
 }
 
 impl RouteTable {
@@ -66,6 +76,10 @@ impl RouteTable {
             return Err(TableError::Weights(total));
         }
         for (i, v) in self.versions.iter().enumerate() {
+            let bad = |c: char| !c.is_ascii_graphic() || matches!(c, ';' | ',' | '"' | '\\');
+            if v.version.is_empty() || v.version.chars().any(bad) {
+                return Err(TableError::Version(v.version.clone()));
+            }
             if self.versions[..i].iter().any(|o| o.version == v.version) {
                 return Err(TableError::Duplicate(v.version.clone()));
             }
@@ -81,14 +95,30 @@ pub(crate) struct Backend {
     /// `addr` as a URI authority, built once rather than per request.
     pub(crate) authority: hyper::http::uri::Authority,
     pub(crate) inflight: AtomicUsize,
-    /// Idle keep-alive connections to it (the router's own pool: no task hop or shared lock
-    /// beyond this backend's).
-    pub(crate) idle: Mutex<Vec<proxy::Conn>>,
+    /// Idle keep-alive connections to it, one pool per worker thread (see [`worker_slot`]):
+    /// a connection's driver runs on the worker that opened it, so it is only reused there.
+    pub(crate) idle: [Mutex<Vec<proxy::Conn>>; POOL_SLOTS],
+}
+
+/// Backend connection pools per backend; workers beyond this share slots.
+const POOL_SLOTS: usize = 16;
+
+thread_local! {
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The pool slot of the thread running now: its worker index, or 0 off the workers.
+pub(crate) fn worker_slot() -> usize {
+    WORKER.with(Cell::get) % POOL_SLOTS
 }
 
 #[derive(Debug)]
 pub(crate) struct CompiledVersion {
     pub(crate) version: String,
+    /// `version` as the `x-pave-version` response header, built once per table.
+    pub(crate) header: hyper::header::HeaderValue,
+    /// The `Set-Cookie` value that keeps a user on this version, built once per table.
+    pub(crate) set_cookie: hyper::header::HeaderValue,
     pub(crate) signals: Arc<signals::VersionSignals>,
     pub(crate) weight: u8,
     pub(crate) backends: Vec<Arc<Backend>>,
@@ -117,6 +147,8 @@ pub struct RouterConfig {
     pub max_connections: usize,
     /// Minutes of signals kept per version.
     pub keep_minutes: usize,
+    /// Proxy worker threads (see [`Workers`]); 0 means one per core.
+    pub threads: usize,
 }
 
 impl Default for RouterConfig {
@@ -127,6 +159,7 @@ impl Default for RouterConfig {
             header_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             keep_minutes: 120,
+            threads: 0,
         }
     }
 }
@@ -171,6 +204,12 @@ impl Route {
             .iter()
             .map(|v| CompiledVersion {
                 version: v.version.clone(),
+                header: hyper::header::HeaderValue::from_str(&v.version).expect("validated: a header value"),
+                set_cookie: hyper::header::HeaderValue::from_str(&format!(
+                    "{}={}; Path=/; HttpOnly; SameSite=Lax",
+                    self.cookie, v.version
+                ))
+                .expect("validated: a cookie value"),
                 signals: self.signals.series(&v.version),
                 weight: v.weight,
                 backends: v
@@ -184,7 +223,7 @@ impl Route {
                                     addr: *a,
                                     authority: a.to_string().parse().expect("a socket address is an authority"),
                                     inflight: AtomicUsize::new(0),
-                                    idle: Mutex::new(Vec::new()),
+                                    idle: std::array::from_fn(|_| Mutex::new(Vec::new())),
                                 })
                             })
                             .clone()
@@ -236,25 +275,97 @@ impl Route {
 pub struct Listening {
     pub route: Arc<Route>,
     pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+    accept: tokio::task::AbortHandle,
 }
 
 impl Listening {
-    /// Stops accepting connections.
+    /// Stops accepting connections (open ones finish their requests).
     pub fn close(&self) {
-        self.task.abort();
+        self.accept.abort();
     }
 }
 
 impl Drop for Listening {
     fn drop(&mut self) {
-        self.task.abort();
+        self.accept.abort();
     }
 }
 
-/// Starts serving `route` on `listener`.
-pub fn listen(route: Arc<Route>, listener: tokio::net::TcpListener) -> std::io::Result<Listening> {
-    let addr = listener.local_addr()?;
-    let task = tokio::spawn(proxy::serve(route.clone(), listener));
-    Ok(Listening { route, addr, task })
+/// The proxy's threads: each runs a single-threaded tokio runtime until the `Workers` are
+/// dropped. Routes are served with [`Workers::listen`].
+#[derive(Debug)]
+pub struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    /// Dropping these ends the workers' runtimes (and every connection on them).
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Workers {
+    /// Starts `threads` workers (0: one per core).
+    pub fn start(threads: usize) -> std::io::Result<Workers> {
+        let threads = if threads == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { threads };
+        let mut handles = Vec::with_capacity(threads);
+        let mut stops = Vec::with_capacity(threads);
+        for index in 0..threads {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            handles.push(rt.handle().clone());
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            stops.push(stop);
+            std::thread::Builder::new().name(format!("pave-router-{index}")).spawn(move || {
+                WORKER.with(|w| w.set(index));
+                let _ = rt.block_on(stopped);
+            })?;
+        }
+        Ok(Workers { handles, stops, next: Arc::new(AtomicUsize::new(0)) })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Starts serving `route` on `listener`: one worker accepts, and each connection goes to
+    /// the next worker in turn.
+    pub fn listen(&self, route: Arc<Route>, listener: std::net::TcpListener) -> std::io::Result<Listening> {
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let acceptor = &self.handles[0];
+        let listener = {
+            let _entered = acceptor.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
+        let task = acceptor.spawn(proxy::serve(route.clone(), listener, self.handles.clone(), self.next.clone()));
+        Ok(Listening { route, addr, accept: task.abort_handle() })
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(version: &str) -> RouteTable {
+        RouteTable {
+            versions: vec![VersionRoute { version: version.into(), weight: 100, backends: vec![] }],
+            sticky: true,
+        }
+    }
+
+    #[test]
+    fn versions_must_be_usable_as_header_and_cookie_values() {
+        assert_eq!(one("1.2.3-rc.1+build").validate(), Ok(()));
+        for bad in ["", "v 1", "a;b", "a,b", "\"a\"", "é"] {
+            assert_eq!(one(bad).validate(), Err(TableError::Version(bad.into())), "{bad:?}");
+        }
+        let route = Route::new("shop", "prod", RouterConfig::default());
+        assert!(route.set(one("a;b")).is_err());
+        assert_eq!(route.table(), RouteTable::default(), "a refused table changes nothing");
+    }
 }

@@ -12,9 +12,10 @@ use http_body_util::{Either, Empty, Full};
 use hyper::body::{Body, Bytes, Frame, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::timer::{ConnTimer, within};
 use crate::{Backend, Compiled, Route};
 
 pub(crate) type UpstreamBody = Either<Incoming, Empty<Bytes>>;
@@ -90,7 +91,13 @@ impl Body for Tracked {
     }
 }
 
-pub(crate) async fn serve(route: Arc<Route>, listener: TcpListener) {
+/// Accepts connections and hands each to the next worker, where it is served to its end.
+pub(crate) async fn serve(
+    route: Arc<Route>,
+    listener: TcpListener,
+    workers: Vec<tokio::runtime::Handle>,
+    next: Arc<std::sync::atomic::AtomicUsize>,
+) {
     let limit = Arc::new(tokio::sync::Semaphore::new(route.config.max_connections));
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -107,12 +114,27 @@ pub(crate) async fn serve(route: Arc<Route>, listener: TcpListener) {
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let worker = &workers[next.fetch_add(1, Ordering::Relaxed) % workers.len()];
+        // The stream moves to the worker's own reactor.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hand a router connection to a worker");
+                continue;
+            }
+        };
         let route = route.clone();
-        tokio::spawn(async move {
+        worker.spawn(async move {
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                return;
+            };
             let header_timeout = route.config.header_timeout;
-            let service = hyper::service::service_fn(move |req| handle(route.clone(), remote, req));
+            let ip = client_ip(remote);
+            let response_timer = ConnTimer::new();
+            let service =
+                hyper::service::service_fn(move |req| handle(route.clone(), ip.clone(), response_timer.clone(), req));
             let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
+                .timer(ConnTimer::new())
                 .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
@@ -127,7 +149,7 @@ fn give_back(backend: &Backend, conn: Conn) {
     if conn.is_closed() {
         return;
     }
-    let mut idle = backend.idle.lock().unwrap_or_else(|e| e.into_inner());
+    let mut idle = backend.idle[crate::worker_slot()].lock().unwrap_or_else(|e| e.into_inner());
     if idle.len() < MAX_IDLE {
         idle.push(conn);
     }
@@ -136,7 +158,7 @@ fn give_back(backend: &Backend, conn: Conn) {
 /// An idle pooled connection ready for a request. One that is still finishing its last
 /// response stays pooled for later; closed ones are dropped.
 fn take_idle(backend: &Backend) -> Option<Conn> {
-    let mut idle = backend.idle.lock().unwrap_or_else(|e| e.into_inner());
+    let mut idle = backend.idle[crate::worker_slot()].lock().unwrap_or_else(|e| e.into_inner());
     idle.retain(|c| !c.is_closed());
     let at = idle.iter().rposition(Conn::is_ready)?;
     Some(idle.swap_remove(at))
@@ -285,13 +307,17 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-fn forwarded(headers: &mut HeaderMap, remote: SocketAddr) {
-    let ip = remote.ip().to_string();
+/// The client's address as a header value, made once per connection.
+fn client_ip(remote: SocketAddr) -> HeaderValue {
+    HeaderValue::from_str(&remote.ip().to_string()).expect("an IP address is a header value")
+}
+
+fn forwarded(headers: &mut HeaderMap, ip: &HeaderValue) {
     let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {ip}"),
-        None => ip,
+        Some(prior) => HeaderValue::from_str(&format!("{prior}, {}", ip.to_str().unwrap_or_default())).ok(),
+        None => Some(ip.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert("x-forwarded-for", v);
     }
     if !headers.contains_key("x-forwarded-proto") {
@@ -306,7 +332,8 @@ fn forwarded(headers: &mut HeaderMap, remote: SocketAddr) {
 
 async fn handle(
     route: Arc<Route>,
-    remote: SocketAddr,
+    ip: HeaderValue,
+    timer: ConnTimer,
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
@@ -320,7 +347,7 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers, upgrade);
-    forwarded(&mut headers, remote);
+    forwarded(&mut headers, &ip);
     let bodyless = !headers.contains_key(header::TRANSFER_ENCODING)
         && headers.get(header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0")
         && !upgrade;
@@ -358,25 +385,27 @@ async fn handle(
             Ok(u) => u,
             Err(_) => return Ok(error(StatusCode::BAD_REQUEST, "request target cannot be forwarded", &route)),
         };
-        let answer =
-            tokio::time::timeout(route.config.response_timeout, send(&backend, upstream, route.config.connect_timeout))
-                .await;
+        let answer = within(
+            timer.deadline(route.config.response_timeout),
+            send(&backend, upstream, route.config.connect_timeout),
+        )
+        .await;
         let (mut resp, conn) = match answer {
-            Err(_) => {
+            None => {
                 record(StatusCode::GATEWAY_TIMEOUT);
                 return Ok(error(StatusCode::GATEWAY_TIMEOUT, "the backend did not answer in time", &route));
             }
             // Refused connections are safe to retry for any bodyless request; other failures
             // before a response (a replica dying mid-request) only for idempotent methods.
-            Ok(Err(Failure::Connect(e))) if attempt + 1 < attempts => {
+            Some(Err(Failure::Connect(e))) if attempt + 1 < attempts => {
                 tracing::debug!(backend = %backend.addr, error = %e, "backend refused; trying the next one");
                 continue;
             }
-            Ok(Err(Failure::Request(e))) if idempotent && attempt + 1 < attempts => {
+            Some(Err(Failure::Request(e))) if idempotent && attempt + 1 < attempts => {
                 tracing::debug!(backend = %backend.addr, error = %e, "backend failed; trying the next one");
                 continue;
             }
-            Ok(Err(e)) => {
+            Some(Err(e)) => {
                 let e = match e {
                     Failure::Connect(e) => e,
                     Failure::Request(e) => e.to_string(),
@@ -385,7 +414,7 @@ async fn handle(
                 record(StatusCode::BAD_GATEWAY);
                 return Ok(error(StatusCode::BAD_GATEWAY, "the backend failed to answer", &route));
             }
-            Ok(Ok(r)) => r,
+            Some(Ok(r)) => r,
         };
         record(resp.status());
         let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
@@ -403,14 +432,9 @@ async fn handle(
             return Ok(Response::from_parts(parts, Either::Right(Full::new(Bytes::new()))));
         }
         strip_hop_by_hop(resp.headers_mut(), false);
-        if let Ok(v) = HeaderValue::from_str(&version.version) {
-            resp.headers_mut().insert(VERSION_HEADER, v);
-        }
-        if set_cookie
-            && let Ok(v) =
-                HeaderValue::from_str(&format!("{}={}; Path=/; HttpOnly; SameSite=Lax", route.cookie, version.version))
-        {
-            resp.headers_mut().append(header::SET_COOKIE, v);
+        resp.headers_mut().insert(VERSION_HEADER, version.header.clone());
+        if set_cookie {
+            resp.headers_mut().append(header::SET_COOKIE, version.set_cookie.clone());
         }
         return Ok(resp.map(|b| Either::Left(Tracked { inner: b, conn: Some(conn), guard })));
     }

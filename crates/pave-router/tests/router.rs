@@ -13,7 +13,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use pave_router::{Listening, Route, RouteTable, RouterConfig, VersionRoute, listen};
+use pave_router::{Listening, Route, RouteTable, RouterConfig, VersionRoute, Workers};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 type Body = BoxBody<Bytes, hyper::Error>;
@@ -105,10 +105,21 @@ fn table(sticky: bool, versions: &[(&str, u8, &[SocketAddr])]) -> RouteTable {
     }
 }
 
+/// Two proxy workers shared by the tests, as `pave serve` runs them: connections are dealt
+/// to both, so every test also crosses from the accepting worker to another.
+fn workers() -> &'static Workers {
+    static WORKERS: std::sync::OnceLock<Workers> = std::sync::OnceLock::new();
+    WORKERS.get_or_init(|| Workers::start(2).unwrap())
+}
+
 async fn router(t: RouteTable) -> Listening {
-    let route = Route::new("shop", "prod", RouterConfig::default());
+    router_with(RouterConfig::default(), t)
+}
+
+fn router_with(config: RouterConfig, t: RouteTable) -> Listening {
+    let route = Route::new("shop", "prod", config);
     route.set(t).unwrap();
-    listen(route, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap()
+    workers().listen(route, std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap()
 }
 
 fn client() -> Client<HttpConnector, Body> {
@@ -315,6 +326,63 @@ async fn dead_backends_are_skipped_and_errors_are_clear() {
     let (s, _, body) = send(&cl, get(r.addr, "/").body(full("")).unwrap()).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body.contains("no version takes traffic"), "{body}");
+}
+
+#[tokio::test]
+async fn a_backend_that_never_answers_gets_a_504_and_a_client_that_never_finishes_its_head_is_cut_off() {
+    // Accepts and reads, never answers.
+    let mute = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mute_addr = mute.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = mute.accept().await {
+            held.push(s);
+        }
+    });
+    let a = backend("a").await;
+    let config = RouterConfig {
+        response_timeout: Duration::from_millis(300),
+        header_timeout: Duration::from_millis(300),
+        ..RouterConfig::default()
+    };
+    let r = router_with(config, table(false, &[("v1", 100, &[a]), ("mute", 0, &[mute_addr])]));
+    let cl = client();
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let req = get(r.addr, "/").header("x-pave-version", "mute").body(full("")).unwrap();
+        let (s, _, body) = tokio::time::timeout(Duration::from_secs(5), send(&cl, req)).await.expect("an answer");
+        let took = started.elapsed();
+        assert_eq!(s, StatusCode::GATEWAY_TIMEOUT, "{body}");
+        assert!(body.contains("did not answer in time"), "{body}");
+        assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(1500), "{took:?}");
+        // The same connections still serve a backend that answers, past the old deadline.
+        let (s, _, body) = send(&cl, get(r.addr, "/").body(full("")).unwrap()).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "a"));
+    }
+
+    // Half a request head, then silence: the router closes the connection.
+    let mut c = tokio::net::TcpStream::connect(r.addr).await.unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(3), c.read(&mut buf)).await.expect("closed in time").unwrap_or(0);
+    let took = started.elapsed();
+    assert!(n == 0 || String::from_utf8_lossy(&buf[..n]).contains("408"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(took >= Duration::from_millis(250) && took < Duration::from_millis(1500), "{took:?}");
+
+    // Each request head gets its own deadline: a keep-alive connection whose requests come
+    // 200 ms apart lives well past the 300 ms header timeout.
+    let mut c = tokio::net::TcpStream::connect(r.addr).await.unwrap();
+    for _ in 0..5 {
+        c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        let n = c.read(&mut buf).await.unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]

@@ -59,6 +59,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         github_webhook_secret: None,
         gitlab_webhook_token: None,
         router_ports: (7800, 7999),
+        router_threads: 0,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {

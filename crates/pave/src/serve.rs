@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// [default: 7800-7999]. A route keeps its port across restarts.
     #[arg(long, env = "PAVE_ROUTER_PORTS", value_parser = parse_port_range)]
     pub router_ports: Option<(u16, u16)>,
+    /// Router worker threads, each a single-threaded runtime with its own backend
+    /// connections [default: 0, one per core].
+    #[arg(long, env = "PAVE_ROUTER_THREADS")]
+    pub router_threads: Option<usize>,
     /// Stop every replica when the server stops (by default replicas keep serving and the next
     /// start adopts them; this is for development and tests).
     #[arg(long, env = "PAVE_STOP_REPLICAS_ON_EXIT")]
@@ -92,6 +96,7 @@ struct FileConfig {
     github_webhook_secret: Option<String>,
     gitlab_webhook_token: Option<String>,
     router_ports: Option<String>,
+    router_threads: Option<usize>,
 }
 
 /// The settings in force after merging every source.
@@ -108,6 +113,7 @@ pub struct Settings {
     pub github_webhook_secret: Option<String>,
     pub gitlab_webhook_token: Option<String>,
     pub router_ports: (u16, u16),
+    pub router_threads: usize,
 }
 
 impl ServeArgs {
@@ -132,6 +138,7 @@ impl ServeArgs {
                 (None, Some(text)) => parse_port_range(text).map_err(|e| anyhow::anyhow!("router-ports: {e}"))?,
                 (None, None) => (7800, 7999),
             },
+            router_threads: self.router_threads.or(file.router_threads).unwrap_or(0),
         })
     }
 }
@@ -253,6 +260,7 @@ fn start_engine(store: &pave_store::Store, settings: &Settings) -> Result<std::s
     let holder = format!("{host}/{}/{:08x}", std::process::id(), rand::random::<u32>());
     let mut config = pave_deploy::EngineConfig::new(data_dir.join("artifacts"), holder);
     config.router_ports = settings.router_ports.0..=settings.router_ports.1;
+    config.router.threads = settings.router_threads;
     let engine = pave_deploy::Engine::new(store.clone(), pave_runtime::ProcessRuntime::new(runtime), config);
     engine.start();
     Ok(engine)
