@@ -2,7 +2,7 @@
 //! written to the store. These touch only the database, so any control-plane replica can take
 //! them; the replica running the engine picks the change up.
 
-use pave_model::rollout::{self, Rollout, RolloutKind, RolloutState, RouteState, Strategy};
+use pave_model::rollout::{self, Rollout, RolloutKind, RolloutState, RouteState, Step, Strategy};
 use pave_model::runtime::parse_duration;
 use pave_model::{Kind, NewEvent, Resource, Role, Timestamp};
 use pave_store::{Store, StoreError, WriteContext};
@@ -127,6 +127,14 @@ pub async fn deploy(store: &Store, req: &DeployRequest, actor: &Actor, now: i64)
     let spec = service.spec.rollout.as_deref().cloned().unwrap_or_default();
     let strategy = req.strategy.unwrap_or(spec.strategy);
     let keep_warm = parse_duration(&spec.keep_warm).map_err(DeployError::Invalid)?;
+    if strategy == rollout::Strategy::Canary
+        && !spec.steps.iter().any(|s| matches!(s, rollout::CanaryStep::SetWeight(_)))
+    {
+        return Err(DeployError::Invalid(format!(
+            "service {:?} has no canary steps: declare spec.rollout.steps (setWeight, pause, analysis) to deploy it as a canary",
+            req.service
+        )));
+    }
     let route = store.route_state(&req.service, &req.environment).await?.unwrap_or_default();
     let from = route.primary().map(str::to_owned);
     let replicas = runtime.replicas;
@@ -148,7 +156,7 @@ pub async fn deploy(store: &Store, req: &DeployRequest, actor: &Actor, now: i64)
         kind: RolloutKind::Deploy,
         state: if needs_approval { RolloutState::AwaitingApproval } else { RolloutState::Progressing },
         step: 0,
-        steps: rollout::plan(strategy, from.as_deref(), &req.version, replicas, spec.auto_promote, keep_warm),
+        steps: rollout::plan(strategy, from.as_deref(), &req.version, replicas, &spec, keep_warm),
         revert: rollout::revert(from.as_deref(), &req.version, replicas),
         replicas,
         requested_by: actor.name.clone(),
@@ -157,6 +165,7 @@ pub async fn deploy(store: &Store, req: &DeployRequest, actor: &Actor, now: i64)
         override_reason: overriding.map(str::to_owned),
         reason: None,
         abort_requested: None,
+        reverted_at_step: None,
         commit: release.commit.clone(),
         created_at: Timestamp(now),
         updated_at: Timestamp(now),
@@ -215,6 +224,7 @@ pub async fn undo(store: &Store, service: &str, env: &str, actor: &Actor, now: i
         override_reason: None,
         reason: Some(format!("undo of rollout {} ({current})", last.id)),
         abort_requested: None,
+        reverted_at_step: None,
         commit: release.commit,
         created_at: Timestamp(now),
         updated_at: Timestamp(now),
@@ -261,24 +271,77 @@ pub async fn approve(store: &Store, id: i64, actor: &Actor, now: i64) -> Result<
         .await?)
 }
 
-/// `pave rollout promote`: go past a promotion gate.
+/// `pave rollout promote`: go past the step the rollout waits in — a promotion gate, a pause
+/// or an analysis (which is then skipped: a person decided) — and on from a `pause`.
 pub async fn promote(store: &Store, id: i64, actor: &Actor, now: i64) -> Result<Rollout> {
     let who = actor.name.clone();
     Ok(store
         .modify_rollout(id, &ctx(actor, now), move |r| {
-            if r.state != RolloutState::AwaitingPromotion {
+            let waiting =
+                matches!(r.steps.get(r.step), Some(Step::AwaitPromotion | Step::Pause { .. } | Step::Analyze { .. }));
+            let promotable = match r.state {
+                RolloutState::AwaitingPromotion => true,
+                RolloutState::Progressing | RolloutState::Paused => waiting,
+                _ => false,
+            };
+            if !promotable || r.abort_requested.is_some() {
                 return Err(StoreError::Conflict(format!(
-                    "rollout {} is {}, not waiting for promotion",
+                    "rollout {} is {}{}, not waiting for promotion",
                     r.id,
-                    r.state.as_str()
+                    r.state.as_str(),
+                    r.steps.get(r.step).map(|s| format!(" at \"{}\"", s.describe())).unwrap_or_default()
                 )));
             }
+            let skipped = r.steps.get(r.step).map(Step::describe);
             r.state = RolloutState::Progressing;
             r.step += 1;
             Ok(vec![NewEvent::new(
                 "deployment.promoted",
                 subject(&r.service),
-                json!({"environment": r.environment, "version": r.version, "by": who}),
+                json!({"environment": r.environment, "version": r.version, "by": who, "skipped": skipped}),
+            )])
+        })
+        .await?)
+}
+
+/// `pave rollout pause`: hold a progressing rollout where it is (a pause or an analysis in
+/// progress stops waiting; traffic stays as it is) until `resume` or `promote`.
+pub async fn pause(store: &Store, id: i64, actor: &Actor, now: i64) -> Result<Rollout> {
+    hold_or_go(store, id, actor, now, RolloutState::Progressing, RolloutState::Paused, "deployment.paused").await
+}
+
+/// `pave rollout resume`: a paused rollout goes on from the step it was in (a pause or an
+/// analysis starts over).
+pub async fn resume(store: &Store, id: i64, actor: &Actor, now: i64) -> Result<Rollout> {
+    hold_or_go(store, id, actor, now, RolloutState::Paused, RolloutState::Progressing, "deployment.resumed").await
+}
+
+/// Moves a rollout from state `from` to `to`, recording `kind`.
+async fn hold_or_go(
+    store: &Store,
+    id: i64,
+    actor: &Actor,
+    now: i64,
+    from: RolloutState,
+    to: RolloutState,
+    kind: &'static str,
+) -> Result<Rollout> {
+    let who = actor.name.clone();
+    Ok(store
+        .modify_rollout(id, &ctx(actor, now), move |r| {
+            if r.state != from || r.abort_requested.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "rollout {} is {}, not {}",
+                    r.id,
+                    r.state.as_str(),
+                    from.as_str()
+                )));
+            }
+            r.state = to;
+            Ok(vec![NewEvent::new(
+                kind,
+                subject(&r.service),
+                json!({"environment": r.environment, "version": r.version, "by": who, "step": r.step}),
             )])
         })
         .await?)

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pave_analysis::{MetricRun, Verdict};
 use pave_artifacts::ArtifactStore;
+use pave_model::analysis::AnalysisSpec;
 use pave_model::delivery::{Deployment, DeploymentKind, DeploymentStatus, Report};
 use pave_model::rollout::{Rollout, RolloutKind, RolloutState, RouteState, Step};
 use pave_model::runtime::parse_duration;
@@ -74,6 +76,10 @@ enum Outcome {
     Done,
     /// Stopped at a promotion gate.
     Paused,
+    /// Someone moved the rollout on (promote, pause, abort) while the step waited: look again.
+    Interrupted,
+    /// An analysis could not decide: a person promotes or aborts.
+    Inconclusive(String),
 }
 
 /// The delivery engine over runtime `R`.
@@ -97,6 +103,10 @@ pub struct Engine<R: Runtime> {
 }
 
 type RouteLock = Arc<tokio::sync::Mutex<()>>;
+
+/// How often a waiting step (a pause, an analysis between measurements) looks whether the
+/// rollout was promoted, paused or aborted meanwhile.
+const CHECK_EVERY: Duration = Duration::from_millis(200);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -583,6 +593,27 @@ impl<R: Runtime> Engine<R> {
             let mut data = data;
             data["environment"] = json!(env);
             self.event(kind, &service, data).await;
+            if matches!(ev, RuntimeEvent::Crashed { .. } | RuntimeEvent::Unhealthy { .. }) {
+                self.fail_canary_of(&service, &env, &id).await;
+            }
+        }
+    }
+
+    /// A canary whose replica crashed or turned unhealthy is rolled back at once: users
+    /// already saw it fail, and no analysis needs to say so.
+    async fn fail_canary_of(&self, service: &str, env: &str, replica: &str) {
+        let Ok(Some(r)) = self.store.rollouts(Some(service), Some(env), 1).await.map(|v| v.into_iter().next()) else {
+            return;
+        };
+        // Ids are `service/env/version/rN` (see `pave_runtime::instance_id`).
+        let version_of_replica = replica.rsplit_once('/').and_then(|(rest, _)| rest.splitn(3, '/').nth(2));
+        let canary = r.strategy == pave_model::rollout::Strategy::Canary
+            && matches!(r.state, RolloutState::Progressing | RolloutState::Paused | RolloutState::AwaitingPromotion)
+            && version_of_replica == Some(r.version.as_str());
+        if canary {
+            tracing::warn!(rollout = r.id, replica, "a canary replica failed; rolling back");
+            self.begin_revert(r.id, format!("canary replica {replica} crashed or became unhealthy")).await;
+            self.wake();
         }
     }
 
@@ -603,7 +634,8 @@ impl<R: Runtime> Engine<R> {
             if matches!(r.state, RolloutState::AwaitingApproval) {
                 continue;
             }
-            if r.state == RolloutState::AwaitingPromotion && r.abort_requested.is_none() {
+            if matches!(r.state, RolloutState::AwaitingPromotion | RolloutState::Paused) && r.abort_requested.is_none()
+            {
                 continue;
             }
             if !lock(&self.running).insert(r.id) {
@@ -632,7 +664,14 @@ impl<R: Runtime> Engine<R> {
     async fn advance(&self, id: i64, at: usize, kind: &str, step: &Step) {
         let _ = self
             .modify(id, |r| {
-                if r.step == at {
+                // Only if still there: a revert begun meanwhile (a crashed canary) restarted
+                // the count in its own list.
+                let expected = if kind == "deployment.revert-step" {
+                    RolloutState::RollingBack
+                } else {
+                    RolloutState::Progressing
+                };
+                if r.step == at && (r.state == expected || r.state == RolloutState::Paused) {
                     r.step += 1;
                 }
                 vec![NewEvent::new(
@@ -649,6 +688,7 @@ impl<R: Runtime> Engine<R> {
         let _ = self
             .modify(id, |r| {
                 r.state = RolloutState::RollingBack;
+                r.reverted_at_step = Some(r.step);
                 r.step = 0;
                 r.reason = Some(reason.clone());
                 vec![NewEvent::new(
@@ -675,7 +715,7 @@ impl<R: Runtime> Engine<R> {
                 }
             };
             if let Some(by) = &r.abort_requested
-                && matches!(r.state, RolloutState::Progressing | RolloutState::AwaitingPromotion)
+                && matches!(r.state, RolloutState::Progressing | RolloutState::AwaitingPromotion | RolloutState::Paused)
             {
                 self.begin_revert(id, format!("aborted by {by}")).await;
                 continue;
@@ -712,6 +752,23 @@ impl<R: Runtime> Engine<R> {
                                 .await;
                             return;
                         }
+                        Ok(Outcome::Interrupted) => {}
+                        Ok(Outcome::Inconclusive(reason)) => {
+                            let _ = self
+                                .modify(id, |r| {
+                                    if r.abort_requested.is_none() && r.state == RolloutState::Progressing {
+                                        r.state = RolloutState::AwaitingPromotion;
+                                        r.reason = Some(reason.clone());
+                                    }
+                                    vec![NewEvent::new(
+                                        "deployment.awaiting-promotion",
+                                        subject(&r.service),
+                                        json!({"environment": r.environment, "version": r.version, "reason": reason}),
+                                    )]
+                                })
+                                .await;
+                            return;
+                        }
                         Err(reason) => {
                             tracing::warn!(id, %reason, "rollout step failed; reverting");
                             self.begin_revert(id, reason).await;
@@ -742,8 +799,11 @@ impl<R: Runtime> Engine<R> {
 
     async fn run_step(&self, r: &Rollout, step: &Step) -> Result<Outcome, String> {
         let (service, env) = (r.service.as_str(), r.environment.as_str());
-        if *step == Step::AwaitPromotion {
-            return Ok(Outcome::Paused);
+        match step {
+            Step::AwaitPromotion => return Ok(Outcome::Paused),
+            Step::Pause { ms } => return Ok(self.hold(r, Duration::from_millis(*ms)).await),
+            Step::Analyze { canary, stable, analysis } => return self.analyze(r, canary, stable, analysis).await,
+            _ => {}
         }
         let guard = self.route_lock(service, env);
         let _held = guard.lock().await;
@@ -772,7 +832,7 @@ impl<R: Runtime> Engine<R> {
                     json!({"environment": env, "weights": weights, "rollout": r.id}),
                 )]
             }
-            Step::AwaitPromotion => unreachable!("handled above"),
+            Step::AwaitPromotion | Step::Pause { .. } | Step::Analyze { .. } => unreachable!("handled above"),
         };
         // The desired state is stored before anything acts on it.
         self.store.save_route(service, env, &state, &events, &ctx("pave-engine")).await.map_err(|e| e.to_string())?;
@@ -781,6 +841,119 @@ impl<R: Runtime> Engine<R> {
             Step::Route { .. } => self.apply_state(service, env, &state),
             _ => {}
         }
+        Ok(Outcome::Done)
+    }
+
+    /// Whether rollout `r` is still where the caller saw it: progressing, at the same step,
+    /// not asked to abort, and this engine still in charge.
+    async fn still_at(&self, r: &Rollout) -> bool {
+        if self.stopped.load(Ordering::SeqCst) || !self.is_leader() {
+            return false;
+        }
+        match self.store.rollout(r.id).await {
+            Ok(Some(now)) => {
+                now.state == RolloutState::Progressing && now.step == r.step && now.abort_requested.is_none()
+            }
+            Ok(None) => false,
+            // A passing store error is no reason to drop the step.
+            Err(_) => true,
+        }
+    }
+
+    /// A timed pause: waits `length`, unless the rollout is moved on meanwhile.
+    async fn hold(&self, r: &Rollout, length: Duration) -> Outcome {
+        let until = tokio::time::Instant::now() + length;
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Outcome::Done;
+            }
+            tokio::time::sleep(left.min(CHECK_EVERY)).await;
+            if !self.still_at(r).await {
+                return Outcome::Interrupted;
+            }
+        }
+    }
+
+    /// Runs an analysis step: every metric measured at its interval against its limits. The
+    /// first failure (or untrustworthy metric) fails the step, which rolls the rollout back;
+    /// an inconclusive metric hands the decision to a person.
+    async fn analyze(&self, r: &Rollout, canary: &str, stable: &str, spec: &AnalysisSpec) -> Result<Outcome, String> {
+        let (service, env) = (r.service.as_str(), r.environment.as_str());
+        let since = std::time::SystemTime::now();
+        let target = crate::analysis::Target { service, env, canary, stable };
+        let start = tokio::time::Instant::now();
+        struct Metric<'a> {
+            spec: &'a pave_model::analysis::MetricSpec,
+            every: Duration,
+            due: tokio::time::Instant,
+            run: MetricRun,
+            verdict: Option<Verdict>,
+        }
+        let mut metrics: Vec<Metric> = spec
+            .metrics
+            .iter()
+            .map(|m| {
+                let every = Duration::from_millis(parse_duration(&m.interval).unwrap_or(10_000));
+                Metric { spec: m, every, due: start + every, run: MetricRun::default(), verdict: None }
+            })
+            .collect();
+        self.event(
+            "analysis.started",
+            service,
+            json!({"rollout": r.id, "environment": env, "canary": canary, "stable": stable,
+                   "metrics": spec.metrics.iter().map(|m| &m.name).collect::<Vec<_>>()}),
+        )
+        .await;
+        loop {
+            let next = metrics.iter().filter(|m| m.verdict.is_none()).map(|m| m.due).min();
+            let Some(next) = next else { break };
+            // Sleep to the next measurement in short stretches, to notice a promote or abort.
+            while tokio::time::Instant::now() < next {
+                let left = next.saturating_duration_since(tokio::time::Instant::now());
+                tokio::time::sleep(left.min(CHECK_EVERY)).await;
+                if !self.still_at(r).await {
+                    return Ok(Outcome::Interrupted);
+                }
+            }
+            let now = tokio::time::Instant::now();
+            for m in metrics.iter_mut().filter(|m| m.verdict.is_none() && m.due <= now) {
+                let summaries = self.signals(service, env, since).unwrap_or_default();
+                let pick = |v: &str| summaries.iter().find(|s| s.version == v).cloned();
+                let measured = crate::analysis::measure(m.spec, &target, (pick(canary), pick(stable))).await;
+                m.verdict = m.run.record(m.spec, measured.outcome);
+                m.due = now + m.every;
+                self.event(
+                    "analysis.measurement",
+                    service,
+                    json!({"rollout": r.id, "environment": env, "canary": canary, "measurement": measured, "run": m.run}),
+                )
+                .await;
+                let outcome = match m.verdict {
+                    Some(Verdict::Failed) => Some(("analysis.failed", "failed")),
+                    Some(Verdict::Error) => Some(("analysis.failed", "could not be measured reliably")),
+                    Some(Verdict::Inconclusive) => Some(("analysis.inconclusive", "was inconclusive")),
+                    _ => None,
+                };
+                if let Some((kind, said)) = outcome {
+                    let reason = format!("analysis {said}: metric {}: {}", m.spec.name, measured.message);
+                    self.event(kind, service, json!({"rollout": r.id, "environment": env, "canary": canary, "metric": m.spec.name, "reason": reason}))
+                        .await;
+                    return if m.verdict == Some(Verdict::Inconclusive) {
+                        Ok(Outcome::Inconclusive(reason))
+                    } else {
+                        Err(reason)
+                    };
+                }
+            }
+        }
+        self.event(
+            "analysis.succeeded",
+            service,
+            json!({"rollout": r.id, "environment": env, "canary": canary,
+                   "runs": metrics.iter().map(|m| json!({"metric": m.spec.name, "run": m.run})).collect::<Vec<_>>()}),
+        )
+        .await;
         Ok(Outcome::Done)
     }
 
@@ -805,8 +978,14 @@ impl<R: Runtime> Engine<R> {
             })
             .await;
         let Ok(r) = finished else { return };
-        let status =
-            if end == RolloutState::Succeeded { DeploymentStatus::Succeeded } else { DeploymentStatus::Failed };
+        // A failure users saw (the new version had traffic) that the revert recovered from is a
+        // rollback to DORA, recovered when the revert ended; one that never took traffic is
+        // a failed deployment.
+        let status = match end {
+            RolloutState::Succeeded => DeploymentStatus::Succeeded,
+            _ if r.failed_in_traffic() => DeploymentStatus::RolledBack,
+            _ => DeploymentStatus::Failed,
+        };
         let mut reports = vec![Report::Deployment(deployment_fact(&r, status, now))];
         if r.kind == RolloutKind::Undo && end == RolloutState::Succeeded {
             let undone = self

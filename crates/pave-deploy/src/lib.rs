@@ -11,6 +11,7 @@
 //!    those still running and healthy, stops the rest, starts what is missing, and stops any
 //!    replica it started but never recorded — nothing orphaned, no route to a dead backend.
 
+mod analysis;
 pub mod commands;
 mod engine;
 

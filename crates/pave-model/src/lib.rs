@@ -1,6 +1,7 @@
 //! Pave's domain model: catalog resources, events, roles, validation and diffs — pure data and
 //! pure functions, no I/O, so every rule here is tested without a database or a clock.
 
+pub mod analysis;
 pub mod apply;
 pub mod auth;
 pub mod catalog;

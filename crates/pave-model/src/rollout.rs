@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::AnalysisSpec;
 use crate::runtime::parse_duration;
 use crate::{FieldError, Timestamp};
 
@@ -19,6 +20,9 @@ pub enum Strategy {
     Rolling,
     /// Start the new colour beside the old, switch all traffic at once, keep the old warm.
     BlueGreen,
+    /// Start the new version beside the old and shift traffic to it by the service's canary
+    /// `steps` (weights, pauses, analyses), then all of it.
+    Canary,
 }
 
 impl Strategy {
@@ -32,6 +36,25 @@ fn default_true() -> bool {
 }
 fn default_keep_warm() -> String {
     "5m".into()
+}
+
+/// One step of a canary, as a service declares it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum CanaryStep {
+    /// Send this percent of traffic to the canary (1–99).
+    SetWeight(u8),
+    /// Wait `duration`, or with none until `pave rollout promote`.
+    Pause(PauseSpec),
+    /// Judge the canary against the stable version; a failure rolls back.
+    Analysis(AnalysisSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PauseSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
 }
 
 /// How a service's deployments run, unless `pave deploy` says otherwise.
@@ -48,11 +71,19 @@ pub struct RolloutSpec {
     /// instant. The rollout itself ends at the switch.
     #[serde(default = "default_keep_warm")]
     pub keep_warm: String,
+    /// Canary: the steps between the first share of traffic and the full promotion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<CanaryStep>,
 }
 
 impl Default for RolloutSpec {
     fn default() -> Self {
-        RolloutSpec { strategy: Strategy::default(), auto_promote: true, keep_warm: default_keep_warm() }
+        RolloutSpec {
+            strategy: Strategy::default(),
+            auto_promote: true,
+            keep_warm: default_keep_warm(),
+            steps: Vec::new(),
+        }
     }
 }
 
@@ -61,6 +92,27 @@ impl RolloutSpec {
         let mut e = Vec::new();
         if let Err(m) = parse_duration(&self.keep_warm) {
             e.push(FieldError::new(format!("{prefix}.keepWarm"), m));
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            let p = format!("{prefix}.steps[{i}]");
+            match step {
+                CanaryStep::SetWeight(w) if !(1..=99).contains(w) => {
+                    e.push(FieldError::new(format!("{p}.setWeight"), "a canary weight is 1 to 99 (percent)"))
+                }
+                CanaryStep::Pause(PauseSpec { duration: Some(d) }) => {
+                    if let Err(m) = parse_duration(d) {
+                        e.push(FieldError::new(format!("{p}.pause.duration"), m));
+                    }
+                }
+                CanaryStep::Analysis(a) => e.extend(a.validate(&format!("{p}.analysis"))),
+                _ => {}
+            }
+        }
+        if self.strategy == Strategy::Canary && !self.steps.iter().any(|s| matches!(s, CanaryStep::SetWeight(_))) {
+            e.push(FieldError::new(
+                format!("{prefix}.steps"),
+                "a canary needs steps with at least one setWeight (e.g. [{setWeight: 5}, {analysis: …}, {setWeight: 50}])",
+            ));
         }
         e
     }
@@ -76,6 +128,9 @@ pub enum RolloutState {
     Progressing,
     /// Paused before a switch until `pave rollout promote`.
     AwaitingPromotion,
+    /// Held where it is by `pave rollout pause` until `resume` (or `promote`, which also
+    /// skips the step it is in).
+    Paused,
     /// Undoing a failed or aborted rollout: the old version is being restored.
     RollingBack,
     Succeeded,
@@ -97,6 +152,7 @@ impl RolloutState {
             Self::AwaitingApproval => "awaiting-approval",
             Self::Progressing => "progressing",
             Self::AwaitingPromotion => "awaiting-promotion",
+            Self::Paused => "paused",
             Self::RollingBack => "rolling-back",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
@@ -121,6 +177,24 @@ pub enum Step {
     /// in the background): a blue-green rollout ends at the switch, and an undo within that
     /// time is instant because the old colour still runs.
     Retire { version: String, after_ms: u64 },
+    /// Wait `ms` (re-waited from the start after a control-plane restart).
+    Pause { ms: u64 },
+    /// Judge `canary` against `stable` (restarted from scratch after a control-plane restart:
+    /// the router's signals of the canary are not trusted across one).
+    Analyze { canary: String, stable: String, analysis: AnalysisSpec },
+}
+
+impl Rollout {
+    /// Whether the new version had taken traffic before the rollout began to revert: its
+    /// failure was then seen by users, and the revert is a rollback DORA counts as recovery.
+    pub fn failed_in_traffic(&self) -> bool {
+        self.reverted_at_step.is_some_and(|at| {
+            self.steps[..at.min(self.steps.len())].iter().any(|s| match s {
+                Step::Route { weights } => weights.get(&self.version).is_some_and(|w| *w > 0),
+                _ => false,
+            })
+        })
+    }
 }
 
 impl Step {
@@ -134,6 +208,11 @@ impl Step {
             }
             Step::AwaitPromotion => "wait for `pave rollout promote`".to_owned(),
             Step::Retire { version, after_ms } => format!("keep {version} warm for {}s, then stop it", after_ms / 1000),
+            Step::Pause { ms } => format!("pause {}", crate::runtime::format_duration(*ms)),
+            Step::Analyze { canary, stable, analysis } => {
+                let names: Vec<&str> = analysis.metrics.iter().map(|m| m.name.as_str()).collect();
+                format!("analyse {canary} against {stable}: {}", names.join(", "))
+            }
         }
     }
 }
@@ -180,6 +259,9 @@ pub struct Rollout {
     /// Set by `pave rollout abort`; the engine reverts.
     #[serde(default)]
     pub abort_requested: Option<String>,
+    /// The plan step the rollout was at when it began to revert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted_at_step: Option<usize>,
     /// The commit of the release, for DORA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
@@ -251,15 +333,17 @@ fn weights(pairs: &[(&str, u8)]) -> BTreeMap<String, u8> {
     pairs.iter().filter(|(_, w)| *w > 0).map(|(v, w)| (v.to_string(), *w)).collect()
 }
 
-/// The steps that take `from` (serving, `replicas` of it) to `to` by `strategy`.
+/// The steps that take `from` (serving, `replicas` of it) to `to` by `strategy` (a canary
+/// by the spec's `steps`, which were validated with it).
 pub fn plan(
     strategy: Strategy,
     from: Option<&str>,
     to: &str,
     replicas: u32,
-    auto_promote: bool,
+    spec: &RolloutSpec,
     keep_warm_ms: u64,
 ) -> Vec<Step> {
+    let auto_promote = spec.auto_promote;
     let n = replicas.max(1);
     let scale = |v: &str, r: u32| Step::Scale { version: v.to_owned(), replicas: r };
     let route = |pairs: &[(&str, u8)]| Step::Route { weights: weights(pairs) };
@@ -290,6 +374,29 @@ pub fn plan(
             } else {
                 scale(from, 0)
             });
+            steps
+        }
+        Strategy::Canary => {
+            // The canary runs at full size from the start, so any weight (and the promotion)
+            // is only a route switch, and a rollback only a switch back.
+            let mut steps = vec![scale(to, n)];
+            for s in &spec.steps {
+                steps.push(match s {
+                    CanaryStep::SetWeight(w) => {
+                        let w = (*w).min(99);
+                        route(&[(to, w), (from, 100 - w)])
+                    }
+                    CanaryStep::Pause(PauseSpec { duration: None }) => Step::AwaitPromotion,
+                    CanaryStep::Pause(PauseSpec { duration: Some(d) }) => {
+                        Step::Pause { ms: parse_duration(d).unwrap_or(0) }
+                    }
+                    CanaryStep::Analysis(a) => {
+                        Step::Analyze { canary: to.to_owned(), stable: from.to_owned(), analysis: a.clone() }
+                    }
+                });
+            }
+            steps.push(route(&[(to, 100)]));
+            steps.push(scale(from, 0));
             steps
         }
     }
@@ -340,11 +447,53 @@ mod tests {
         }
     }
 
+    fn canary_spec() -> RolloutSpec {
+        serde_json::from_value(serde_json::json!({"strategy": "canary", "steps": [
+            {"setWeight": 5},
+            {"analysis": {"metrics": [{"name": "errors", "provider": {"router": {"signal": "error-rate"}},
+                                        "failureCondition": "result > stable + 0.01"}]}},
+            {"pause": {"duration": "30s"}},
+            {"setWeight": 50},
+            {"pause": {}},
+        ]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_canary_shifts_traffic_by_its_steps_and_ends_on_the_new_version() {
+        let spec = canary_spec();
+        assert!(spec.validate("spec.rollout").is_empty(), "{:?}", spec.validate("spec.rollout"));
+        let steps = plan(Strategy::Canary, Some("1"), "2", 2, &spec, 0);
+        let kinds: Vec<String> = steps.iter().map(Step::describe).collect();
+        assert_eq!(
+            kinds,
+            [
+                "scale 2 to 2 replica(s)",
+                "route 1 95%, 2 5%",
+                "analyse 2 against 1: errors",
+                "pause 30s",
+                "route 1 50%, 2 50%",
+                "wait for `pave rollout promote`",
+                "route 2 100%",
+                "scale 1 to 0 replica(s)",
+            ]
+        );
+        let bad: RolloutSpec = serde_json::from_value(
+            serde_json::json!({"strategy": "canary", "steps": [{"setWeight": 100}, {"pause": {"duration": "5 s"}}]}),
+        )
+        .unwrap();
+        let fields: Vec<String> = bad.validate("r").into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["r.steps[0].setWeight", "r.steps[1].pause.duration"]);
+        let none: RolloutSpec = serde_json::from_value(serde_json::json!({"strategy": "canary"})).unwrap();
+        assert_eq!(none.validate("r")[0].field, "r.steps");
+        assert!(serde_json::from_value::<RolloutSpec>(serde_json::json!({"steps": [{"setWieght": 5}]})).is_err());
+    }
+
     #[test]
     fn every_strategy_ends_with_only_the_new_version_and_never_routes_to_nothing() {
-        for strategy in [Strategy::Rolling, Strategy::BlueGreen, Strategy::Recreate] {
+        for strategy in [Strategy::Rolling, Strategy::BlueGreen, Strategy::Recreate, Strategy::Canary] {
             for n in 1..=4 {
-                let steps = plan(strategy, Some("1"), "2", n, true, 1000);
+                let steps = plan(strategy, Some("1"), "2", n, &canary_spec(), 1000);
                 let end = simulate(&steps, serving("1", n), strategy == Strategy::Recreate);
                 assert_eq!(end, serving("2", n), "{strategy:?} n={n}");
                 let back = simulate(&revert(Some("1"), "2", n), end, false);
@@ -355,7 +504,7 @@ mod tests {
 
     #[test]
     fn rolling_replaces_one_replica_at_a_time() {
-        let steps = plan(Strategy::Rolling, Some("1"), "2", 3, true, 0);
+        let steps = plan(Strategy::Rolling, Some("1"), "2", 3, &RolloutSpec::default(), 0);
         let mut state = serving("1", 3);
         for s in &steps {
             if let Step::Scale { version, replicas } = s {
@@ -369,15 +518,16 @@ mod tests {
 
     #[test]
     fn blue_green_waits_for_promotion_when_told_and_keeps_the_old_colour_warm() {
-        let steps = plan(Strategy::BlueGreen, Some("1"), "2", 2, false, 60_000);
+        let manual = RolloutSpec { auto_promote: false, ..RolloutSpec::default() };
+        let steps = plan(Strategy::BlueGreen, Some("1"), "2", 2, &manual, 60_000);
         assert_eq!(steps[1], Step::AwaitPromotion);
         assert_eq!(steps[3], Step::Retire { version: "1".into(), after_ms: 60_000 });
         assert_eq!(
-            plan(Strategy::BlueGreen, Some("1"), "2", 2, true, 0).last(),
+            plan(Strategy::BlueGreen, Some("1"), "2", 2, &RolloutSpec::default(), 0).last(),
             Some(&Step::Scale { version: "1".into(), replicas: 0 })
         );
         // A first deployment has nothing to replace.
-        assert_eq!(plan(Strategy::BlueGreen, None, "1", 2, false, 0).len(), 2);
+        assert_eq!(plan(Strategy::BlueGreen, None, "1", 2, &manual, 0).len(), 2);
     }
 
     #[test]

@@ -23,6 +23,17 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     n.checked_mul(scale).ok_or_else(|| format!("{text:?} is too long"))
 }
 
+/// Writes milliseconds the way [`parse_duration`] reads them (the largest whole unit).
+pub fn format_duration(ms: u64) -> String {
+    match ms {
+        0 => "0s".into(),
+        m if m % 3_600_000 == 0 => format!("{}h", m / 3_600_000),
+        m if m % 60_000 == 0 => format!("{}m", m / 60_000),
+        m if m % 1000 == 0 => format!("{}s", m / 1000),
+        m => format!("{m}ms"),
+    }
+}
+
 fn default_port_env() -> String {
     "PORT".into()
 }

@@ -77,6 +77,12 @@ impl Sketch {
         self.max = self.max.max(other.max);
     }
 
+    /// The non-empty buckets in latency order, `(bucket, count)`: a histogram for rank tests
+    /// (values in one bucket count as ties).
+    pub fn buckets(&self) -> Vec<(u64, u64)> {
+        self.counts.iter().enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| (i as u64, u64::from(*c))).collect()
+    }
+
     /// The `q` quantile (0.0–1.0) in microseconds, `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<f64> {
         if self.count == 0 {

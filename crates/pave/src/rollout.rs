@@ -43,6 +43,16 @@ pub struct Target {
     pub client: ClientArgs,
 }
 
+/// A command that moves a rollout on, then follows it to its next stop.
+#[derive(Debug, Args)]
+pub struct Steer {
+    #[command(flatten)]
+    pub target: Target,
+    /// Return at once instead of following the rollout to its end or next gate.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum RolloutCommand {
     /// The route, replicas, active rollout and golden signals of a service in an environment.
@@ -63,11 +73,16 @@ pub enum RolloutCommand {
         client: ClientArgs,
     },
     /// Approve the rollout waiting for approval (someone other than who requested it).
-    Approve(Target),
-    /// Let a rollout waiting at a promotion gate go on (blue-green: switch traffic).
-    Promote(Target),
+    Approve(Steer),
+    /// Let a rollout go past the step it waits in: a promotion gate (blue-green: switch
+    /// traffic), a canary pause, or an analysis.
+    Promote(Steer),
+    /// Hold a progressing rollout where it is, traffic as it is, until resume or promote.
+    Pause(Target),
+    /// Let a paused rollout go on from its step.
+    Resume(Steer),
     /// Stop the active rollout and restore the version that served before.
-    Abort(Target),
+    Abort(Steer),
     /// Return to the release that served before the current one.
     Undo(Target),
 }
@@ -106,13 +121,13 @@ pub(crate) async fn follow(c: &Client, id: i64, format: Format) -> Result<ExitCo
             println!("rollout {id}: {state} [{step}/{n}] {doing}");
             last = (state.clone(), step);
         }
-        if terminal(&state) || state == "awaiting-approval" || state == "awaiting-promotion" {
+        if terminal(&state) || state == "awaiting-approval" || state == "awaiting-promotion" || state == "paused" {
             if format == Format::Json {
                 output::json(&v);
             } else if let Some(reason) = r["reason"].as_str() {
                 println!("reason: {reason}");
             }
-            return Ok(if state == "succeeded" || state.starts_with("awaiting") {
+            return Ok(if state == "succeeded" || state.starts_with("awaiting") || state == "paused" {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -205,9 +220,11 @@ pub async fn rollout(cmd: RolloutCommand) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        RolloutCommand::Approve(t) => act(t, "approve").await,
-        RolloutCommand::Promote(t) => act(t, "promote").await,
-        RolloutCommand::Abort(t) => act(t, "abort").await,
+        RolloutCommand::Approve(s) => act(s.target, "approve", !s.no_wait).await,
+        RolloutCommand::Promote(s) => act(s.target, "promote", !s.no_wait).await,
+        RolloutCommand::Abort(s) => act(s.target, "abort", !s.no_wait).await,
+        RolloutCommand::Pause(t) => act(t, "pause", false).await,
+        RolloutCommand::Resume(s) => act(s.target, "resume", !s.no_wait).await,
         RolloutCommand::Undo(t) => {
             let c = Client::new(&t.client)?;
             let path = format!("/api/v1/services/{}/environments/{}/undo", t.service, t.environment);
@@ -221,16 +238,19 @@ pub async fn rollout(cmd: RolloutCommand) -> Result<ExitCode> {
     }
 }
 
-async fn act(t: Target, action: &str) -> Result<ExitCode> {
+async fn act(t: Target, action: &str, wait: bool) -> Result<ExitCode> {
     let c = Client::new(&t.client)?;
     let id = active(&c, &t).await?;
-    c.call(Method::POST, &format!("/api/v1/rollouts/{id}/{action}"), None).await?;
-    if action == "approve" || action == "promote" || action == "abort" {
-        return follow(&c, id, t.client.output)
-            .await
-            .map(|code| if action == "abort" { ExitCode::SUCCESS } else { code });
+    let v = c.call(Method::POST, &format!("/api/v1/rollouts/{id}/{action}"), None).await?;
+    if !wait {
+        match t.client.output {
+            Format::Json => output::json(&v),
+            Format::Table => println!("rollout {id}: {}", cell(&v["rollout"]["state"])),
+        }
+        return Ok(ExitCode::SUCCESS);
     }
-    Ok(ExitCode::SUCCESS)
+    // An aborted rollout ended as asked: not a failure of this command.
+    follow(&c, id, t.client.output).await.map(|code| if action == "abort" { ExitCode::SUCCESS } else { code })
 }
 
 pub(crate) fn print_status(v: &Value) {

@@ -112,9 +112,11 @@ pub async fn act(
         "approve" => commands::approve(&state.store, id, &a, now).await?,
         "promote" => commands::promote(&state.store, id, &a, now).await?,
         "abort" => commands::abort(&state.store, id, &a, now).await?,
+        "pause" => commands::pause(&state.store, id, &a, now).await?,
+        "resume" => commands::resume(&state.store, id, &a, now).await?,
         other => {
             return Err(ApiError::not_found(format!(
-                "{other:?} is not a rollout action; use approve, promote or abort"
+                "{other:?} is not a rollout action; use approve, promote, pause, resume or abort"
             )));
         }
     };

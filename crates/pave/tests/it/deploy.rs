@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use crate::harness::{ADMIN, Server, pave_bin, reap, replicas_of, stderr, stdout};
 
-struct Platform {
-    server: Server,
+pub(crate) struct Platform {
+    pub(crate) server: Server,
     db: TestDatabase,
     artifacts: tempfile::TempDir,
 }
@@ -25,7 +25,7 @@ impl Drop for Platform {
     }
 }
 
-fn service(rollout: Value, replicas: u32) -> Value {
+pub(crate) fn service(rollout: Value, replicas: u32) -> Value {
     json!({"kind": "Service", "metadata": {"name": "shop"}, "spec": {
         "owner": "core",
         "runtime": {
@@ -38,7 +38,7 @@ fn service(rollout: Value, replicas: u32) -> Value {
 }
 
 impl Platform {
-    async fn start(rollout: Value, replicas: u32) -> Platform {
+    pub(crate) async fn start(rollout: Value, replicas: u32) -> Platform {
         let db = fresh().await;
         let server = Server::start_on(&db, &[]);
         let p = Platform { server, db, artifacts: tempfile::tempdir().expect("tempdir") };
@@ -54,7 +54,7 @@ impl Platform {
     }
 
     /// Publishes release `version`; `config` becomes the artifact's `sample.env`.
-    fn release(&self, version: &str, config: &str) {
+    pub(crate) fn release(&self, version: &str, config: &str) {
         let dir = self.artifacts.path().join(version);
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(dir.join("sample.env"), config).expect("write");
@@ -75,32 +75,32 @@ impl Platform {
         assert!(out.status.success(), "{}", stderr(&out));
     }
 
-    fn deploy(&self, version: &str, env: &str, extra: &[&str], token: &str) -> std::process::Output {
+    pub(crate) fn deploy(&self, version: &str, env: &str, extra: &[&str], token: &str) -> std::process::Output {
         let mut args = vec!["deploy", "shop", version, "--env", env];
         args.extend_from_slice(extra);
         self.server.cli(&args, Some(token))
     }
 
-    async fn status(&self, env: &str) -> Value {
+    pub(crate) async fn status(&self, env: &str) -> Value {
         let (s, v) = self.server.get(&format!("/api/v1/services/shop/environments/{env}/status")).await;
         assert_eq!(s, 200, "{v}");
         v
     }
 
-    async fn url(&self, env: &str) -> String {
+    pub(crate) async fn url(&self, env: &str) -> String {
         self.status(env).await["url"].as_str().expect("url").to_owned()
     }
 
-    async fn rollout(&self, id: i64) -> Value {
+    pub(crate) async fn rollout(&self, id: i64) -> Value {
         self.server.get(&format!("/api/v1/rollouts/{id}")).await.1["rollout"].clone()
     }
 
-    async fn latest(&self, env: &str) -> Value {
+    pub(crate) async fn latest(&self, env: &str) -> Value {
         let v = self.server.get(&format!("/api/v1/rollouts?service=shop&environment={env}&limit=1")).await.1;
         v["rollouts"][0].clone()
     }
 
-    async fn wait_state(&self, id: i64, states: &[&str]) -> Value {
+    pub(crate) async fn wait_state(&self, id: i64, states: &[&str]) -> Value {
         for _ in 0..300 {
             let r = self.rollout(id).await;
             if states.contains(&r["state"].as_str().unwrap_or("")) {
@@ -113,13 +113,14 @@ impl Platform {
 }
 
 /// The version answering at the router.
-async fn version_at(url: &str) -> String {
+pub(crate) async fn version_at(url: &str) -> String {
     let v: Value = reqwest::get(url).await.expect("router answers").json().await.expect("json");
     v["version"].as_str().expect("version").to_owned()
 }
 
-/// Steady traffic through the router until stopped: (sent, failed, versions seen).
-struct Load {
+/// Steady traffic through the router until stopped: (sent, failed, versions seen). Tests that
+/// use it run on two worker threads: the CLI calls they make block one of them.
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
@@ -127,7 +128,7 @@ struct Load {
 }
 
 impl Load {
-    fn start(url: &str, workers: usize) -> Load {
+    pub(crate) fn start(url: &str, workers: usize) -> Load {
         let (stop, sent, failed) =
             (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
         let tasks = (0..workers)
@@ -149,7 +150,7 @@ impl Load {
         Load { stop, sent, failed, tasks }
     }
 
-    async fn finish(self) -> (u64, u64) {
+    pub(crate) async fn finish(self) -> (u64, u64) {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.tasks {
             t.await.expect("load task");
@@ -158,7 +159,7 @@ impl Load {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_blue_green_and_undo_under_traffic_drop_nothing() {
     let p = Platform::start(json!({"strategy": "rolling", "keepWarm": "1s"}), 2).await;
     for v in ["1.0.0", "2.0.0", "3.0.0"] {
@@ -226,7 +227,7 @@ async fn rolling_blue_green_and_undo_under_traffic_drop_nothing() {
     assert!(stdout(&out).contains("[2.0.0 r0]"), "{}", stdout(&out));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unhealthy_release_fails_and_the_old_one_keeps_serving() {
     let p = Platform::start(json!({"strategy": "blue-green"}), 1).await;
     p.release("1.0.0", "");

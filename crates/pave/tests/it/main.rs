@@ -3,6 +3,7 @@
 
 mod api;
 mod assess;
+mod canary;
 mod cli;
 mod crash;
 mod deploy;

@@ -1,0 +1,204 @@
+//! Measuring a canary: the providers' I/O (the router's signals, a Prometheus query), judged
+//! by `pave-analysis`.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use pave_analysis::stats::{MIN_EFFECT, mann_whitney, two_proportion};
+use pave_analysis::{Measurement, Outcome, judge_value};
+use pave_model::analysis::{JudgeMetric, MetricSpec, PrometheusMetric, Provider, RouterMetric, Signal, Test};
+use pave_router::Summary;
+
+/// What is being judged: the canary and stable versions of a service in an environment.
+pub(crate) struct Target<'a> {
+    pub service: &'a str,
+    pub env: &'a str,
+    pub canary: &'a str,
+    pub stable: &'a str,
+}
+
+/// One measurement of `metric`. `signals` gives the router's summaries of (canary, stable)
+/// over the analysis so far.
+pub(crate) async fn measure(
+    metric: &MetricSpec,
+    target: &Target<'_>,
+    signals: (Option<Summary>, Option<Summary>),
+) -> Measurement {
+    let m = |outcome, value, stable, p_value, message: String| Measurement {
+        metric: metric.name.clone(),
+        outcome,
+        value,
+        stable,
+        p_value,
+        message,
+    };
+    match &metric.provider {
+        Provider::Router(RouterMetric { signal, min_samples }) => {
+            let (canary, stable) = signals;
+            let n = canary.as_ref().map_or(0, |s| s.requests);
+            if n < *min_samples {
+                return m(
+                    Outcome::Waiting,
+                    None,
+                    None,
+                    None,
+                    format!("{n} of {min_samples} canary requests needed before judging"),
+                );
+            }
+            let value = canary.as_ref().and_then(|s| router_value(*signal, s));
+            let base = stable.as_ref().and_then(|s| router_value(*signal, s));
+            match value {
+                Some(v) => {
+                    let (outcome, message) = judge_value(metric, v, base);
+                    m(outcome, Some(v), base, None, message)
+                }
+                None => m(Outcome::Error, None, base, None, "the router has no such value for the canary".into()),
+            }
+        }
+        Provider::Judge(j) => judge(j, signals, m),
+        Provider::Prometheus(p) => {
+            let canary = prometheus(p, target, target.canary).await;
+            let stable = if p.query.contains("{{version}}") {
+                prometheus(p, target, target.stable).await.ok().flatten()
+            } else {
+                None
+            };
+            match canary {
+                Ok(Some(v)) => {
+                    let (outcome, message) = judge_value(metric, v, stable);
+                    m(outcome, Some(v), stable, None, message)
+                }
+                Ok(None) => m(Outcome::Error, None, stable, None, "the query returned no sample".into()),
+                Err(e) => m(Outcome::Error, None, None, None, e),
+            }
+        }
+    }
+}
+
+fn router_value(signal: Signal, s: &Summary) -> Option<f64> {
+    match signal {
+        Signal::ErrorRate => Some(s.error_rate),
+        Signal::P50 => s.p50_ms,
+        Signal::P95 => s.p95_ms,
+        Signal::P99 => s.p99_ms,
+        Signal::Requests => Some(s.requests as f64),
+    }
+}
+
+fn judge(
+    j: &JudgeMetric,
+    (canary, stable): (Option<Summary>, Option<Summary>),
+    m: impl Fn(Outcome, Option<f64>, Option<f64>, Option<f64>, String) -> Measurement,
+) -> Measurement {
+    let (nc, ns) = (canary.as_ref().map_or(0, |s| s.requests), stable.as_ref().map_or(0, |s| s.requests));
+    let (Some(c), Some(s)) = (canary, stable).clone() else {
+        return m(Outcome::Waiting, None, None, None, format!("{nc}/{ns} requests (canary/stable) so far"));
+    };
+    if nc < j.min_samples || ns < j.min_samples {
+        return m(
+            Outcome::Waiting,
+            None,
+            None,
+            None,
+            format!("{nc}/{ns} requests (canary/stable); {} each needed before testing", j.min_samples),
+        );
+    }
+    match j.test {
+        Test::Latency => {
+            let Some(r) = mann_whitney(&c.latency.buckets(), &s.latency.buckets()) else {
+                return m(Outcome::Waiting, None, None, None, "no latencies recorded yet".into());
+            };
+            let (cp, sp) = (c.p50_ms, s.p50_ms);
+            let detail = format!(
+                "Mann-Whitney U: p = {:.2e}, P(canary slower) = {:.2}; p50 {:.3} ms vs {:.3} ms over {nc}/{ns} requests",
+                r.p_value,
+                r.effect,
+                cp.unwrap_or(0.0),
+                sp.unwrap_or(0.0)
+            );
+            let outcome =
+                if r.p_value < j.alpha && r.effect > MIN_EFFECT { Outcome::Failed } else { Outcome::Successful };
+            m(outcome, cp, sp, Some(r.p_value), detail)
+        }
+        Test::Errors => {
+            let Some(r) = two_proportion(c.errors, c.requests, s.errors, s.requests) else {
+                return m(Outcome::Waiting, None, None, None, "no requests yet".into());
+            };
+            let detail = format!(
+                "two-proportion z-test: p = {:.2e}; error rate {:.4} vs {:.4} over {nc}/{ns} requests",
+                r.p_value, c.error_rate, s.error_rate
+            );
+            let outcome = if r.p_value < j.alpha { Outcome::Failed } else { Outcome::Successful };
+            m(outcome, Some(c.error_rate), Some(s.error_rate), Some(r.p_value), detail)
+        }
+    }
+}
+
+/// Percent-encodes a query parameter value.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Runs the metric's PromQL instant query for `version`: the first sample's value, `None`
+/// for an empty result.
+async fn prometheus(p: &PrometheusMetric, t: &Target<'_>, version: &str) -> Result<Option<f64>, String> {
+    let query =
+        p.query.replace("{{service}}", t.service).replace("{{environment}}", t.env).replace("{{version}}", version);
+    let base = p.address.trim_end_matches('/');
+    let authority = base
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{base}: only http:// Prometheus addresses are supported"))?;
+    let authority = authority.split('/').next().unwrap_or(authority).to_owned();
+    let path = format!("{}/api/v1/query?query={}", &base["http://".len() + authority.len()..], encode(&query));
+    let fetch = async {
+        let stream = tokio::net::TcpStream::connect(&authority).await.map_err(|e| format!("{authority}: {e}"))?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get(path)
+            .header(hyper::header::HOST, &authority)
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok::<_, String>((status, body))
+    };
+    let (status, body) = tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .map_err(|_| format!("Prometheus at {base} did not answer within 5s"))??;
+    let doc: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| format!("Prometheus answered {status} with a body that is not JSON: {e}"))?;
+    if doc["status"] != "success" {
+        return Err(format!(
+            "Prometheus refused the query {query:?}: {}",
+            doc["error"].as_str().unwrap_or("no reason given")
+        ));
+    }
+    let data = &doc["data"];
+    let value = match data["resultType"].as_str() {
+        Some("vector") => data["result"].get(0).map(|r| &r["value"][1]),
+        Some("scalar") => Some(&data["result"][1]),
+        other => {
+            return Err(format!("the query {query:?} gave a {other:?} result; an instant vector or scalar is needed"));
+        }
+    };
+    match value.and_then(|v| v.as_str()) {
+        None => Ok(None),
+        Some(v) => match v.parse::<f64>() {
+            Ok(x) if x.is_finite() => Ok(Some(x)),
+            // NaN (a rate over nothing) or ±Inf: no usable sample.
+            Ok(_) => Ok(None),
+            Err(_) => Err(format!("Prometheus gave {v:?}, not a number")),
+        },
+    }
+}

@@ -1,0 +1,217 @@
+//! Canary rollouts for real: the sample service as v1 (stable) and v2 (canary) behind the
+//! router, steady traffic, and the analysis judging the canary from the router's signals.
+
+use std::time::Duration;
+
+use pave_model::Timestamp;
+use serde_json::{Value, json};
+
+use crate::deploy::{Load, Platform, version_at};
+use crate::harness::ADMIN;
+
+/// The router's error rate, judged against stable's.
+fn errors_metric() -> Value {
+    json!({"name": "errors", "provider": {"router": {"signal": "error-rate", "minSamples": 30}},
+           "interval": "500ms", "count": 2, "failureCondition": "result > stable + 0.05"})
+}
+
+fn canary(steps: Value) -> Value {
+    json!({"strategy": "canary", "steps": steps})
+}
+
+async fn events(p: &Platform, kind: &str) -> Vec<Value> {
+    let v = p.server.get(&format!("/api/v1/events?kind={kind}&limit=1000")).await.1;
+    v["events"].as_array().cloned().unwrap_or_default()
+}
+
+fn millis(e: &Value) -> i64 {
+    Timestamp::parse_rfc3339(e["time"].as_str().expect("time")).expect("a time").0
+}
+
+/// v1 serving under load; returns the load (4 clients).
+async fn stable_under_load(p: &Platform) -> Load {
+    let out = p.deploy("1.0.0", "dev", &[], ADMIN);
+    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    Load::start(&p.url("dev").await, 4)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_canary_is_promoted_step_by_step_on_its_metrics() {
+    let steps = json!([
+        {"setWeight": 20},
+        {"analysis": {"metrics": [errors_metric(),
+            {"name": "latency", "provider": {"judge": {"test": "latency", "minSamples": 30}}, "interval": "500ms", "count": 2}]}},
+        {"setWeight": 60},
+        {"pause": {"duration": "300ms"}},
+    ]);
+    let p = Platform::start(canary(steps), 1).await;
+    p.release("1.0.0", "");
+    p.release("2.0.0", "");
+    let load = stable_under_load(&p).await;
+    let out = p.deploy("2.0.0", "dev", &[], ADMIN);
+    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    let (sent, failed) = load.finish().await;
+    assert_eq!(failed, 0, "{failed} of {sent} requests failed during the canary");
+    assert_eq!(version_at(&p.url("dev").await).await, "2.0.0");
+    let r = p.latest("dev").await;
+    assert_eq!(r["state"], "succeeded", "{r}");
+    // The traffic moved by the steps: 20 %, 60 %, then all.
+    let switched: Vec<Value> =
+        events(&p, "route.switched").await.into_iter().map(|e| e["data"]["weights"]["2.0.0"].clone()).collect();
+    for w in [20, 60, 100] {
+        assert!(switched.contains(&json!(w)), "no switch to {w}% in {switched:?}");
+    }
+    let passed = events(&p, "analysis.succeeded").await;
+    assert_eq!(passed.len(), 1, "{passed:?}");
+    let measured = events(&p, "analysis.measurement").await;
+    assert!(
+        measured.iter().any(|e| e["data"]["measurement"]["metric"] == "latency"
+            && e["data"]["measurement"]["outcome"] == "successful"
+            && e["data"]["measurement"]["pValue"].is_number()),
+        "the judge gives its p-value: {measured:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_rate_regression_is_rolled_back_automatically_and_counted_by_dora() {
+    let steps = json!([{"setWeight": 20}, {"analysis": {"metrics": [errors_metric()]}}, {"setWeight": 50}]);
+    let p = Platform::start(canary(steps), 1).await;
+    p.release("1.0.0", "");
+    p.release("2.0.0", "SAMPLE_FAIL_RATE=0.2\n");
+    let load = stable_under_load(&p).await;
+    let out = p.deploy("2.0.0", "dev", &[], ADMIN);
+    assert!(!out.status.success(), "a rolled-back canary is a failed deployment");
+    let (sent, failed) = load.finish().await;
+    let r = p.latest("dev").await;
+    assert_eq!(r["state"], "failed", "{r}");
+    assert!(r["reason"].as_str().unwrap_or("").contains("analysis failed: metric errors"), "{r}");
+    assert_eq!(version_at(&p.url("dev").await).await, "1.0.0");
+    // Users saw at most the canary's share of its failures: 20 % of traffic × 20 % errors.
+    let share = failed as f64 / sent as f64;
+    assert!(share < 0.04, "{failed} of {sent} failed ({share:.4})");
+    // From the failed judgement to all traffic on stable: under a second.
+    let failed_at = millis(&events(&p, "analysis.failed").await[0]);
+    let back = events(&p, "route.switched")
+        .await
+        .into_iter()
+        .filter(|e| e["data"]["weights"] == json!({"1.0.0": 100}))
+        .map(|e| millis(&e))
+        .find(|t| *t >= failed_at)
+        .expect("a switch back to stable");
+    assert!(back - failed_at < 1000, "{} ms from judgement to stable", back - failed_at);
+    // DORA: one failed deployment, recovered by the rollback.
+    let dora = p.server.get("/api/v1/dora?environment=dev&from=1d").await.1;
+    assert_eq!(dora["recoveryTime"]["failures"], 1, "{dora}");
+    assert_eq!(dora["recoveryTime"]["recovered"], 1, "{dora}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latency_only_regression_is_caught_by_the_judge_where_a_2x_threshold_passes() {
+    let steps = json!([{"setWeight": 50}, {"analysis": {"metrics": [
+        {"name": "p99-under-2x", "provider": {"router": {"signal": "p99", "minSamples": 40}},
+         "interval": "1s", "count": 3, "failureCondition": "result > stable * 2"},
+        {"name": "slower", "provider": {"judge": {"test": "latency", "minSamples": 40}}, "interval": "1s", "count": 3},
+    ]}}]);
+    let p = Platform::start(canary(steps), 1).await;
+    p.release("1.0.0", "SAMPLE_LATENCY_MS=5\n");
+    p.release("2.0.0", "SAMPLE_LATENCY_MS=6\n");
+    let load = stable_under_load(&p).await;
+    let out = p.deploy("2.0.0", "dev", &[], ADMIN);
+    assert!(!out.status.success());
+    let (_, failed) = load.finish().await;
+    assert_eq!(failed, 0, "a slow canary fails no request");
+    let r = p.latest("dev").await;
+    assert_eq!(r["state"], "failed", "{r}");
+    assert!(r["reason"].as_str().unwrap_or("").contains("metric slower"), "{r}");
+    let measured = events(&p, "analysis.measurement").await;
+    let threshold: Vec<&Value> =
+        measured.iter().filter(|e| e["data"]["measurement"]["metric"] == "p99-under-2x").collect();
+    assert!(
+        !threshold.is_empty() && threshold.iter().all(|e| e["data"]["measurement"]["outcome"] != "failed"),
+        "the 2x threshold did not catch it: {threshold:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_that_crashes_is_rolled_back() {
+    let steps = json!([{"setWeight": 30}, {"pause": {"duration": "20s"}}, {"setWeight": 60}]);
+    let p = Platform::start(canary(steps), 1).await;
+    p.release("1.0.0", "");
+    p.release("2.0.0", "SAMPLE_CRASH_AFTER=10\n");
+    let load = stable_under_load(&p).await;
+    let out = p.deploy("2.0.0", "dev", &[], ADMIN);
+    assert!(!out.status.success(), "{:?}", events(&p, "replica.*").await);
+    load.finish().await;
+    let r = p.latest("dev").await;
+    assert_eq!(r["state"], "failed", "{r}");
+    assert!(r["reason"].as_str().unwrap_or("").contains("crashed"), "{r}");
+    assert_eq!(version_at(&p.url("dev").await).await, "1.0.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_promote_and_abort_steer_a_canary_and_too_few_samples_wait() {
+    let steps = json!([
+        {"setWeight": 10},
+        {"pause": {}},
+        {"analysis": {"metrics": [{"name": "errors", "provider": {"router": {"signal": "error-rate", "minSamples": 1000000}},
+                                   "interval": "200ms", "count": 1, "failureCondition": "result > 0.5"}]}},
+        {"setWeight": 50},
+        {"pause": {"duration": "1h"}},
+    ]);
+    let p = Platform::start(canary(steps), 1).await;
+    p.release("1.0.0", "");
+    p.release("2.0.0", "");
+    p.release("3.0.0", "");
+    let load = stable_under_load(&p).await;
+    let out = p.deploy("2.0.0", "dev", &[], ADMIN);
+    assert!(out.status.success(), "waiting at a gate is not a failure");
+    let id = p.latest("dev").await["id"].as_i64().expect("id");
+    assert_eq!(p.rollout(id).await["state"], "awaiting-promotion");
+    let cli = |args: &[&str]| {
+        let mut all = vec!["rollout"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["shop", "--env", "dev"]);
+        if args[0] != "pause" {
+            all.push("--no-wait");
+        }
+        let out = p.server.cli(&all, Some(ADMIN));
+        assert!(out.status.success(), "{args:?}: {}", crate::harness::stderr(&out));
+    };
+    cli(&["promote"]);
+    // The analysis waits for samples it will never get: it does not pass.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = p.rollout(id).await;
+    assert_eq!((r["state"].as_str(), r["step"].as_u64()), (Some("progressing"), Some(3)), "{r}");
+    let waiting = events(&p, "analysis.measurement").await;
+    assert!(
+        waiting.len() >= 3 && waiting.iter().all(|e| e["data"]["measurement"]["outcome"] == "waiting"),
+        "{waiting:?}"
+    );
+    cli(&["pause"]);
+    assert_eq!(p.rollout(id).await["state"], "paused");
+    cli(&["resume"]);
+    cli(&["promote"]); // skips the analysis
+    let r = p.wait_state(id, &["progressing"]).await;
+    for _ in 0..50 {
+        if p.rollout(id).await["step"].as_u64() == Some(5) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(p.rollout(id).await["step"], 5, "at the hour-long pause: {r}");
+    cli(&["promote"]); // skips the pause
+    p.wait_state(id, &["succeeded"]).await;
+    assert_eq!(version_at(&p.url("dev").await).await, "2.0.0");
+
+    // An abort mid-canary restores the stable version at once.
+    let out = p.deploy("3.0.0", "dev", &["--no-wait"], ADMIN);
+    assert!(out.status.success());
+    let id = p.latest("dev").await["id"].as_i64().expect("id");
+    p.wait_state(id, &["awaiting-promotion"]).await;
+    cli(&["abort"]);
+    let r = p.wait_state(id, &["aborted"]).await;
+    assert!(r["reason"].as_str().unwrap_or("").contains("aborted by"), "{r}");
+    let (_, failed) = load.finish().await;
+    assert_eq!(failed, 0);
+    assert_eq!(version_at(&p.url("dev").await).await, "2.0.0");
+}
