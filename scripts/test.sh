@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# The canary analysis tests query a real Prometheus (Debian's package), which they start
+# themselves on loopback; install it when missing.
+if [ ! -x /usr/bin/prometheus ]; then
+  step "installing prometheus (Debian package)"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

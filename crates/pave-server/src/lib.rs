@@ -102,6 +102,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/deployments", post(routes::deploy::deploy))
         .route("/api/v1/rollouts", get(routes::deploy::list))
         .route("/api/v1/rollouts/{id}", get(routes::deploy::get_one))
+        .route("/api/v1/rollouts/{id}/events", get(routes::deploy::events_stream))
         .route("/api/v1/rollouts/{id}/{action}", post(routes::deploy::act))
         .route("/api/v1/services/{name}/environments/{env}/status", get(routes::deploy::status))
         .route("/api/v1/services/{name}/environments/{env}/logs", get(routes::deploy::logs))

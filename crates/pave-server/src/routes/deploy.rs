@@ -272,3 +272,67 @@ impl axum::body::HttpBody for ChannelBody {
         self.0.poll_recv(cx).map(|c| c.map(|b| Ok(http_body::Frame::data(b))))
     }
 }
+
+/// `GET /api/v1/rollouts/{id}/events`: the rollout's events as server-sent events — every
+/// step, route switch, measurement and judgement, from the start (or after `Last-Event-ID`),
+/// then live until the rollout ends. Each is `id: N`, `event: KIND`, `data: {event JSON}`.
+pub async fn events_stream(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let r =
+        state.store.rollout(id).await?.ok_or_else(|| ApiError::not_found(format!("rollout {id} does not exist")))?;
+    let after = match headers.get("last-event-id").map(|v| v.to_str().map(str::parse::<i64>)) {
+        None => 0,
+        Some(Ok(Ok(n))) if n >= 0 => n,
+        Some(_) => return Err(ApiError::new(Problem::BadRequest, "Last-Event-ID must be an event id (a number)")),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        let subject = format!("service/{}", r.service);
+        let mut after = after;
+        // A rollout waiting for a person can wait long: the stream ends after a day anyway.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(24 * 3600);
+        while tokio::time::Instant::now() < deadline {
+            // Whether it had ended before this read: then these are its last events.
+            let ended = matches!(store.rollout(id).await, Ok(Some(now)) if now.state.is_terminal());
+            let q = pave_store::EventQuery { after, kinds: Vec::new(), subject: Some(subject.clone()), limit: 500 };
+            let batch = match store.events(&q).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "rollout event stream cannot read events");
+                    return;
+                }
+            };
+            let mut out = String::new();
+            for e in &batch {
+                after = after.max(e.id);
+                if e.data.get("rollout").and_then(serde_json::Value::as_i64) == Some(id) {
+                    let data = serde_json::to_string(e).unwrap_or_default();
+                    out.push_str(&format!("id: {}\nevent: {}\ndata: {data}\n\n", e.id, e.kind));
+                }
+            }
+            if batch.len() as i64 == q.limit {
+                // More are waiting: send these and read on at once.
+                if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            if ended {
+                let _ = tx.send(Bytes::from(out + "event: end\ndata: {}\n\n")).await;
+                return;
+            }
+            // A comment line keeps proxies from timing the stream out.
+            let chunk = if out.is_empty() { ": waiting\n\n".to_owned() } else { out };
+            if tx.send(Bytes::from(chunk)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    Ok(([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], Body::new(ChannelBody(rx)))
+        .into_response())
+}

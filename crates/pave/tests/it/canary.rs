@@ -63,6 +63,38 @@ async fn a_good_canary_is_promoted_step_by_step_on_its_metrics() {
     }
     let passed = events(&p, "analysis.succeeded").await;
     assert_eq!(passed.len(), 1, "{passed:?}");
+    // The rollout's own event stream (server-sent events) tells the whole story, then ends.
+    let id = r["id"].as_i64().expect("id");
+    let (s, sse) = p.server.get(&format!("/api/v1/rollouts/{id}/events")).await;
+    assert_eq!(s, 200);
+    let text = sse.as_str().expect("an event stream");
+    for k in [
+        "event: deployment.started",
+        "event: route.switched",
+        "event: analysis.measurement",
+        "event: analysis.succeeded",
+        "event: deployment.succeeded",
+        "event: end",
+    ] {
+        assert!(text.contains(k), "no {k:?} in the stream:\n{text}");
+    }
+    // Resumed after an event, it sends only what came after.
+    let resumed = p
+        .server
+        .http
+        .get(format!("{}/api/v1/rollouts/{id}/events", p.server.url))
+        .bearer_auth(ADMIN)
+        .header("last-event-id", passed[0]["id"].to_string())
+        .send()
+        .await
+        .expect("stream")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !resumed.contains("event: deployment.started") && resumed.contains("event: deployment.succeeded"),
+        "{resumed}"
+    );
     let measured = events(&p, "analysis.measurement").await;
     assert!(
         measured.iter().any(|e| e["data"]["measurement"]["metric"] == "latency"
@@ -214,4 +246,112 @@ async fn pause_resume_promote_and_abort_steer_a_canary_and_too_few_samples_wait(
     let (_, failed) = load.finish().await;
     assert_eq!(failed, 0);
     assert_eq!(version_at(&p.url("dev").await).await, "2.0.0");
+}
+
+/// A real Prometheus (the Debian package) on a free loopback port, scraping the targets the
+/// test writes to its file-discovery list every second. Stopped when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    port: u16,
+    targets: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start() -> Prometheus {
+        let bin = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("Prometheus is not installed: `apt-get install prometheus` (scripts/test.sh does)");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let targets = dir.path().join("targets.json");
+        std::fs::write(&targets, "[]").expect("targets");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+                 scrape_configs:\n  - job_name: sample\n    file_sd_configs: [{{files: ['{}'], refresh_interval: 1s}}]\n",
+                targets.display()
+            ),
+        )
+        .expect("config");
+        let child = std::process::Command::new(bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start prometheus");
+        Prometheus { child, port, targets, _dir: dir }
+    }
+
+    fn scrape(&self, ports: &[u64]) {
+        let list: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        std::fs::write(&self.targets, json!([{"targets": list}]).to_string()).expect("targets");
+    }
+
+    async fn ready(&self) {
+        for _ in 0..100 {
+            if reqwest::get(format!("http://127.0.0.1:{}/-/ready", self.port)).await.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("Prometheus did not get ready on port {}", self.port);
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prometheus_provider_judges_a_canary_from_a_real_prometheus() {
+    let prom = Prometheus::start();
+    let query =
+        "sum(sample_errors_total{version=\"{{version}}\"}) / sum(sample_requests_total{version=\"{{version}}\"})";
+    let steps = json!([{"setWeight": 50}, {"analysis": {"metrics": [
+        {"name": "prom-errors", "provider": {"prometheus": {"address": format!("http://127.0.0.1:{}", prom.port), "query": query}},
+         "interval": "1s", "count": 3, "consecutiveErrorLimit": 30, "failureCondition": "result > stable + 0.1"},
+    ]}}]);
+    let p = Platform::start(canary(steps), 1).await;
+    p.release("1.0.0", "");
+    p.release("2.0.0", "SAMPLE_FAIL_RATE=0.5\n");
+    prom.ready().await;
+    let load = stable_under_load(&p).await;
+    let out = p.deploy("2.0.0", "dev", &["--no-wait"], ADMIN);
+    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    // Scrape both versions' replicas once the canary runs.
+    let mut ports = Vec::new();
+    for _ in 0..100 {
+        let status = p.status("dev").await;
+        ports = status["replicas"].as_array().expect("replicas").iter().filter_map(|r| r["port"].as_u64()).collect();
+        if ports.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ports.len(), 2, "stable and canary replicas");
+    prom.scrape(&ports);
+    let id = p.latest("dev").await["id"].as_i64().expect("id");
+    let r = p.wait_state(id, &["failed", "succeeded"]).await;
+    load.finish().await;
+    assert_eq!(r["state"], "failed", "{r}");
+    assert!(r["reason"].as_str().unwrap_or("").contains("metric prom-errors"), "{r}");
+    let measured = events(&p, "analysis.measurement").await;
+    let failed = measured
+        .iter()
+        .map(|e| &e["data"]["measurement"])
+        .find(|m| m["outcome"] == "failed")
+        .expect("a failed measurement");
+    let (canary_rate, stable_rate) =
+        (failed["value"].as_f64().unwrap_or(0.0), failed["stable"].as_f64().unwrap_or(1.0));
+    assert!((0.3..=0.7).contains(&canary_rate) && stable_rate < 0.05, "from Prometheus: {failed}");
+    assert_eq!(version_at(&p.url("dev").await).await, "1.0.0");
 }
