@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use pave_analysis::stats::{MIN_EFFECT, mann_whitney, two_proportion};
 use pave_analysis::{Measurement, Outcome, judge_value};
@@ -153,29 +152,10 @@ async fn prometheus(p: &PrometheusMetric, t: &Target<'_>, version: &str) -> Resu
     let query =
         p.query.replace("{{service}}", t.service).replace("{{environment}}", t.env).replace("{{version}}", version);
     let base = p.address.trim_end_matches('/');
-    let authority = base
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{base}: only http:// Prometheus addresses are supported"))?;
-    let authority = authority.split('/').next().unwrap_or(authority).to_owned();
-    let path = format!("{}/api/v1/query?query={}", &base["http://".len() + authority.len()..], encode(&query));
-    let fetch = async {
-        let stream = tokio::net::TcpStream::connect(&authority).await.map_err(|e| format!("{authority}: {e}"))?;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let req = hyper::Request::get(path)
-            .header(hyper::header::HOST, &authority)
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-        Ok::<_, String>((status, body))
-    };
-    let (status, body) = tokio::time::timeout(Duration::from_secs(5), fetch)
+    let url = format!("{base}/api/v1/query?query={}", encode(&query));
+    let (status, body) = crate::http::send(hyper::Method::GET, &url, &[], Bytes::new(), Duration::from_secs(5))
         .await
-        .map_err(|_| format!("Prometheus at {base} did not answer within 5s"))??;
+        .map_err(|e| format!("Prometheus: {e}"))?;
     let doc: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| format!("Prometheus answered {status} with a body that is not JSON: {e}"))?;
     if doc["status"] != "success" {

@@ -34,6 +34,8 @@ pub struct EngineConfig {
     /// Longest wait for requests in flight to a replica before it is stopped anyway.
     pub drain_timeout: Duration,
     pub router: RouterConfig,
+    /// Where rollout events are POSTed (see [`crate::notify`]).
+    pub webhooks: Vec<crate::notify::Webhook>,
 }
 
 impl EngineConfig {
@@ -45,6 +47,7 @@ impl EngineConfig {
             poll: Duration::from_millis(500),
             drain_timeout: Duration::from_secs(30),
             router: RouterConfig::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -157,6 +160,7 @@ impl<R: Runtime> Engine<R> {
                     tracing::info!(holder = %engine.config.holder, "this control plane runs the delivery engine");
                     engine.recover().await;
                     tokio::spawn(engine.clone().watch_runtime());
+                    tokio::spawn(engine.clone().notify());
                 } else if !leader && engine.leader.swap(false, Ordering::SeqCst) {
                     tracing::warn!("lost the delivery engine lease; another control plane runs it now");
                 }
@@ -540,6 +544,62 @@ impl<R: Runtime> Engine<R> {
         // is not an event.
         if adopted + gone + reaped.len() > 0 || !routes_empty {
             self.event("engine.recovered", "pave", json!({"adopted": adopted, "gone": gone, "reaped": reaped})).await;
+        }
+    }
+
+    /// Sends rollout events to the webhooks while this control plane runs the engine: one
+    /// ordered queue per endpoint, fed from the event log.
+    async fn notify(self: Arc<Self>) {
+        if self.config.webhooks.is_empty() {
+            return;
+        }
+        let mut after = self.store.last_event_id().await.unwrap_or(0);
+        let queues: Vec<tokio::sync::mpsc::Sender<pave_model::Event>> = self
+            .config
+            .webhooks
+            .iter()
+            .map(|hook| {
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<pave_model::Event>(10_000);
+                let hook = hook.clone();
+                tokio::spawn(async move {
+                    while let Some(e) = rx.recv().await {
+                        crate::notify::deliver(&hook, &e).await;
+                    }
+                });
+                tx
+            })
+            .collect();
+        while !self.stopped.load(Ordering::SeqCst) && self.is_leader() {
+            let q = pave_store::EventQuery {
+                after,
+                kinds: vec!["deployment.*".into(), "analysis.*".into()],
+                subject: None,
+                limit: 500,
+            };
+            match self.store.events(&q).await {
+                Ok(batch) => {
+                    let full = batch.len() as i64 == q.limit;
+                    for e in batch {
+                        after = after.max(e.id);
+                        if !crate::notify::carried(&e.kind) {
+                            continue;
+                        }
+                        for queue in &queues {
+                            if queue.try_send(e.clone()).is_err() {
+                                tracing::error!(event = e.id, "a webhook endpoint is 10,000 events behind; dropping");
+                            }
+                        }
+                    }
+                    if full {
+                        continue;
+                    }
+                }
+                Err(e) if !self.stopped.load(Ordering::SeqCst) => {
+                    tracing::warn!(error = %e, "webhooks cannot read the event log");
+                }
+                Err(_) => return,
+            }
+            tokio::time::sleep(CHECK_EVERY).await;
         }
     }
 

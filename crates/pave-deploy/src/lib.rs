@@ -14,5 +14,7 @@
 mod analysis;
 pub mod commands;
 mod engine;
+mod http;
+pub mod notify;
 
 pub use engine::{Engine, EngineConfig};

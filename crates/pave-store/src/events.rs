@@ -108,4 +108,13 @@ impl Store {
             Ok(row.try_get::<i64, _>(0)?)
         })
     }
+
+    /// The newest event's id (0 for an empty log): where a reader that only wants what comes
+    /// next starts.
+    pub async fn last_event_id(&self) -> Result<i64> {
+        with_read_pool!(self, |pool| {
+            let row = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM events").fetch_one(pool).await?;
+            Ok(row.try_get::<i64, _>(0)?)
+        })
+    }
 }

@@ -60,6 +60,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         gitlab_webhook_token: None,
         router_ports: (7800, 7999),
         router_threads: 0,
+        webhooks: Vec::new(),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {

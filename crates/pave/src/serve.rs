@@ -61,6 +61,12 @@ pub struct ServeArgs {
     /// [default: 7800-7999]. A route keeps its port across restarts.
     #[arg(long, env = "PAVE_ROUTER_PORTS", value_parser = parse_port_range)]
     pub router_ports: Option<(u16, u16)>,
+    /// Where rollout events are POSTed, signed (repeat for several; `http://` URLs).
+    #[arg(long = "webhook", env = "PAVE_WEBHOOKS", value_delimiter = ',')]
+    pub webhooks: Vec<String>,
+    /// Shared secret that signs webhook deliveries (`X-Pave-Signature-256`).
+    #[arg(long, env = "PAVE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
     /// Router worker threads, each a single-threaded runtime with its own backend
     /// connections [default: 0, one per core].
     #[arg(long, env = "PAVE_ROUTER_THREADS")]
@@ -97,6 +103,8 @@ struct FileConfig {
     gitlab_webhook_token: Option<String>,
     router_ports: Option<String>,
     router_threads: Option<usize>,
+    webhooks: Option<Vec<String>>,
+    webhook_secret: Option<String>,
 }
 
 /// The settings in force after merging every source.
@@ -114,6 +122,7 @@ pub struct Settings {
     pub gitlab_webhook_token: Option<String>,
     pub router_ports: (u16, u16),
     pub router_threads: usize,
+    pub webhooks: Vec<pave_deploy::notify::Webhook>,
 }
 
 impl ServeArgs {
@@ -139,6 +148,27 @@ impl ServeArgs {
                 (None, None) => (7800, 7999),
             },
             router_threads: self.router_threads.or(file.router_threads).unwrap_or(0),
+            webhooks: {
+                let urls =
+                    if self.webhooks.is_empty() { file.webhooks.unwrap_or_default() } else { self.webhooks.clone() };
+                let secret = self.webhook_secret.clone().or(file.webhook_secret).filter(|s| !s.is_empty());
+                match (urls.is_empty(), secret) {
+                    (true, _) => Vec::new(),
+                    (false, None) => {
+                        anyhow::bail!("webhooks need --webhook-secret (PAVE_WEBHOOK_SECRET) to sign deliveries")
+                    }
+                    (false, Some(secret)) => {
+                        for u in &urls {
+                            if !u.starts_with("http://") || u.len() <= "http://".len() {
+                                anyhow::bail!("webhook {u:?} is not an http:// URL");
+                            }
+                        }
+                        urls.into_iter()
+                            .map(|url| pave_deploy::notify::Webhook { url, secret: secret.clone() })
+                            .collect()
+                    }
+                }
+            },
         })
     }
 }
@@ -261,6 +291,7 @@ fn start_engine(store: &pave_store::Store, settings: &Settings) -> Result<std::s
     let mut config = pave_deploy::EngineConfig::new(data_dir.join("artifacts"), holder);
     config.router_ports = settings.router_ports.0..=settings.router_ports.1;
     config.router.threads = settings.router_threads;
+    config.webhooks = settings.webhooks.clone();
     let engine = pave_deploy::Engine::new(store.clone(), pave_runtime::ProcessRuntime::new(runtime), config);
     engine.start();
     Ok(engine)
@@ -308,5 +339,24 @@ mod tests {
         std::fs::write(&path, "lissen = 1\n").expect("write");
         let err = ServeArgs { config: Some(path), ..Default::default() }.settings().expect_err("unknown key");
         assert!(format!("{err:#}").contains("unknown field `lissen`"), "{err:#}");
+    }
+
+    #[test]
+    fn webhooks_need_a_secret_and_an_http_url() {
+        let hooks = |urls: &[&str], secret: Option<&str>| {
+            ServeArgs {
+                webhooks: urls.iter().map(|u| u.to_string()).collect(),
+                webhook_secret: secret.map(str::to_owned),
+                ..Default::default()
+            }
+            .settings()
+        };
+        let err = hooks(&["http://127.0.0.1:9/h"], None).expect_err("no secret");
+        assert!(format!("{err:#}").contains("--webhook-secret"), "{err:#}");
+        let err = hooks(&["https://example.com/h"], Some("s")).expect_err("not http");
+        assert!(format!("{err:#}").contains("not an http:// URL"), "{err:#}");
+        let ok = hooks(&["http://127.0.0.1:9/h"], Some("s")).expect("settings");
+        assert_eq!(ok.webhooks.len(), 1);
+        assert!(hooks(&[], None).expect("none").webhooks.is_empty());
     }
 }

@@ -355,3 +355,116 @@ async fn the_prometheus_provider_judges_a_canary_from_a_real_prometheus() {
     assert!((0.3..=0.7).contains(&canary_rate) && stable_rate < 0.05, "from Prometheus: {failed}");
     assert_eq!(version_at(&p.url("dev").await).await, "1.0.0");
 }
+
+/// One webhook delivery as received.
+#[derive(Debug, Clone)]
+struct Delivery {
+    kind: String,
+    id: String,
+    signature: String,
+    body: Vec<u8>,
+}
+
+/// A webhook receiver on loopback that refuses the first delivery with a 500 (to be retried)
+/// and records every request.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Delivery>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hooks/pave", listener.local_addr().expect("addr"));
+    let got: std::sync::Arc<std::sync::Mutex<Vec<Delivery>>> = Default::default();
+    let seen = got.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head_end, length) = loop {
+                let n = s.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break (0, 0);
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    break (i + 4, len);
+                }
+            };
+            while buf.len() < head_end + length {
+                let n = s.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+            let header = |name: &str| {
+                head.lines()
+                    .find_map(|l| {
+                        l.split_once(':')
+                            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                            .map(|(_, v)| v.trim().to_owned())
+                    })
+                    .unwrap_or_default()
+            };
+            let d = Delivery {
+                kind: header("x-pave-event"),
+                id: header("x-pave-delivery"),
+                signature: header("x-pave-signature-256"),
+                body: buf[head_end..].to_vec(),
+            };
+            let first = {
+                let mut all = seen.lock().expect("lock");
+                all.push(d);
+                all.len() == 1
+            };
+            let status = if first { "500 Internal Server Error" } else { "204 No Content" };
+            let _ = s
+                .write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes())
+                .await;
+        }
+    });
+    (url, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_events_reach_webhooks_signed_and_retried() {
+    use hmac::Mac;
+    let (url, got) = receiver().await;
+    let steps = json!([{"setWeight": 50}, {"pause": {"duration": "200ms"}}]);
+    let p = Platform::start_with(canary(steps), 1, &["--webhook", &url, "--webhook-secret", "s3cret"]).await;
+    p.release("1.0.0", "");
+    p.release("2.0.0", "");
+    for v in ["1.0.0", "2.0.0"] {
+        let out = p.deploy(v, "dev", &[], ADMIN);
+        assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    }
+    let mut kinds = Vec::new();
+    for _ in 0..100 {
+        kinds = got.lock().expect("lock").iter().map(|d| d.kind.clone()).collect::<Vec<_>>();
+        if kinds.iter().filter(|k| *k == "deployment.succeeded").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for k in ["deployment.requested", "deployment.started", "deployment.step", "deployment.succeeded"] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} delivered: {kinds:?}");
+    }
+    let all = got.lock().expect("lock").clone();
+    // The refused first delivery came again, with the same delivery id.
+    assert_eq!(all[0].id, all[1].id, "retried: {:?} then {:?}", all[0].kind, all[1].kind);
+    for d in &all {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").expect("key");
+        mac.update(&d.body);
+        assert_eq!(d.signature, format!("sha256={}", hex::encode(mac.finalize().into_bytes())), "{}", d.kind);
+        let event: Value = serde_json::from_slice(&d.body).expect("an event");
+        assert_eq!(event["kind"], d.kind);
+        assert_eq!(event["id"].to_string(), d.id);
+    }
+    // In order per endpoint: event ids never go down (a retry repeats the same one).
+    let ids: Vec<i64> = all.iter().map(|d| d.id.parse().expect("id")).collect();
+    assert!(ids.windows(2).all(|w| w[0] <= w[1]), "{ids:?}");
+}

@@ -39,8 +39,13 @@ pub(crate) fn service(rollout: Value, replicas: u32) -> Value {
 
 impl Platform {
     pub(crate) async fn start(rollout: Value, replicas: u32) -> Platform {
+        Platform::start_with(rollout, replicas, &[]).await
+    }
+
+    /// As [`Platform::start`], with extra `pave serve` flags.
+    pub(crate) async fn start_with(rollout: Value, replicas: u32, flags: &[&str]) -> Platform {
         let db = fresh().await;
-        let server = Server::start_on(&db, &[]);
+        let server = Server::start_on(&db, flags);
         let p = Platform { server, db, artifacts: tempfile::tempdir().expect("tempdir") };
         let docs = json!({"documents": [
             {"kind": "Team", "metadata": {"name": "core"}, "spec": {"type": "platform"}},
