@@ -52,7 +52,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         data_dir: data_dir.clone(),
         database_url: None,
         log_format: LogFormat::Pretty,
-        log: "warn".into(),
+        // The demo tells its own story; a reverting rollout's warning would interrupt it.
+        log: "error".into(),
         max_body_bytes: 16 * 1024 * 1024,
         db_max_connections: 8,
         bootstrap_token: None,
@@ -157,7 +158,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
 
     deliver(&client, &data_dir).await?;
 
-    step("10. Every change is an event in one append-only log");
+    step("12. Every change is an event in one append-only log");
     let events = client.get("/api/v1/events?limit=1000").await?;
     let list = events["events"].as_array().cloned().unwrap_or_default();
     let rows: Vec<Vec<String>> = list
@@ -170,7 +171,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("{} events so far; the latest:", list.len());
     output::table(&["ID", "KIND", "SUBJECT", "ACTOR"], &rows);
 
-    step("11. Every mutating request, allowed or denied, is audited");
+    step("13. Every mutating request, allowed or denied, is audited");
     let audit = client.get("/api/v1/audit?limit=5").await?;
     let rows: Vec<Vec<String>> = audit["entries"]
         .as_array()
@@ -199,17 +200,26 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Steps 7-9: the sample service deployed for real — releases, the process runtime, the
-/// router — v1 by rolling update, then v2 blue-green under continuous traffic.
+/// Steps 7-11: the sample service deployed for real — releases, the process runtime, the
+/// router — v1 by rolling update, v2 blue-green, a good v3 canary promoted on its metrics and
+/// a bad v4 canary rolled back by its analysis, all under continuous traffic.
 async fn deliver(client: &Client, data_dir: &std::path::Path) -> Result<()> {
-    step("7. Register storefront with a runtime spec, and publish releases 1.0.0 and 2.0.0");
+    step("7. Register storefront with a runtime spec and canary steps, and publish releases 1.0.0 to 4.0.0");
     let exe = std::env::current_exe().context("cannot find the pave executable")?;
     let service = json!({"kind": "Service", "metadata": {"name": "storefront"}, "spec": {
         "owner": "payments", "description": "The sample service, run by Pave's process runtime",
         "runtime": {"command": exe.display().to_string(), "args": ["sample"], "replicas": 2,
                     "healthCheck": {"path": "/healthz", "interval": "250ms", "timeout": "250ms", "healthyThreshold": 2},
                     "stopTimeout": "5s"},
-        "rollout": {"strategy": "rolling", "keepWarm": "3s"}
+        "rollout": {"strategy": "rolling", "keepWarm": "3s", "steps": [
+            {"setWeight": 10},
+            {"analysis": {"metrics": [
+                {"name": "error-rate", "provider": {"router": {"signal": "error-rate", "minSamples": 30}},
+                 "interval": "1s", "count": 2, "failureCondition": "result > stable + 0.02"},
+                {"name": "latency", "provider": {"judge": {"test": "latency", "minSamples": 30}}, "interval": "1s", "count": 2}]}},
+            {"setWeight": 50},
+            {"pause": {"duration": "1s"}}
+        ]}
     }});
     client.call(Method::POST, "/api/v1/apply", Some(&json!({"documents": [service]}))).await?;
     // The commits behind the two releases, as the CI would report them.
@@ -219,18 +229,28 @@ async fn deliver(client: &Client, data_dir: &std::path::Path) -> Result<()> {
          "authoredAt": ago(95), "committedAt": ago(90), "mergedAt": ago(60)},
         {"type": "change", "sha": "5afe0002", "service": "storefront", "author": "ben", "message": "feat: faster search",
          "authoredAt": ago(40), "committedAt": ago(35), "mergedAt": ago(10)},
+        {"type": "change", "sha": "5afe0003", "service": "storefront", "author": "ana", "message": "feat: wish lists",
+         "authoredAt": ago(30), "committedAt": ago(25), "mergedAt": ago(8)},
+        {"type": "change", "sha": "5afe0004", "service": "storefront", "author": "cy", "message": "refactor: cart storage",
+         "authoredAt": ago(20), "committedAt": ago(15), "mergedAt": ago(5)},
     ]});
     client.call(Method::POST, "/api/v1/events", Some(&changes)).await?;
-    for version in ["1.0.0", "2.0.0"] {
+    // 4.0.0 has a bug: a fifth of its answers are errors.
+    let releases = [
+        ("1.0.0", "5afe0001", ""),
+        ("2.0.0", "5afe0002", ""),
+        ("3.0.0", "5afe0003", ""),
+        ("4.0.0", "5afe0004", "SAMPLE_FAIL_RATE=0.2\n"),
+    ];
+    for (version, commit, bug) in releases {
         let dir = data_dir.join("demo-artifacts").join(version);
         std::fs::create_dir_all(&dir)?;
         std::fs::write(
             dir.join("sample.env"),
-            format!("# storefront {version}: what this release does\nSAMPLE_LATENCY_MS=2\n"),
+            format!("# storefront {version}: what this release does\nSAMPLE_LATENCY_MS=2\n{bug}"),
         )?;
         let mut tar = Vec::new();
         pave_artifacts::pack(&dir, &mut tar)?;
-        let commit = if version == "1.0.0" { "5afe0001" } else { "5afe0002" };
         let path = format!("/api/v1/services/storefront/releases?version={version}&commit={commit}");
         let v = client.post_bytes(&path, "application/x-tar", tar).await?;
         println!("release storefront {version}: {}", cell(&v["release"]["digest"]));
@@ -263,18 +283,44 @@ async fn deliver(client: &Client, data_dir: &std::path::Path) -> Result<()> {
     let r = client.call(Method::POST, "/api/v1/deployments", Some(&deploy("2.0.0", "blue-green"))).await?;
     crate::rollout::follow(client, r["rollout"]["id"].as_i64().unwrap_or(0), output::Format::Table).await?;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let tally =
+        || (counts[0].load(std::sync::atomic::Ordering::Relaxed), counts[1].load(std::sync::atomic::Ordering::Relaxed));
+    let (sent, failed) = tally();
+    println!("traffic during the switch: {} requests, {failed} failed", sent + failed);
+
+    step("10. A good canary: pave deploy storefront 3.0.0 --env dev --strategy canary");
+    println!("10 % of traffic, analysis (router error rate vs stable; Mann-Whitney U on latency), 50 %, then all");
+    let r = client.call(Method::POST, "/api/v1/deployments", Some(&deploy("3.0.0", "canary"))).await?;
+    crate::rollout::follow(client, r["rollout"]["id"].as_i64().unwrap_or(0), output::Format::Table).await?;
+    let (ok3, failed3) = tally();
+
+    step("11. A bad canary: storefront 4.0.0 fails 20 % of its requests");
+    let r = client.call(Method::POST, "/api/v1/deployments", Some(&deploy("4.0.0", "canary"))).await?;
+    let id = r["rollout"]["id"].as_i64().unwrap_or(0);
+    crate::rollout::follow(client, id, output::Format::Table).await?;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for l in load {
         let _ = l.await;
     }
-    let (sent, failed) =
-        (counts[0].load(std::sync::atomic::Ordering::Relaxed), counts[1].load(std::sync::atomic::Ordering::Relaxed));
-    println!("traffic during the switch: {} requests, {failed} failed", sent + failed);
+    let (ok4, failed4) = tally();
+    println!(
+        "traffic during the good canary: {} requests, {} failed; during the bad one: {} requests, {} failed \
+         (only the canary's 10 % share, until the rollback)",
+        (ok3 - sent) + (failed3 - failed),
+        failed3 - failed,
+        (ok4 - ok3) + (failed4 - failed3),
+        failed4 - failed3
+    );
     let status = client.get("/api/v1/services/storefront/environments/dev/status").await?;
     crate::rollout::print_status(&status);
-    println!("\nDORA for dev so far (the two rollouts above):");
+    println!("\nDORA for dev (four rollouts: one failed, recovered by its automatic rollback):");
     let dora = client.get("/api/v1/dora?environment=dev&from=1d").await?;
     crate::delivery::print_figures(&dora);
+    println!(
+        "\nEvery step and judgement is in the event log (pave events --kind 'analysis.*'), and live as \
+         server-sent events: GET /api/v1/rollouts/{id}/events"
+    );
     Ok(())
 }
 

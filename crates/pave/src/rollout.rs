@@ -115,10 +115,14 @@ pub(crate) async fn follow(c: &Client, id: i64, format: Format) -> Result<ExitCo
         let state = r["state"].as_str().unwrap_or("").to_owned();
         let step = r["step"].as_u64().unwrap_or(0) as usize;
         if format == Format::Table && (state.clone(), step) != last {
-            let steps = if state == "rolling-back" { &r["revert"] } else { &r["steps"] };
-            let n = steps.as_array().map_or(0, Vec::len);
-            let doing = steps.get(step).map(describe).unwrap_or_default();
-            println!("rollout {id}: {state} [{step}/{n}] {doing}");
+            if terminal(&state) {
+                println!("rollout {id}: {state}");
+            } else {
+                let steps = if state == "rolling-back" { &r["revert"] } else { &r["steps"] };
+                let n = steps.as_array().map_or(0, Vec::len);
+                let doing = steps.get(step).map(describe).unwrap_or_default();
+                println!("rollout {id}: {state} [{step}/{n}] {doing}");
+            }
             last = (state.clone(), step);
         }
         if terminal(&state) || state == "awaiting-approval" || state == "awaiting-promotion" || state == "paused" {

@@ -215,6 +215,10 @@ fn demo_runs_the_whole_story_and_exits() {
         "Change failure rate",
         "rollout 1: succeeded",
         "rollout 2: succeeded",
+        "rollout 3: succeeded",
+        "rollout 4: failed",
+        "reason: analysis failed: metric error-rate",
+        "Change failure rate         25.0% (1 of 4)",
         "POST /api/v1/deployments",
     ] {
         assert!(text.contains(needle), "demo output lacks {needle:?}:\n{text}");
@@ -222,4 +226,7 @@ fn demo_runs_the_whole_story_and_exits() {
     // The blue-green switch under traffic drops nothing.
     let line = text.lines().find(|l| l.starts_with("traffic during the switch:")).expect("traffic line");
     assert!(line.ends_with(" 0 failed"), "{line}");
+    // The good canary drops nothing either; the bad one fails only its share until rolled back.
+    let line = text.lines().find(|l| l.starts_with("traffic during the good canary:")).expect("canary line");
+    assert!(line.contains(" requests, 0 failed; during the bad one"), "{line}");
 }
