@@ -468,3 +468,53 @@ async fn rollout_events_reach_webhooks_signed_and_retried() {
     let ids: Vec<i64> = all.iter().map(|d| d.id.parse().expect("id")).collect();
     assert!(ids.windows(2).all(|w| w[0] <= w[1]), "{ids:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_analysis_then_restart_resumes_the_canary_at_its_step() {
+    let steps = json!([{"setWeight": 20}, {"analysis": {"metrics": [
+        {"name": "errors", "provider": {"router": {"signal": "error-rate", "minSamples": 20}},
+         "interval": "500ms", "count": 4, "failureCondition": "result > stable + 0.05"}]}}, {"setWeight": 50}]);
+    let mut p = Platform::start(canary(steps), 1).await;
+    p.release("1.0.0", "");
+    p.release("2.0.0", "");
+    let load = stable_under_load(&p).await;
+    let url = p.url("dev").await;
+    let out = p.deploy("2.0.0", "dev", &["--no-wait"], ADMIN);
+    assert!(out.status.success(), "{}", crate::harness::stderr(&out));
+    let id = p.latest("dev").await["id"].as_i64().expect("id");
+    // Kill once the analysis has measured at least once.
+    for _ in 0..100 {
+        if !events(&p, "analysis.measurement").await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mid = p.rollout(id).await;
+    assert_eq!((mid["state"].as_str(), mid["step"].as_u64()), (Some("progressing"), Some(2)), "in the analysis: {mid}");
+    p.server.kill();
+    p.server = crate::harness::Server::start_on(&p.db, &[]);
+    let done = p.wait_state(id, &["succeeded", "failed"]).await;
+    load.finish().await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(version_at(&url).await, "2.0.0");
+    // The analysis started over after the restart (the router's signals do not survive one),
+    // and the rollout went on from its step rather than from the beginning.
+    assert_eq!(events(&p, "analysis.started").await.len(), 2);
+    let scaled: Vec<Value> = events(&p, "deployment.step")
+        .await
+        .into_iter()
+        .filter(|e| e["data"]["rollout"] == id && e["data"]["index"] == 0)
+        .collect();
+    assert_eq!(scaled.len(), 1, "the canary was started once: {scaled:?}");
+    let status = p.status("dev").await;
+    let versions: Vec<&str> =
+        status["replicas"].as_array().expect("replicas").iter().map(|r| r["version"].as_str().unwrap_or("")).collect();
+    assert_eq!(versions, ["2.0.0"], "{status}");
+    for _ in 0..50 {
+        if crate::harness::replicas_of(p.db.dir.path()).len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(crate::harness::replicas_of(p.db.dir.path()).len(), 1, "no orphaned process");
+}

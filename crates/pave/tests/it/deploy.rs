@@ -14,7 +14,7 @@ use crate::harness::{ADMIN, Server, pave_bin, reap, replicas_of, stderr, stdout}
 
 pub(crate) struct Platform {
     pub(crate) server: Server,
-    db: TestDatabase,
+    pub(crate) db: TestDatabase,
     artifacts: tempfile::TempDir,
 }
 
