@@ -58,8 +58,16 @@ pub(crate) async fn measure(
         Provider::Judge(j) => judge(j, signals, m),
         Provider::Prometheus(p) => {
             let canary = prometheus(p, target, target.canary).await;
+            // A query per version compares the two; a stable version without data yet (not
+            // scraped so far) is a provider error like a canary without data, not a verdict.
             let stable = if p.query.contains("{{version}}") {
-                prometheus(p, target, target.stable).await.ok().flatten()
+                match prometheus(p, target, target.stable).await {
+                    Ok(Some(v)) => Some(v),
+                    Ok(None) => {
+                        return m(Outcome::Error, None, None, None, "the query returned no sample for stable".into());
+                    }
+                    Err(e) => return m(Outcome::Error, None, None, None, e),
+                }
             } else {
                 None
             };
@@ -68,7 +76,7 @@ pub(crate) async fn measure(
                     let (outcome, message) = judge_value(metric, v, stable);
                     m(outcome, Some(v), stable, None, message)
                 }
-                Ok(None) => m(Outcome::Error, None, stable, None, "the query returned no sample".into()),
+                Ok(None) => m(Outcome::Error, None, stable, None, "the query returned no sample for the canary".into()),
                 Err(e) => m(Outcome::Error, None, None, None, e),
             }
         }
