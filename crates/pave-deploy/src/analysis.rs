@@ -113,13 +113,19 @@ fn judge(
     }
     match j.test {
         Test::Latency => {
-            let Some(r) = mann_whitney(&c.latency.buckets(), &s.latency.buckets()) else {
+            // Compare with stable made `tolerance` slower: the sketch's buckets are log-spaced,
+            // so that is a shift by a fixed number of buckets.
+            let gamma = (1.0 + pave_router::sketch::ACCURACY) / (1.0 - pave_router::sketch::ACCURACY);
+            let shift = ((1.0 + j.tolerance).ln() / gamma.ln()).round() as u64;
+            let stable: Vec<(u64, u64)> = s.latency.buckets().into_iter().map(|(b, n)| (b + shift, n)).collect();
+            let Some(r) = mann_whitney(&c.latency.buckets(), &stable) else {
                 return m(Outcome::Waiting, None, None, None, "no latencies recorded yet".into());
             };
             let (cp, sp) = (c.p50_ms, s.p50_ms);
             let detail = format!(
-                "Mann-Whitney U: p = {:.2e}, P(canary slower) = {:.2}; p50 {:.3} ms vs {:.3} ms over {nc}/{ns} requests",
+                "Mann-Whitney U: p = {:.2e}, P(canary slower than stable +{:.0}%) = {:.2}; p50 {:.3} ms vs {:.3} ms over {nc}/{ns} requests",
                 r.p_value,
+                j.tolerance * 100.0,
                 r.effect,
                 cp.unwrap_or(0.0),
                 sp.unwrap_or(0.0)

@@ -129,6 +129,15 @@ pub struct JudgeMetric {
     /// Requests needed from each version before the test is run (below: inconclusive).
     #[serde(default = "default_min_samples")]
     pub min_samples: u64,
+    /// Latency: how much slower than stable (0.05 = 5 %) a canary may be before it counts as
+    /// slower at all — a freshly started process on a busy machine is a little slower, and
+    /// that is not a regression.
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+}
+
+fn default_tolerance() -> f64 {
+    0.05
 }
 
 // Documents compare whole (the apply planner diffs them); an alpha is never NaN once validated.
@@ -234,6 +243,9 @@ impl AnalysisSpec {
                 Provider::Judge(j) => {
                     if !(j.alpha > 0.0 && j.alpha < 0.5) {
                         e.push(FieldError::new(format!("{p}.provider.judge.alpha"), "between 0 and 0.5, e.g. 0.01"));
+                    }
+                    if !(0.0..=1.0).contains(&j.tolerance) {
+                        e.push(FieldError::new(format!("{p}.provider.judge.tolerance"), "between 0 and 1, e.g. 0.05"));
                     }
                     if m.success_condition.is_some() || m.failure_condition.is_some() {
                         e.push(FieldError::new(

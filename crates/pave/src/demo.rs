@@ -216,7 +216,7 @@ async fn deliver(client: &Client, data_dir: &std::path::Path) -> Result<()> {
             {"analysis": {"metrics": [
                 {"name": "error-rate", "provider": {"router": {"signal": "error-rate", "minSamples": 30}},
                  "interval": "1s", "count": 2, "failureCondition": "result > stable + 0.02"},
-                {"name": "latency", "provider": {"judge": {"test": "latency", "minSamples": 30}}, "interval": "1s", "count": 2}]}},
+                {"name": "latency", "provider": {"judge": {"test": "latency", "minSamples": 30, "tolerance": 0.2}}, "interval": "1s", "count": 2}]}},
             {"setWeight": 50},
             {"pause": {"duration": "1s"}}
         ]}

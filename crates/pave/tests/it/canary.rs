@@ -40,7 +40,7 @@ async fn a_good_canary_is_promoted_step_by_step_on_its_metrics() {
     let steps = json!([
         {"setWeight": 20},
         {"analysis": {"metrics": [errors_metric(),
-            {"name": "latency", "provider": {"judge": {"test": "latency", "minSamples": 30}}, "interval": "500ms", "count": 2}]}},
+            {"name": "latency", "provider": {"judge": {"test": "latency", "minSamples": 30, "tolerance": 0.2}}, "interval": "500ms", "count": 2}]}},
         {"setWeight": 60},
         {"pause": {"duration": "300ms"}},
     ]);
