@@ -24,14 +24,13 @@ import datetime
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rollout import LOADGEN, PAVE, TOKEN, api  # noqa: E402
+from rollout import LOADGEN, PAVE, TOKEN, api, start_pave, stop_pave  # noqa: E402
 
 
 def run_cli(base, *args):
@@ -53,15 +52,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pave-canary-bench-")
     server = None
     try:
-        server = subprocess.Popen([PAVE, "serve", "--listen", "127.0.0.1:0", "--data-dir", tmp,
-                                   "--router-ports", "47850-47899", "--stop-replicas-on-exit"],
-                                  env=dict(os.environ, PAVE_BOOTSTRAP_TOKEN=TOKEN, PAVE_LOG="warn"),
-                                  stdout=subprocess.PIPE, text=True)
-        base = None
-        for line in server.stdout:
-            if line.startswith("pave: listening on "):
-                base = line.split()[-1]
-                break
+        server, base = start_pave(tmp, "47850-47899")
         analysis = {"metrics": [{"name": "errors", "provider": {"router": {"signal": "error-rate", "minSamples": 50}},
                                  "interval": "500ms", "count": 4, "failureCondition": "result > stable + 0.02"}]}
         docs = {"documents": [
@@ -137,11 +128,7 @@ def main():
         return 0 if ok else 1
     finally:
         if server:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_pave(server)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -28,6 +28,27 @@ def api(base, method, path, body=None):
         return json.loads(r.read() or b"null")
 
 
+def start_pave(data_dir, router_ports):
+    """Starts `pave serve` on a free loopback port; returns the process and its base URL."""
+    server = subprocess.Popen([PAVE, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir,
+                               "--router-ports", router_ports, "--stop-replicas-on-exit"],
+                              env=dict(os.environ, PAVE_BOOTSTRAP_TOKEN=TOKEN, PAVE_LOG="warn"),
+                              stdout=subprocess.PIPE, text=True)
+    for line in server.stdout:
+        if line.startswith("pave: listening on "):
+            return server, line.split()[-1]
+    raise SystemExit("pave serve exited before listening")
+
+
+def stop_pave(server):
+    """SIGTERM (its replicas stop with it), SIGKILL after 30 s."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def cli(base, *args):
     env = dict(os.environ, PAVE_URL=base, PAVE_TOKEN=TOKEN)
     t = time.time()
@@ -46,15 +67,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pave-rollout-bench-")
     server = None
     try:
-        server = subprocess.Popen([PAVE, "serve", "--listen", "127.0.0.1:0", "--data-dir", tmp,
-                                   "--router-ports", "47800-47849", "--stop-replicas-on-exit"],
-                                  env=dict(os.environ, PAVE_BOOTSTRAP_TOKEN=TOKEN, PAVE_LOG="warn"),
-                                  stdout=subprocess.PIPE, text=True)
-        base = None
-        for line in server.stdout:
-            if line.startswith("pave: listening on "):
-                base = line.split()[-1]
-                break
+        server, base = start_pave(tmp, "47800-47849")
         docs = {"documents": [
             {"kind": "Team", "metadata": {"name": "core"}, "spec": {"type": "platform"}},
             {"kind": "Environment", "metadata": {"name": "dev"}, "spec": {"order": 1}},
@@ -98,11 +111,7 @@ def main():
         return 0 if r["failed"] == 0 else 1
     finally:
         if server:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_pave(server)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -99,7 +99,7 @@ fn judge(
     m: impl Fn(Outcome, Option<f64>, Option<f64>, Option<f64>, String) -> Measurement,
 ) -> Measurement {
     let (nc, ns) = (canary.as_ref().map_or(0, |s| s.requests), stable.as_ref().map_or(0, |s| s.requests));
-    let (Some(c), Some(s)) = (canary, stable).clone() else {
+    let (Some(c), Some(s)) = (canary, stable) else {
         return m(Outcome::Waiting, None, None, None, format!("{nc}/{ns} requests (canary/stable) so far"));
     };
     if nc < j.min_samples || ns < j.min_samples {

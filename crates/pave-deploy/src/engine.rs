@@ -68,21 +68,14 @@ fn subject(service: &str) -> String {
     format!("service/{service}")
 }
 
-/// `service/env/version/rN` → `(service, env)`.
-fn target_of(id: &str) -> Option<(String, String)> {
-    let mut parts = id.splitn(3, '/');
-    Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
-}
-
 /// What running a step came to.
 enum Outcome {
     Done,
-    /// Stopped at a promotion gate.
-    Paused,
+    /// Waits for a person to promote or abort: at a promotion gate (no reason), or after an
+    /// analysis that could not decide (the reason).
+    AwaitPromotion(Option<String>),
     /// Someone moved the rollout on (promote, pause, abort) while the step waited: look again.
     Interrupted,
-    /// An analysis could not decide: a person promotes or aborts.
-    Inconclusive(String),
 }
 
 /// The delivery engine over runtime `R`.
@@ -624,7 +617,8 @@ impl<R: Runtime> Engine<R> {
                 | RuntimeEvent::Healthy { id } => id.clone(),
                 RuntimeEvent::Restarted { instance } => instance.id.clone(),
             };
-            let Some((service, env)) = target_of(&id) else { continue };
+            let Some((service, env, version, _)) = pave_runtime::parse_instance_id(&id) else { continue };
+            let (service, env, version) = (service.to_owned(), env.to_owned(), version.to_owned());
             let (kind, data) = match &ev {
                 RuntimeEvent::Crashed { status, restarts, restart_in, .. } => {
                     lock(&self.unhealthy).insert(id.clone());
@@ -654,22 +648,20 @@ impl<R: Runtime> Engine<R> {
             data["environment"] = json!(env);
             self.event(kind, &service, data).await;
             if matches!(ev, RuntimeEvent::Crashed { .. } | RuntimeEvent::Unhealthy { .. }) {
-                self.fail_canary_of(&service, &env, &id).await;
+                self.fail_canary_of(&service, &env, &version, &id).await;
             }
         }
     }
 
     /// A canary whose replica crashed or turned unhealthy is rolled back at once: users
     /// already saw it fail, and no analysis needs to say so.
-    async fn fail_canary_of(&self, service: &str, env: &str, replica: &str) {
+    async fn fail_canary_of(&self, service: &str, env: &str, version: &str, replica: &str) {
         let Ok(Some(r)) = self.store.rollouts(Some(service), Some(env), 1).await.map(|v| v.into_iter().next()) else {
             return;
         };
-        // Ids are `service/env/version/rN` (see `pave_runtime::instance_id`).
-        let version_of_replica = replica.rsplit_once('/').and_then(|(rest, _)| rest.splitn(3, '/').nth(2));
         let canary = r.strategy == pave_model::rollout::Strategy::Canary
             && matches!(r.state, RolloutState::Progressing | RolloutState::Paused | RolloutState::AwaitingPromotion)
-            && version_of_replica == Some(r.version.as_str());
+            && r.version == version;
         if canary {
             tracing::warn!(rollout = r.id, replica, "a canary replica failed; rolling back");
             self.begin_revert(r.id, format!("canary replica {replica} crashed or became unhealthy")).await;
@@ -720,18 +712,15 @@ impl<R: Runtime> Engine<R> {
         self.store.modify_rollout(id, &ctx("pave-engine"), |r| Ok(change(r))).await
     }
 
-    /// Moves a rollout past step `at` (of its plan, or of its revert while rolling back), once.
-    async fn advance(&self, id: i64, at: usize, kind: &str, step: &Step) {
+    /// Moves a rollout past step `at` of the list it runs in `state` (its plan while
+    /// progressing, its revert while rolling back), once.
+    async fn advance(&self, id: i64, at: usize, state: RolloutState, step: &Step) {
+        let kind = if state == RolloutState::RollingBack { "deployment.revert-step" } else { "deployment.step" };
         let _ = self
             .modify(id, |r| {
                 // Only if still there: a revert begun meanwhile (a crashed canary) restarted
-                // the count in its own list.
-                let expected = if kind == "deployment.revert-step" {
-                    RolloutState::RollingBack
-                } else {
-                    RolloutState::Progressing
-                };
-                if r.step == at && (r.state == expected || r.state == RolloutState::Paused) {
+                // the count in its own list. A pause that came during the step lets it count.
+                if r.step == at && (r.state == state || r.state == RolloutState::Paused) {
                     r.step += 1;
                 }
                 vec![NewEvent::new(
@@ -796,29 +785,15 @@ impl<R: Runtime> Engine<R> {
                         .await;
                     }
                     match self.run_step(&r, step).await {
-                        Ok(Outcome::Done) => self.advance(id, r.step, "deployment.step", step).await,
-                        Ok(Outcome::Paused) => {
+                        Ok(Outcome::Done) => self.advance(id, r.step, RolloutState::Progressing, step).await,
+                        Ok(Outcome::AwaitPromotion(reason)) => {
                             let _ = self
                                 .modify(id, |r| {
                                     if r.abort_requested.is_none() && r.state == RolloutState::Progressing {
                                         r.state = RolloutState::AwaitingPromotion;
-                                    }
-                                    vec![NewEvent::new(
-                                        "deployment.awaiting-promotion",
-                                        subject(&r.service),
-                                        json!({"environment": r.environment, "version": r.version}),
-                                    )]
-                                })
-                                .await;
-                            return;
-                        }
-                        Ok(Outcome::Interrupted) => {}
-                        Ok(Outcome::Inconclusive(reason)) => {
-                            let _ = self
-                                .modify(id, |r| {
-                                    if r.abort_requested.is_none() && r.state == RolloutState::Progressing {
-                                        r.state = RolloutState::AwaitingPromotion;
-                                        r.reason = Some(reason.clone());
+                                        if reason.is_some() {
+                                            r.reason = reason.clone();
+                                        }
                                     }
                                     vec![NewEvent::new(
                                         "deployment.awaiting-promotion",
@@ -829,6 +804,7 @@ impl<R: Runtime> Engine<R> {
                                 .await;
                             return;
                         }
+                        Ok(Outcome::Interrupted) => {}
                         Err(reason) => {
                             tracing::warn!(id, %reason, "rollout step failed; reverting");
                             self.begin_revert(id, reason).await;
@@ -843,7 +819,7 @@ impl<R: Runtime> Engine<R> {
                 RolloutState::RollingBack => {
                     let step = &r.revert[r.step];
                     match self.run_step(&r, step).await {
-                        Ok(_) => self.advance(id, r.step, "deployment.revert-step", step).await,
+                        Ok(_) => self.advance(id, r.step, RolloutState::RollingBack, step).await,
                         Err(e) => {
                             // A revert must get through; keep trying, loudly.
                             tracing::error!(id, error = %e, "a revert step failed; retrying");
@@ -860,7 +836,7 @@ impl<R: Runtime> Engine<R> {
     async fn run_step(&self, r: &Rollout, step: &Step) -> Result<Outcome, String> {
         let (service, env) = (r.service.as_str(), r.environment.as_str());
         match step {
-            Step::AwaitPromotion => return Ok(Outcome::Paused),
+            Step::AwaitPromotion => return Ok(Outcome::AwaitPromotion(None)),
             Step::Pause { ms } => return Ok(self.hold(r, Duration::from_millis(*ms)).await),
             Step::Analyze { canary, stable, analysis } => return self.analyze(r, canary, stable, analysis).await,
             _ => {}
@@ -977,9 +953,10 @@ impl<R: Runtime> Engine<R> {
                 }
             }
             let now = tokio::time::Instant::now();
+            // One look at the router's signals for every metric due now.
+            let summaries = self.signals(service, env, since).unwrap_or_default();
+            let pick = |v: &str| summaries.iter().find(|s| s.version == v).cloned();
             for m in metrics.iter_mut().filter(|m| m.verdict.is_none() && m.due <= now) {
-                let summaries = self.signals(service, env, since).unwrap_or_default();
-                let pick = |v: &str| summaries.iter().find(|s| s.version == v).cloned();
                 let measured = crate::analysis::measure(m.spec, &target, (pick(canary), pick(stable))).await;
                 m.verdict = m.run.record(m.spec, measured.outcome);
                 m.due = now + m.every;
@@ -1000,7 +977,7 @@ impl<R: Runtime> Engine<R> {
                     self.event(kind, service, json!({"rollout": r.id, "environment": env, "canary": canary, "metric": m.spec.name, "reason": reason}))
                         .await;
                     return if m.verdict == Some(Verdict::Inconclusive) {
-                        Ok(Outcome::Inconclusive(reason))
+                        Ok(Outcome::AwaitPromotion(Some(reason)))
                     } else {
                         Err(reason)
                     };

@@ -73,6 +73,14 @@ pub fn instance_id(service: &str, env: &str, version: &str, replica: u32) -> Str
     format!("{service}/{env}/{version}/r{replica}")
 }
 
+/// The `(service, env, version, replica)` an [`instance_id`] was made of.
+pub fn parse_instance_id(id: &str) -> Option<(&str, &str, &str, u32)> {
+    let (rest, replica) = id.rsplit_once('/')?;
+    let replica = replica.strip_prefix('r')?.parse().ok()?;
+    let mut parts = rest.splitn(3, '/');
+    Some((parts.next()?, parts.next()?, parts.next()?, replica))
+}
+
 /// A running replica, as recorded in the database so a restarted control plane can find it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
@@ -163,4 +171,15 @@ pub trait Runtime: Send + Sync + 'static {
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<RuntimeEvent>;
     /// The replicas this runtime supervises now.
     fn running(&self) -> Vec<Instance>;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn instance_ids_read_back() {
+        let id = super::instance_id("shop", "dev", "1.2.0-rc.1", 3);
+        assert_eq!(super::parse_instance_id(&id), Some(("shop", "dev", "1.2.0-rc.1", 3)));
+        assert_eq!(super::parse_instance_id("shop/dev/r1"), None);
+        assert_eq!(super::parse_instance_id("shop/dev/1.0/x1"), None);
+    }
 }
