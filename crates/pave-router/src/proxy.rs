@@ -26,13 +26,13 @@ pub(crate) type ProxyBody = Either<Tracked, Full<Bytes>>;
 /// Idle connections kept per backend at most.
 const MAX_IDLE: usize = 512;
 
-const VERSION_HEADER: &str = "x-pave-version";
+pub(crate) const VERSION_HEADER: &str = "x-pave-version";
 
 /// Keeps a backend's in-flight count up while a response (or an upgraded connection) lives.
-pub(crate) struct InflightGuard(Arc<Backend>);
+pub(crate) struct InflightGuard(pub(crate) Arc<Backend>);
 
 impl InflightGuard {
-    fn new(b: Arc<Backend>) -> Self {
+    pub(crate) fn new(b: Arc<Backend>) -> Self {
         b.inflight.fetch_add(1, Ordering::AcqRel);
         InflightGuard(b)
     }
@@ -128,19 +128,76 @@ pub(crate) async fn serve(
             let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
                 return;
             };
-            let header_timeout = route.config.header_timeout;
-            let ip = client_ip(remote);
-            let response_timer = ConnTimer::new();
-            let service =
-                hyper::service::service_fn(move |req| handle(route.clone(), ip.clone(), response_timer.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(ConnTimer::new())
-                .header_read_timeout(header_timeout)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
+            let ip = remote.ip().to_string();
+            // The common request takes the lean path; the rest of a connection that sends
+            // anything else is served by hyper, starting with the bytes already read.
+            if let crate::h1::Served::Elsewhere(stream, read) = crate::h1::serve(&route, stream, &ip).await {
+                serve_with_hyper(route, Prefixed { read, at: 0, stream }, client_ip(remote)).await;
+            }
             drop(permit);
         });
+    }
+}
+
+async fn serve_with_hyper(route: Arc<Route>, io: Prefixed, ip: HeaderValue) {
+    let header_timeout = route.config.header_timeout;
+    let response_timer = ConnTimer::new();
+    let service = hyper::service::service_fn(move |req| handle(route.clone(), ip.clone(), response_timer.clone(), req));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(ConnTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
+}
+
+/// A client connection handed over from the lean path: the bytes it already read come first.
+struct Prefixed {
+    read: Vec<u8>,
+    at: usize,
+    stream: tokio::net::TcpStream,
+}
+
+impl tokio::io::AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.at < self.read.len() {
+            let n = buf.remaining().min(self.read.len() - self.at);
+            let at = self.at;
+            buf.put_slice(&self.read[at..at + n]);
+            self.at += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Prefixed {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
@@ -212,39 +269,37 @@ async fn send(
     Ok((resp, conn))
 }
 
-fn error(status: StatusCode, message: &str, route: &Route) -> Response<ProxyBody> {
-    let body = format!(
+/// The JSON body of an error the router answers itself.
+pub(crate) fn error_body(message: &str, route: &Route) -> String {
+    format!(
         "{{\"error\":{message:?},\"service\":{:?},\"environment\":{:?},\"from\":\"pave-router\"}}\n",
         route.service, route.env
-    );
-    let mut r = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    )
+}
+
+fn error(status: StatusCode, message: &str, route: &Route) -> Response<ProxyBody> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(error_body(message, route)))));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+/// The value of cookie `name` in one `Cookie` header value.
+pub(crate) fn cookie_in<'a>(value: &'a str, name: &str) -> Option<&'a str> {
+    value.split(';').filter_map(|pair| pair.trim().split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
 }
 
-/// Picks a version: header pin, then sticky cookie, then the weighted draw. The flag says
-/// whether to (re)set the sticky cookie.
-fn choose(table: &Compiled, cookie: &str, headers: &HeaderMap) -> Option<(usize, bool)> {
+/// Picks a version: the one `pinned` by header, then the one `kept` by the sticky cookie,
+/// then the weighted draw. The flag says whether to (re)set the sticky cookie.
+pub(crate) fn choose(table: &Compiled, pinned: Option<&str>, kept: Option<&str>) -> Option<(usize, bool)> {
     let usable = |i: &usize| !table.versions[*i].backends.is_empty();
-    if let Some(pinned) = headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok())
+    if let Some(pinned) = pinned
         && let Some(i) = table.versions.iter().position(|v| v.version == pinned).filter(usable)
     {
         return Some((i, false));
     }
     if table.sticky
-        && let Some(kept) = cookie_value(headers, cookie)
+        && let Some(kept) = kept
         && let Some(i) = table.versions.iter().position(|v| v.version == kept && v.weight > 0).filter(usable)
     {
         return Some((i, false));
@@ -338,7 +393,14 @@ async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
     let table = route.table.load_full();
-    let Some((vi, set_cookie)) = choose(&table, &route.cookie, req.headers()) else {
+    let pinned = req.headers().get(VERSION_HEADER).and_then(|v| v.to_str().ok());
+    let kept = req
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| cookie_in(v, &route.cookie));
+    let Some((vi, set_cookie)) = choose(&table, pinned, kept) else {
         return Ok(error(StatusCode::SERVICE_UNAVAILABLE, "no version takes traffic", &route));
     };
     let version = &table.versions[vi];

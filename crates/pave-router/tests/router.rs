@@ -29,6 +29,22 @@ async fn backend(name: &'static str) -> SocketAddr {
 
 /// A backend that also counts the connections it accepted.
 async fn counting_backend(name: &'static str) -> (SocketAddr, Arc<AtomicU64>) {
+    accepting(move |stream| async move {
+        let svc = hyper::service::service_fn(move |req| answer(name, req));
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), svc)
+            .with_upgrades()
+            .await;
+    })
+    .await
+}
+
+/// Listens on loopback and serves each connection with `serve`; counts the connections.
+async fn accepting<F, Fut>(serve: F) -> (SocketAddr, Arc<AtomicU64>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicU64::new(0));
@@ -37,13 +53,7 @@ async fn counting_backend(name: &'static str) -> (SocketAddr, Arc<AtomicU64>) {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             count.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req| answer(name, req));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .with_upgrades()
-                    .await;
-            });
+            tokio::spawn(serve(stream));
         }
     });
     (addr, accepted)
@@ -419,4 +429,237 @@ async fn backend_connections_are_kept_alive_and_reused() {
     // Sequential requests: one connection, or two when the first was not yet idle again.
     let n = accepted.load(Ordering::Relaxed);
     assert!((1..=3).contains(&n), "100 sequential requests opened {n} backend connections");
+}
+
+// ---- The lean HTTP/1.1 path, on the wire ----
+
+/// A backend that answers each request with `respond(head, body)`: the raw bytes to send and
+/// whether to close the connection afterwards. Counts the connections it accepted.
+async fn scripted_backend(respond: fn(&str, &[u8]) -> (Vec<u8>, bool)) -> (SocketAddr, Arc<AtomicU64>) {
+    accepting(move |mut s| async move {
+        let mut buf = Vec::new();
+        loop {
+            let Some(end) = read_until_head(&mut s, &mut buf).await else { return };
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let len: usize = header_of(&head, "content-length").map_or(0, |v| v.parse().unwrap());
+            while buf.len() < end + len {
+                let mut chunk = [0u8; 8192];
+                let n = s.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let (answer, close) = respond(&head, &buf[end..end + len]);
+            buf.drain(..end + len);
+            if s.write_all(&answer).await.is_err() || close {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+/// Reads until `buf` holds a whole head; returns its length (None at EOF).
+async fn read_until_head(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<usize> {
+    loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(i + 4);
+        }
+        let mut chunk = [0u8; 8192];
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn header_of(head: &str, name: &str) -> Option<String> {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+/// Reads one response from the router: status, head, decoded body. `bodyless` for HEAD.
+async fn read_response(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>, bodyless: bool) -> (u16, String, Vec<u8>) {
+    let end =
+        tokio::time::timeout(Duration::from_secs(10), read_until_head(s, buf)).await.unwrap().expect("a response head");
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    buf.drain(..end);
+    let status: u16 = head[9..12].parse().unwrap();
+    let mut fill = async |buf: &mut Vec<u8>, want: usize| {
+        while buf.len() < want {
+            let mut chunk = [0u8; 65536];
+            let n = s.read(&mut chunk).await.unwrap();
+            if n == 0 {
+                return false;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        true
+    };
+    let body = if bodyless || status == 204 || status == 304 {
+        Vec::new()
+    } else if let Some(len) = header_of(&head, "content-length") {
+        let len: usize = len.parse().unwrap();
+        assert!(fill(buf, len).await, "cut short");
+        buf.drain(..len).collect()
+    } else if header_of(&head, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        let mut body = Vec::new();
+        loop {
+            while !buf.windows(2).any(|w| w == b"\r\n") {
+                assert!(fill(buf, buf.len() + 1).await, "cut short");
+            }
+            let line_end = buf.windows(2).position(|w| w == b"\r\n").unwrap();
+            let line = String::from_utf8_lossy(&buf[..line_end]).into_owned();
+            let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16).unwrap();
+            buf.drain(..line_end + 2);
+            if size == 0 {
+                // No trailers (an empty line), or trailer lines up to the empty line.
+                assert!(fill(buf, 2).await, "cut short");
+                let end = if buf.starts_with(b"\r\n") { 2 } else { read_until_head(s, buf).await.unwrap() };
+                buf.drain(..end);
+                return (status, head, body);
+            }
+            assert!(fill(buf, size + 2).await, "cut short");
+            body.extend(buf.drain(..size));
+            buf.drain(..2);
+        }
+    } else {
+        // Until the router closes.
+        while fill(buf, buf.len() + 1).await {}
+        std::mem::take(buf)
+    };
+    (status, head, body)
+}
+
+async fn connect(at: SocketAddr) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(at).await.unwrap()
+}
+
+#[tokio::test]
+async fn pipelined_requests_on_one_connection_are_answered_in_order() {
+    let a = backend("a").await;
+    let r = router(table(false, &[("v1", 100, &[a])])).await;
+    let mut c = connect(r.addr).await;
+    c.write_all(
+        b"GET /x HTTP/1.1\r\nHost: a\r\n\r\nPOST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /y HTTP/1.1\r\nHost: a\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        let (status, head, body) = read_response(&mut c, &mut buf, false).await;
+        assert_eq!(status, 200);
+        assert_eq!(header_of(&head, "x-pave-version").as_deref(), Some("v1"), "{head}");
+        bodies.push(String::from_utf8(body).unwrap());
+    }
+    assert_eq!(bodies, ["a", "hello", "a"]);
+}
+
+fn framings(head: &str, body: &[u8]) -> (Vec<u8>, bool) {
+    let path = head.split(' ').nth(1).unwrap();
+    let answer: &[u8] = match path {
+        "/chunked" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n",
+        "/head" => b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
+        "/empty" => b"HTTP/1.1 204 No Content\r\n\r\n",
+        "/hint" => b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        "/length" => return ([&b"HTTP/1.1 200 OK\r\nContent-Length: "[..], body.len().to_string().as_bytes(), b"\r\n\r\n", body].concat(), false),
+        "/close" => return (b"HTTP/1.1 200 OK\r\n\r\nuntil the end".to_vec(), true),
+        _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+    };
+    (answer.to_vec(), false)
+}
+
+#[tokio::test]
+async fn every_response_framing_passes_through_and_keeps_both_connections_usable() {
+    let (a, accepted) = scripted_backend(framings).await;
+    let r = router(table(false, &[("v1", 100, &[a])])).await;
+    let mut c = connect(r.addr).await;
+    let mut buf = Vec::new();
+    let ask = async |c: &mut tokio::net::TcpStream, buf: &mut Vec<u8>, req: &str, head_request: bool| {
+        c.write_all(req.as_bytes()).await.unwrap();
+        read_response(c, buf, head_request).await
+    };
+    let (s, head, body) = ask(&mut c, &mut buf, "GET /chunked HTTP/1.1\r\nHost: a\r\n\r\n", false).await;
+    assert_eq!((s, body.as_slice()), (200, &b"hello world"[..]), "{head}");
+    let (s, head, body) = ask(&mut c, &mut buf, "HEAD /head HTTP/1.1\r\nHost: a\r\n\r\n", true).await;
+    assert_eq!((s, header_of(&head, "content-length").as_deref(), body.len()), (200, Some("100"), 0));
+    let (s, _, _) = ask(&mut c, &mut buf, "GET /empty HTTP/1.1\r\nHost: a\r\n\r\n", false).await;
+    assert_eq!(s, 204);
+    c.write_all(b"GET /hint HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+    let (s, head, _) = read_response(&mut c, &mut buf, true).await;
+    assert_eq!((s, header_of(&head, "link").as_deref()), (103, Some("</s.css>")), "interim answers are passed on");
+    let (s, _, body) = read_response(&mut c, &mut buf, false).await;
+    assert_eq!((s, body.as_slice()), (200, &b"ok"[..]));
+    // A big length-delimited body, sent in pieces, comes back whole.
+    let payload: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    c.write_all(format!("POST /length HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n", payload.len()).as_bytes())
+        .await
+        .unwrap();
+    for piece in payload.chunks(100_000) {
+        c.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let (s, _, body) = read_response(&mut c, &mut buf, false).await;
+    assert_eq!((s, body.len()), (200, payload.len()));
+    assert!(body == payload, "the body came back changed");
+    assert_eq!(
+        accepted.load(Ordering::Relaxed),
+        1,
+        "the framing was followed exactly, so one backend connection served all"
+    );
+    // A body that ends when the backend closes: the client is told and the connection closes.
+    let (s, head, body) = ask(&mut c, &mut buf, "GET /close HTTP/1.1\r\nHost: a\r\n\r\n", false).await;
+    assert_eq!((s, body.as_slice()), (200, &b"until the end"[..]));
+    assert_eq!(header_of(&head, "connection").as_deref(), Some("close"));
+}
+
+#[tokio::test]
+async fn a_backend_that_closes_kept_connections_costs_no_idempotent_request() {
+    // Answers, then closes without saying so: every kept connection is dead by its next use.
+    let (a, accepted) =
+        scripted_backend(|_, _| (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(), true)).await;
+    let r = router(table(false, &[("v1", 100, &[a])])).await;
+    let mut c = connect(r.addr).await;
+    let mut buf = Vec::new();
+    for i in 0..50 {
+        c.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+        let (s, _, body) = read_response(&mut c, &mut buf, false).await;
+        assert_eq!((s, body.as_slice()), (200, &b"ok"[..]), "request {i}");
+    }
+    assert!(accepted.load(Ordering::Relaxed) >= 50);
+}
+
+#[tokio::test]
+async fn bad_request_heads_get_a_clear_error_and_other_forms_still_work() {
+    let a = backend("a").await;
+    let r = router(table(false, &[("v1", 100, &[a])])).await;
+    for (req, status, why) in [
+        ("GARBAGE\r\n\r\n", 400, "malformed request head"),
+        ("POST / HTTP/1.1\r\nContent-Length: ten\r\n\r\n", 400, "invalid Content-Length"),
+    ] {
+        let mut c = connect(r.addr).await;
+        c.write_all(req.as_bytes()).await.unwrap();
+        let (s, head, body) = read_response(&mut c, &mut Vec::new(), false).await;
+        assert_eq!(s, status, "{req}");
+        assert_eq!(header_of(&head, "connection").as_deref(), Some("close"));
+        assert!(String::from_utf8_lossy(&body).contains(why), "{req}");
+    }
+    // HTTP/1.0 and a chunked request go the hyper path, on the same connection as lean ones.
+    let mut c = connect(r.addr).await;
+    let mut buf = Vec::new();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+    assert_eq!(read_response(&mut c, &mut buf, false).await.2, b"a");
+    c.write_all(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut c, &mut buf, false).await.2, b"abc");
+    let mut c = connect(r.addr).await;
+    c.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+    let (s, _, body) = read_response(&mut c, &mut Vec::new(), false).await;
+    assert_eq!((s, body.as_slice()), (200, &b"a"[..]));
 }
