@@ -602,7 +602,7 @@ impl CompiledConstraint {
     }
 
     fn holds(&self, ctx: &Context) -> bool {
-        let value = if matches!(self.field, Field::CurrentTime) { None } else { ctx.get(&self.field) };
+        let value = ctx.get(&self.field);
         match &self.op {
             Op::In(values) => value.is_some_and(|v| values.iter().any(|x| **x == *v)),
             Op::NotIn(values) => !value.is_some_and(|v| values.iter().any(|x| **x == *v)),
@@ -623,7 +623,7 @@ impl CompiledConstraint {
             }
             Op::Num(cmp, n) => value.and_then(number).and_then(|v| v.partial_cmp(n)).is_some_and(|o| cmp.holds(o)),
             Op::Date { after, at } => {
-                let now = match ctx.get(&self.field) {
+                let now = match value {
                     Some(t) => match t.trim().parse::<jiff::Timestamp>() {
                         Ok(t) => t,
                         Err(_) => return false,

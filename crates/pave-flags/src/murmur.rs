@@ -10,18 +10,7 @@ fn mix(k: u32) -> u32 {
 
 /// The hash of the concatenation of `parts`.
 pub fn murmur3_32(parts: &[&[u8]], seed: u32) -> u32 {
-    // Stickiness keys are short: joined on the stack and hashed in one pass.
-    let total: usize = parts.iter().map(|p| p.len()).sum();
-    if total <= 64 {
-        let mut buf = [0u8; 64];
-        let mut at = 0;
-        for p in parts {
-            buf[at..at + p.len()].copy_from_slice(p);
-            at += p.len();
-        }
-        return murmur3_32_contiguous(&buf[..total], seed);
-    }
-    streamed(parts, seed)
+    Prefix::new(parts, seed).hash(b"")
 }
 
 fn round(h: u32, k: u32) -> u32 {
@@ -42,15 +31,6 @@ fn finish(mut h: u32, tail: &[u8], len: usize) -> u32 {
     h ^= h >> 13;
     h = h.wrapping_mul(0xc2b2_ae35);
     h ^ (h >> 16)
-}
-
-fn murmur3_32_contiguous(bytes: &[u8], seed: u32) -> u32 {
-    let mut h = seed;
-    let mut chunks = bytes.chunks_exact(4);
-    for c in &mut chunks {
-        h = round(h, u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-    }
-    finish(h, chunks.remainder(), bytes.len())
 }
 
 /// The hash state after a fixed prefix (`"{groupId}:"`), made once when a flag is compiled so
@@ -102,36 +82,6 @@ impl Prefix {
     }
 }
 
-fn streamed(parts: &[&[u8]], seed: u32) -> u32 {
-    let mut h = seed;
-    let mut block = [0u8; 4];
-    let mut filled = 0;
-    let mut len = 0usize;
-    for part in parts {
-        len += part.len();
-        let mut bytes = *part;
-        // Top up a block left partly filled by the previous part.
-        if filled > 0 {
-            let take = (4 - filled).min(bytes.len());
-            block[filled..filled + take].copy_from_slice(&bytes[..take]);
-            filled += take;
-            bytes = &bytes[take..];
-            if filled < 4 {
-                continue;
-            }
-            h = round(h, u32::from_le_bytes(block));
-        }
-        let mut chunks = bytes.chunks_exact(4);
-        for c in &mut chunks {
-            h = round(h, u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-        }
-        let rest = chunks.remainder();
-        block[..rest.len()].copy_from_slice(rest);
-        filled = rest.len();
-    }
-    finish(h, &block[..filled], len)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,16 +95,13 @@ mod tests {
         assert_eq!(murmur3_32(&[b"The quick brown fox jumps over the lazy dog"], 0), 0x2e4f_f723);
         let whole = b"groupId:user-123456";
         let h = murmur3_32(&[whole], 86_028_157);
-        assert_eq!(streamed(&[whole], 86_028_157), h);
         assert_eq!(Prefix::new(&[b"groupId", b":"], 86_028_157).hash(b"user-123456"), h);
         for i in 0..whole.len() {
             assert_eq!(Prefix::new(&[&whole[..i]], 86_028_157).hash(&whole[i..]), h, "prefix of {i}");
         }
-        let long = [b'x'; 300];
-        assert_eq!(murmur3_32(&[&long[..100], &long[100..]], 7), murmur3_32_contiguous(&long, 7), "long keys stream");
         for i in 0..whole.len() {
             for j in i..whole.len() {
-                assert_eq!(streamed(&[&whole[..i], &whole[i..j], &whole[j..]], 86_028_157), h, "{i} {j}");
+                assert_eq!(murmur3_32(&[&whole[..i], &whole[i..j], &whole[j..]], 86_028_157), h, "{i} {j}");
             }
         }
     }

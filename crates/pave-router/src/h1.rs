@@ -243,21 +243,34 @@ pub(crate) struct Additions<'a> {
     pub(crate) head_request: bool,
 }
 
+/// Why a backend's response head cannot be passed on (yet).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ResponseError {
+    /// Not all of the head is here yet.
+    Partial,
+    /// The backend broke HTTP: the request fails with a 502.
+    Bad(&'static str),
+}
+
 /// Parses the backend's response head at the start of `buf` and writes the head for the
 /// client into `out` (cleared first). A 1xx interim head is written as it came.
-pub(crate) fn prepare_response(buf: &[u8], add: &Additions<'_>, out: &mut Vec<u8>) -> Result<ResponseHead, HeadError> {
+pub(crate) fn prepare_response(
+    buf: &[u8],
+    add: &Additions<'_>,
+    out: &mut Vec<u8>,
+) -> Result<ResponseHead, ResponseError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     let len = match resp.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Err(HeadError::Partial),
-        Err(_) => return Err(HeadError::Bad(502, "the backend sent a malformed response head")),
+        Ok(httparse::Status::Partial) => return Err(ResponseError::Partial),
+        Err(_) => return Err(ResponseError::Bad("the backend sent a malformed response head")),
     };
     let status = resp.code.unwrap_or(0);
     out.clear();
     if (100..200).contains(&status) {
         if status == 101 {
-            return Err(HeadError::Bad(502, "the backend switched protocols unasked"));
+            return Err(ResponseError::Bad("the backend switched protocols unasked"));
         }
         out.extend_from_slice(&buf[..len]);
         return Ok(ResponseHead { len, status, framing: Framing::Empty, close: false });
@@ -280,9 +293,9 @@ pub(crate) fn prepare_response(buf: &[u8], add: &Additions<'_>, out: &mut Vec<u8
                 .ok()
                 .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|s| s.parse::<u64>().ok())
-                .ok_or(HeadError::Bad(502, "the backend sent an invalid Content-Length"))?;
+                .ok_or(ResponseError::Bad("the backend sent an invalid Content-Length"))?;
             if length.is_some_and(|l| l != n) {
-                return Err(HeadError::Bad(502, "the backend sent conflicting Content-Lengths"));
+                return Err(ResponseError::Bad("the backend sent conflicting Content-Lengths"));
             }
             length = Some(n);
         } else if h.name.eq_ignore_ascii_case("connection") {
@@ -315,7 +328,8 @@ pub(crate) fn prepare_response(buf: &[u8], add: &Additions<'_>, out: &mut Vec<u8
         close = true;
     }
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(itoa_status(status).as_bytes());
+    // A three-digit code (httparse checks), written without formatting.
+    out.extend_from_slice(&[b'0' + (status / 100) as u8, b'0' + (status / 10 % 10) as u8, b'0' + (status % 10) as u8]);
     out.push(b' ');
     out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -333,10 +347,6 @@ pub(crate) fn prepare_response(buf: &[u8], add: &Additions<'_>, out: &mut Vec<u8
     }
     out.extend_from_slice(b"\r\n");
     Ok(ResponseHead { len, status, framing, close })
-}
-
-fn itoa_status(status: u16) -> String {
-    status.to_string()
 }
 
 /// Follows chunked framing over the bytes of a body as they pass, to find where it ends.
@@ -686,10 +696,9 @@ async fn send(
             if !b.backend.is_empty() {
                 match prepare_response(&b.backend, add, &mut b.down) {
                     Ok(h) => break h,
-                    Err(HeadError::Partial) if b.backend.len() < MAX_HEAD => {}
-                    Err(HeadError::Partial) => return Err(Unsent::Partly("response head too large".into())),
-                    Err(HeadError::Bad(_, why)) => return Err(Unsent::Partly(why.into())),
-                    Err(HeadError::Elsewhere) => return Err(Unsent::Partly("unexpected response head".into())),
+                    Err(ResponseError::Partial) if b.backend.len() < MAX_HEAD => {}
+                    Err(ResponseError::Partial) => return Err(Unsent::Partly("response head too large".into())),
+                    Err(ResponseError::Bad(why)) => return Err(Unsent::Partly(why.into())),
                 }
             }
             let read = read_more(conn, &mut b.backend).await;
@@ -723,9 +732,11 @@ async fn relay_body(
     framing: Framing,
 ) -> Result<bool, ()> {
     let mut chunks = Chunks::Size(0);
+    // Body bytes still to come (chunked and until-close: unknown until they end).
     let mut left = match framing {
+        Framing::Empty => 0,
         Framing::Length(n) => n,
-        _ => u64::MAX,
+        Framing::Chunked | Framing::UntilClose => u64::MAX,
     };
     // How many of `bytes` belong to the body; None when the body framing is broken.
     let mut take = |bytes: &[u8], left: &mut u64| -> Option<usize> {
@@ -746,9 +757,6 @@ async fn relay_body(
             Framing::UntilClose => Some(bytes.len()),
         }
     };
-    if framing == Framing::Empty {
-        left = 0;
-    }
     let first = take(&b.backend[head_len..], &mut left).ok_or(())?;
     b.down.extend_from_slice(&b.backend[head_len..head_len + first]);
     let mut extra = b.backend.len() > head_len + first;
@@ -878,7 +886,7 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(
             prepare_response(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &PLAIN, &mut out),
-            Err(HeadError::Bad(502, "the backend sent conflicting Content-Lengths"))
+            Err(ResponseError::Bad("the backend sent conflicting Content-Lengths"))
         );
     }
 
