@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod delivery;
 pub mod diff;
 pub mod event;
+pub mod flags;
 pub mod name;
 pub mod release;
 pub mod rollout;

@@ -7,6 +7,7 @@ mod audit;
 mod catalog;
 mod delivery;
 mod events;
+mod flags;
 mod migrate;
 mod releases;
 mod rollouts;
@@ -26,6 +27,7 @@ pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
 pub use catalog::{ListQuery, StoredResource};
 pub use delivery::{DeliveryFacts, ReportAction};
 pub use events::EventQuery;
+pub use flags::{FlagChange, FlagSnapshot, FlagUsage, SdkClient, SdkToken, SdkTokenKind, StoredFlag, UsageCount};
 /// The database driver's error, for callers that classify failures (unavailable or not).
 pub use sqlx::Error as SqlxError;
 pub use tokens::{NewToken, TokenRecord};

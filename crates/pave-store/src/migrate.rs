@@ -30,6 +30,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_delivery"),
     migration!(3, "0003_releases"),
     migration!(4, "0004_rollouts"),
+    migration!(5, "0005_flags"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS pave_migrations (

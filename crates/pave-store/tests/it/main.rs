@@ -1,6 +1,8 @@
 //! Store conformance tests. Each runs against SQLite, and against PostgreSQL too when
 //! `PAVE_TEST_DATABASE_URL` is set (CI sets it), so both backends are proven to behave alike.
 
+mod flags;
+
 use pave_model::apply::Request;
 use pave_model::{Action, Kind, Resource, Role, Selector};
 use pave_store::testing::{TestDatabase, fresh};

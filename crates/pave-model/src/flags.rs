@@ -1,0 +1,816 @@
+//! Feature flags as Pave stores them: a `Flag` document per flag (its project, type and one
+//! configuration per environment) and reusable `Segment`s, both strictly validated — a
+//! definition that SDKs could not evaluate as written is refused, never stored. What SDKs
+//! read is derived from these ([`Flag::client_feature`]), in the Unleash client API's shape.
+//!
+//! Segments are referred to by name in documents; the Unleash wire format wants numbers, so
+//! the store gives each segment a stable numeric id and callers pass the mapping in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use pave_flags::model as wire;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::FieldError;
+
+/// Largest number of values one constraint may list.
+pub const MAX_CONSTRAINT_VALUES: usize = 10_000;
+
+/// What a flag is for; it sets how long a flag may sit unchanged before it is flag debt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlagType {
+    /// Ships unfinished work dark; removed once the feature is fully out.
+    #[default]
+    Release,
+    /// A/B or multivariate test; removed once decided.
+    Experiment,
+    /// Tunes how the system behaves (a migration, a new backend); short-lived.
+    Operational,
+    /// Turns a feature off in an emergency; meant to live as long as the feature.
+    KillSwitch,
+    /// Grants a feature to some users; meant to live as long as the feature.
+    Permission,
+}
+
+impl FlagType {
+    pub const ALL: [FlagType; 5] =
+        [FlagType::Release, FlagType::Experiment, FlagType::Operational, FlagType::KillSwitch, FlagType::Permission];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlagType::Release => "release",
+            FlagType::Experiment => "experiment",
+            FlagType::Operational => "operational",
+            FlagType::KillSwitch => "kill-switch",
+            FlagType::Permission => "permission",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FlagType> {
+        FlagType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// How long a flag of this type is expected to live, in days (Unleash's expectations):
+    /// a flag fully on or off, or unevaluated, for longer is stale. Long-lived types are only
+    /// stale when nothing has evaluated them for this long.
+    pub fn expected_lifetime_days(self) -> i64 {
+        match self {
+            FlagType::Release | FlagType::Experiment => 40,
+            FlagType::Operational => 7,
+            FlagType::KillSwitch | FlagType::Permission => 90,
+        }
+    }
+
+    /// Whether being fully on or off is the normal, lasting state of this type.
+    pub fn long_lived(self) -> bool {
+        matches!(self, FlagType::KillSwitch | FlagType::Permission)
+    }
+}
+
+/// The identity of a flag or segment document.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagMetadata {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A feature flag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flag {
+    pub metadata: FlagMetadata,
+    pub spec: FlagSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FlagSpec {
+    /// The project whose client tokens see the flag.
+    #[serde(default = "default_project")]
+    pub project: String,
+    #[serde(default, rename = "type")]
+    pub flag_type: FlagType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The team or service answerable for the flag (a name, not checked against the catalog).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub impression_data: bool,
+    /// Flags that must be on (or off, or on a given variant) for this one to be on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<FlagDependency>,
+    /// The flag's configuration per environment. An environment not listed sees the flag off.
+    #[serde(default)]
+    pub environments: BTreeMap<String, FlagEnvironment>,
+}
+
+fn default_project() -> String {
+    "default".into()
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagDependency {
+    pub feature: String,
+    /// Whether the parent must be on (the default) or off.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// When not empty, the parent's variant must be one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagEnvironment {
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strategies: Vec<FlagStrategy>,
+    /// Feature-level variants, used when the matching strategy has none of its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<FlagVariant>,
+}
+
+/// One way a flag can be on. Parameters are strings on the wire; numbers are accepted here.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagStrategy {
+    pub name: String,
+    #[serde(default, deserialize_with = "scalar_map", skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<FlagConstraint>,
+    /// Names of segments whose constraints all must hold too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<FlagVariant>,
+    /// A disabled strategy is kept but not served.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FlagConstraint {
+    pub context_name: String,
+    pub operator: String,
+    #[serde(default, deserialize_with = "scalars", skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    #[serde(default, deserialize_with = "opt_scalar", skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub inverted: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub case_insensitive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FlagVariant {
+    pub name: String,
+    /// Parts per thousand. Optional for variable variants: those without share what is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// `fix` keeps its weight whatever else changes; `variable` (the default) shares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stickiness: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<FlagPayload>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<FlagOverride>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagPayload {
+    /// `string`, `json`, `csv` or `number`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(deserialize_with = "payload_value")]
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FlagOverride {
+    pub context_name: String,
+    #[serde(deserialize_with = "scalars")]
+    pub values: Vec<String>,
+}
+
+/// Reusable constraints ("beta users", "EU customers") strategies refer to by name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segment {
+    pub metadata: FlagMetadata,
+    pub spec: SegmentSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub constraints: Vec<FlagConstraint>,
+}
+
+fn scalar(v: Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => Err(format!("expected a string, number or boolean, found {other}")),
+    }
+}
+
+fn scalars<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Vec::<Value>::deserialize(d)?.into_iter().map(scalar).collect::<Result<_, _>>().map_err(serde::de::Error::custom)
+}
+
+fn opt_scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<Value>::deserialize(d)?.map(scalar).transpose().map_err(serde::de::Error::custom)
+}
+
+fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    BTreeMap::<String, Value>::deserialize(d)?
+        .into_iter()
+        .map(|(k, v)| scalar(v).map(|v| (k, v)))
+        .collect::<Result<_, _>>()
+        .map_err(serde::de::Error::custom)
+}
+
+/// A JSON payload may be written as a YAML/JSON object; it is stored as its JSON text.
+fn payload_value<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        v @ (Value::Object(_) | Value::Array(_)) => Ok(v.to_string()),
+        other => scalar(other).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Strategies Pave serves; SDKs evaluate each the same way.
+pub const STRATEGIES: [&str; 8] = [
+    "default",
+    "flexibleRollout",
+    "userWithId",
+    "remoteAddress",
+    "applicationHostname",
+    "gradualRolloutUserId",
+    "gradualRolloutSessionId",
+    "gradualRolloutRandom",
+];
+
+/// Checks a flag or segment name: 1–100 characters of letters, digits, `-`, `_` and `.`,
+/// starting with a letter or digit (URL-safe, as Unleash requires).
+pub fn validate_flag_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.len() > 100 {
+        return Err(format!("is {} characters long; the limit is 100", name.len()));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(format!("must start with a letter or digit: {name:?}"));
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(format!("may only contain letters, digits, '-', '_' and '.', found {c:?}"));
+    }
+    Ok(())
+}
+
+impl Flag {
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    /// Reads a flag document (`kind: Flag` optional), naming the first field that is wrong.
+    pub fn from_value(mut v: Value) -> Result<Flag, Vec<FieldError>> {
+        take_kind(&mut v, "Flag")?;
+        let flag: Flag = serde_path_to_error::deserialize(v).map_err(|e| vec![path_error(e)])?;
+        let errors = flag.validate();
+        if errors.is_empty() { Ok(flag.normalized()) } else { Err(errors) }
+    }
+
+    pub fn to_value(&self) -> Value {
+        let mut v = serde_json::to_value(self).expect("a flag serialises");
+        if let Value::Object(m) = &mut v {
+            m.insert("kind".into(), Value::from("Flag"));
+        }
+        v
+    }
+
+    /// Every problem with the flag on its own (references to other flags, segments and
+    /// environments are checked by the store, which knows them).
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if let Err(e) = validate_flag_name(&self.metadata.name) {
+            errors.push(FieldError::new("metadata.name", e));
+        }
+        if let Err(e) = crate::name::validate(&self.spec.project) {
+            errors.push(FieldError::new("spec.project", format!("project name {e}")));
+        }
+        for (i, d) in self.spec.dependencies.iter().enumerate() {
+            let at = format!("spec.dependencies[{i}]");
+            if d.feature == self.metadata.name {
+                errors.push(FieldError::new(format!("{at}.feature"), "a flag cannot depend on itself"));
+            } else if let Err(e) = validate_flag_name(&d.feature) {
+                errors.push(FieldError::new(format!("{at}.feature"), e));
+            }
+            if !d.enabled && !d.variants.is_empty() {
+                errors.push(FieldError::new(format!("{at}.variants"), "variants only apply when the parent must be on"));
+            }
+        }
+        for (env, cfg) in &self.spec.environments {
+            let at = format!("spec.environments.{env}");
+            if let Err(e) = crate::name::validate(env) {
+                errors.push(FieldError::new(&at, format!("environment name {e}")));
+            }
+            for (i, s) in cfg.strategies.iter().enumerate() {
+                validate_strategy(s, &format!("{at}.strategies[{i}]"), &mut errors);
+            }
+            validate_variants(&cfg.variants, &format!("{at}.variants"), &mut errors);
+        }
+        errors
+    }
+
+    /// The flag with defaults filled in: a flexibleRollout's groupId (the flag's name) and
+    /// stickiness, and every variant's weight, so what is stored is what is served.
+    pub fn normalized(mut self) -> Flag {
+        let name = self.metadata.name.clone();
+        for cfg in self.spec.environments.values_mut() {
+            for s in &mut cfg.strategies {
+                if s.name == "flexibleRollout" {
+                    s.parameters.entry("groupId".into()).or_insert_with(|| name.clone());
+                    s.parameters.entry("stickiness".into()).or_insert_with(|| "default".into());
+                }
+                settle_weights(&mut s.variants);
+            }
+            settle_weights(&mut cfg.variants);
+        }
+        self
+    }
+
+    /// Every segment name the flag's strategies use.
+    pub fn segment_names(&self) -> BTreeSet<&str> {
+        self.spec
+            .environments
+            .values()
+            .flat_map(|e| &e.strategies)
+            .flat_map(|s| s.segments.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// Whether the flag is on for everyone in `env`, off for everyone, or neither.
+    pub fn exposure(&self, env: &str) -> Exposure {
+        let Some(cfg) = self.spec.environments.get(env).filter(|c| c.enabled) else {
+            return Exposure::Off;
+        };
+        let live: Vec<_> = cfg.strategies.iter().filter(|s| !s.disabled).collect();
+        if live.is_empty() {
+            // An enabled flag without strategies is on for everyone (Unleash's rule).
+            return Exposure::On;
+        }
+        let full = |s: &&FlagStrategy| {
+            s.constraints.is_empty()
+                && s.segments.is_empty()
+                && match s.name.as_str() {
+                    "default" => true,
+                    "flexibleRollout" => s.parameters.get("rollout").is_some_and(|r| r.trim() == "100"),
+                    _ => false,
+                }
+        };
+        if live.iter().any(full) { Exposure::On } else { Exposure::Partial }
+    }
+
+    /// What SDKs read for `env`: the flag in the Unleash client API's shape, segment names
+    /// turned into ids with `segment_id`. A flag without configuration for `env` is off.
+    pub fn client_feature(&self, env: &str, segment_id: &dyn Fn(&str) -> Option<u32>) -> wire::Feature {
+        let cfg = self.spec.environments.get(env);
+        wire::Feature {
+            name: self.metadata.name.clone(),
+            kind: Some(self.spec.flag_type.as_str().to_owned()),
+            description: self.spec.description.clone(),
+            project: Some(self.spec.project.clone()),
+            enabled: cfg.is_some_and(|c| c.enabled),
+            stale: false,
+            impression_data: self.spec.impression_data,
+            strategies: cfg
+                .into_iter()
+                .flat_map(|c| &c.strategies)
+                .filter(|s| !s.disabled)
+                .map(|s| wire::Strategy {
+                    name: s.name.clone(),
+                    parameters: s.parameters.clone(),
+                    constraints: s.constraints.iter().map(FlagConstraint::to_wire).collect(),
+                    segments: s.segments.iter().filter_map(|n| segment_id(n)).collect(),
+                    variants: s.variants.iter().map(FlagVariant::to_wire).collect(),
+                })
+                .collect(),
+            variants: cfg.into_iter().flat_map(|c| &c.variants).map(FlagVariant::to_wire).collect(),
+            dependencies: self
+                .spec
+                .dependencies
+                .iter()
+                .map(|d| wire::Dependency {
+                    feature: d.feature.clone(),
+                    enabled: Some(d.enabled),
+                    variants: (!d.variants.is_empty()).then(|| d.variants.clone()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// How much of an environment's traffic a flag is on for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Exposure {
+    Off,
+    Partial,
+    On,
+}
+
+impl Segment {
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    pub fn from_value(mut v: Value) -> Result<Segment, Vec<FieldError>> {
+        take_kind(&mut v, "Segment")?;
+        let seg: Segment = serde_path_to_error::deserialize(v).map_err(|e| vec![path_error(e)])?;
+        let mut errors = Vec::new();
+        if let Err(e) = validate_flag_name(&seg.metadata.name) {
+            errors.push(FieldError::new("metadata.name", e));
+        }
+        if seg.spec.constraints.is_empty() {
+            errors.push(FieldError::new("spec.constraints", "a segment needs at least one constraint"));
+        }
+        for (i, c) in seg.spec.constraints.iter().enumerate() {
+            validate_constraint(c, &format!("spec.constraints[{i}]"), &mut errors);
+        }
+        if errors.is_empty() { Ok(seg) } else { Err(errors) }
+    }
+
+    pub fn to_value(&self) -> Value {
+        let mut v = serde_json::to_value(self).expect("a segment serialises");
+        if let Value::Object(m) = &mut v {
+            m.insert("kind".into(), Value::from("Segment"));
+        }
+        v
+    }
+
+    pub fn to_wire(&self, id: u32) -> wire::Segment {
+        wire::Segment {
+            id,
+            name: Some(self.metadata.name.clone()),
+            constraints: self.spec.constraints.iter().map(FlagConstraint::to_wire).collect(),
+        }
+    }
+}
+
+impl FlagConstraint {
+    fn to_wire(&self) -> wire::Constraint {
+        wire::Constraint {
+            context_name: self.context_name.clone(),
+            operator: self.operator.clone(),
+            values: self.values.clone(),
+            value: self.value.clone(),
+            inverted: self.inverted,
+            case_insensitive: self.case_insensitive,
+        }
+    }
+}
+
+impl FlagVariant {
+    fn to_wire(&self) -> wire::Variant {
+        wire::Variant {
+            name: self.name.clone(),
+            weight: self.weight.unwrap_or(0),
+            weight_type: Some(self.weight_type.clone().unwrap_or_else(|| "variable".into())),
+            stickiness: Some(self.stickiness.clone().unwrap_or_else(|| "default".into())),
+            payload: self.payload.as_ref().map(|p| wire::Payload { kind: p.kind.clone(), value: p.value.clone() }),
+            overrides: self
+                .overrides
+                .iter()
+                .map(|o| wire::Override { context_name: o.context_name.clone(), values: o.values.clone() })
+                .collect(),
+        }
+    }
+}
+
+fn take_kind(v: &mut Value, expected: &str) -> Result<(), Vec<FieldError>> {
+    let Value::Object(m) = v else {
+        return Err(vec![FieldError::new("", format!("a {expected} document must be an object"))]);
+    };
+    match m.remove("kind") {
+        None => Ok(()),
+        Some(Value::String(k)) if k == expected => Ok(()),
+        Some(other) => Err(vec![FieldError::new("kind", format!("expected {expected}, found {other}"))]),
+    }
+}
+
+fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> FieldError {
+    let path = e.path().to_string();
+    FieldError::new(if path == "." { String::new() } else { path }, e.into_inner().to_string())
+}
+
+fn validate_strategy(s: &FlagStrategy, at: &str, errors: &mut Vec<FieldError>) {
+    if !STRATEGIES.contains(&s.name.as_str()) {
+        errors.push(FieldError::new(
+            format!("{at}.name"),
+            format!("unknown strategy {:?}; Pave serves {}", s.name, STRATEGIES.join(", ")),
+        ));
+        return;
+    }
+    let param = |k: &str| s.parameters.get(k).map(|v| v.trim());
+    let percent = |k: &str, errors: &mut Vec<FieldError>| match param(k) {
+        None => errors.push(FieldError::new(format!("{at}.parameters.{k}"), "missing: a percentage from 0 to 100")),
+        Some(v) => match v.parse::<u32>() {
+            Ok(0..=100) => {}
+            _ => errors.push(FieldError::new(
+                format!("{at}.parameters.{k}"),
+                format!("{v:?} is not a whole percentage from 0 to 100"),
+            )),
+        },
+    };
+    let list = |k: &str, what: &str, errors: &mut Vec<FieldError>| -> Vec<String> {
+        let items: Vec<String> =
+            param(k).unwrap_or("").split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect();
+        if items.is_empty() {
+            errors.push(FieldError::new(format!("{at}.parameters.{k}"), format!("missing: a comma-separated list of {what}")));
+        }
+        items
+    };
+    match s.name.as_str() {
+        "flexibleRollout" => percent("rollout", errors),
+        "gradualRolloutUserId" | "gradualRolloutSessionId" | "gradualRolloutRandom" => percent("percentage", errors),
+        "userWithId" => {
+            list("userIds", "user ids", errors);
+        }
+        "applicationHostname" => {
+            list("hostNames", "host names", errors);
+        }
+        "remoteAddress" => {
+            for ip in list("IPs", "IP addresses or CIDR ranges", errors) {
+                if !valid_ip_or_cidr(&ip) {
+                    errors.push(FieldError::new(
+                        format!("{at}.parameters.IPs"),
+                        format!("{ip:?} is not an IP address or CIDR range"),
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    for (i, c) in s.constraints.iter().enumerate() {
+        validate_constraint(c, &format!("{at}.constraints[{i}]"), errors);
+    }
+    for (i, n) in s.segments.iter().enumerate() {
+        if let Err(e) = validate_flag_name(n) {
+            errors.push(FieldError::new(format!("{at}.segments[{i}]"), e));
+        }
+    }
+    validate_variants(&s.variants, &format!("{at}.variants"), errors);
+}
+
+fn valid_ip_or_cidr(s: &str) -> bool {
+    match s.split_once('/') {
+        None => s.parse::<std::net::IpAddr>().is_ok(),
+        Some((ip, bits)) => match (ip.parse::<std::net::IpAddr>(), bits.parse::<u8>()) {
+            (Ok(std::net::IpAddr::V4(_)), Ok(b)) => b <= 32,
+            (Ok(std::net::IpAddr::V6(_)), Ok(b)) => b <= 128,
+            _ => false,
+        },
+    }
+}
+
+/// Operators that compare against a list (`values`) rather than one `value`.
+const LIST_OPERATORS: [&str; 6] = ["IN", "NOT_IN", "STR_CONTAINS", "STR_STARTS_WITH", "STR_ENDS_WITH", "IN_CIDR"];
+
+fn validate_constraint(c: &FlagConstraint, at: &str, errors: &mut Vec<FieldError>) {
+    if c.context_name.trim().is_empty() {
+        errors.push(FieldError::new(format!("{at}.contextName"), "must not be empty"));
+    }
+    if c.values.len() > MAX_CONSTRAINT_VALUES {
+        errors.push(FieldError::new(
+            format!("{at}.values"),
+            format!("{} values; the limit is {MAX_CONSTRAINT_VALUES}", c.values.len()),
+        ));
+    }
+    if LIST_OPERATORS.contains(&c.operator.as_str()) && c.values.is_empty() {
+        errors.push(FieldError::new(format!("{at}.values"), format!("{} needs at least one value", c.operator)));
+        return;
+    }
+    let wire = c.to_wire();
+    if let Err(e) = pave_flags::check_constraint(&wire) {
+        let field = if e.starts_with("unknown operator") { "operator" } else if c.value.is_some() { "value" } else { "values" };
+        errors.push(FieldError::new(format!("{at}.{field}"), e));
+    }
+}
+
+fn validate_variants(variants: &[FlagVariant], at: &str, errors: &mut Vec<FieldError>) {
+    if variants.is_empty() {
+        return;
+    }
+    let mut seen = BTreeSet::new();
+    let mut given = 0u64;
+    let mut unweighted = 0usize;
+    for (i, v) in variants.iter().enumerate() {
+        let vat = format!("{at}[{i}]");
+        if v.name.trim().is_empty() {
+            errors.push(FieldError::new(format!("{vat}.name"), "must not be empty"));
+        } else if !seen.insert(v.name.as_str()) {
+            errors.push(FieldError::new(format!("{vat}.name"), format!("variant {:?} is listed twice", v.name)));
+        }
+        let fix = match v.weight_type.as_deref() {
+            None | Some("variable") => false,
+            Some("fix") => true,
+            Some(other) => {
+                errors.push(FieldError::new(
+                    format!("{vat}.weightType"),
+                    format!("{other:?} is not a weight type; use variable or fix"),
+                ));
+                false
+            }
+        };
+        match v.weight {
+            Some(w) if w > 1000 => {
+                errors.push(FieldError::new(format!("{vat}.weight"), format!("{w} is more than 1000 (parts per thousand)")))
+            }
+            Some(w) => given += u64::from(w),
+            None if fix => errors.push(FieldError::new(format!("{vat}.weight"), "a fix variant needs a weight")),
+            None => unweighted += 1,
+        }
+        if let Some(p) = &v.payload {
+            let bad = match p.kind.as_str() {
+                "string" | "csv" => None,
+                "json" => serde_json::from_str::<Value>(&p.value).err().map(|e| format!("not valid JSON: {e}")),
+                "number" => p.value.trim().parse::<f64>().err().map(|_| format!("{:?} is not a number", p.value)),
+                other => Some(format!("{other:?} is not a payload type; use string, json, csv or number")),
+            };
+            if let Some(reason) = bad {
+                errors.push(FieldError::new(format!("{vat}.payload"), reason));
+            }
+        }
+        for (j, o) in v.overrides.iter().enumerate() {
+            if o.context_name.trim().is_empty() {
+                errors.push(FieldError::new(format!("{vat}.overrides[{j}].contextName"), "must not be empty"));
+            }
+            if o.values.is_empty() {
+                errors.push(FieldError::new(format!("{vat}.overrides[{j}].values"), "needs at least one value"));
+            }
+        }
+    }
+    if unweighted == 0 && given != 1000 {
+        errors.push(FieldError::new(at, format!("variant weights add up to {given}, not 1000 (parts per thousand)")));
+    } else if unweighted > 0 && given > 1000 {
+        errors.push(FieldError::new(at, format!("variant weights add up to {given}, more than 1000 (parts per thousand)")));
+    }
+}
+
+/// Gives variants without a weight an equal share of what the others leave (the first ones
+/// one part more when it does not divide evenly), as Unleash does, so weights add to 1000.
+fn settle_weights(variants: &mut [FlagVariant]) {
+    let given: u32 = variants.iter().filter_map(|v| v.weight).sum();
+    let open = variants.iter().filter(|v| v.weight.is_none()).count() as u32;
+    if open == 0 {
+        return;
+    }
+    let left = 1000u32.saturating_sub(given);
+    let (share, mut extra) = (left / open, left % open);
+    for v in variants.iter_mut().filter(|v| v.weight.is_none()) {
+        v.weight = Some(share + u32::from(extra > 0));
+        extra = extra.saturating_sub(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn flag(spec: Value) -> Result<Flag, Vec<FieldError>> {
+        Flag::from_value(json!({"kind": "Flag", "metadata": {"name": "new-checkout"}, "spec": spec}))
+    }
+
+    fn fields(r: Result<Flag, Vec<FieldError>>) -> Vec<String> {
+        r.expect_err("invalid").iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn reads_a_flag_and_fills_defaults() {
+        let f = flag(json!({"type": "experiment", "environments": {"production": {"enabled": true, "strategies": [
+            {"name": "flexibleRollout", "parameters": {"rollout": 25}, "variants": [
+                {"name": "a", "payload": {"type": "json", "value": {"x": 1}}}, {"name": "b"}, {"name": "c"}]}]}}}))
+        .expect("valid");
+        assert_eq!(f.spec.project, "default");
+        assert_eq!(f.spec.flag_type, FlagType::Experiment);
+        let s = &f.spec.environments["production"].strategies[0];
+        assert_eq!(s.parameters["rollout"], "25");
+        assert_eq!(s.parameters["groupId"], "new-checkout");
+        assert_eq!(s.parameters["stickiness"], "default");
+        let weights: Vec<_> = s.variants.iter().map(|v| v.weight.unwrap()).collect();
+        assert_eq!(weights, [334, 333, 333]);
+        assert_eq!(s.variants[0].payload.as_ref().unwrap().value, r#"{"x":1}"#);
+        let wire = f.client_feature("production", &|_| None);
+        assert!(wire.enabled);
+        assert_eq!(wire.kind.as_deref(), Some("experiment"));
+        assert!(!f.client_feature("staging", &|_| None).enabled);
+    }
+
+    #[test]
+    fn refuses_what_sdks_could_not_evaluate() {
+        let errs = fields(flag(json!({"environments": {"production": {"enabled": true, "strategies": [
+            {"name": "flexibleRollout", "parameters": {"rollout": 150}},
+            {"name": "default", "constraints": [
+                {"contextName": "email", "operator": "REGEX", "value": "(unclosed"},
+                {"contextName": "version", "operator": "SEMVER_GT", "value": "1.x"},
+                {"contextName": "region", "operator": "IN", "values": []},
+                {"contextName": "age", "operator": "NUM_WITHIN", "value": "3"}]},
+            {"name": "remoteAddress", "parameters": {"IPs": "10.0.0.0/8, 300.1.1.1"}},
+            {"name": "canary"}],
+            "variants": [{"name": "a", "weight": 600}, {"name": "b", "weight": 300}]}}})));
+        let want = [
+            "spec.environments.production.strategies[0].parameters.rollout: \"150\" is not a whole percentage",
+            "strategies[1].constraints[0].value",
+            "strategies[1].constraints[1].value: \"1.x\" is not a semantic version",
+            "strategies[1].constraints[2].values: IN needs at least one value",
+            "strategies[1].constraints[3].operator",
+            "strategies[2].parameters.IPs: \"300.1.1.1\" is not an IP address",
+            "strategies[3].name: unknown strategy \"canary\"",
+            "spec.environments.production.variants: variant weights add up to 900, not 1000",
+        ];
+        for w in want {
+            assert!(errs.iter().any(|e| e.contains(w)), "no error like {w:?} in {errs:#?}");
+        }
+        assert_eq!(errs.len(), want.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn refuses_unknown_fields_and_bad_names() {
+        let errs = fields(flag(json!({"environments": {"production": {"enabled": true, "strategy": []}}})));
+        assert!(errs[0].contains("unknown field `strategy`"), "{errs:?}");
+        let errs = fields(Flag::from_value(json!({"metadata": {"name": "bad name"}, "spec": {}})));
+        assert!(errs[0].starts_with("metadata.name: may only contain"), "{errs:?}");
+        let errs = fields(flag(json!({"type": "forever"})));
+        assert!(errs[0].contains("unknown variant `forever`"), "{errs:?}");
+        let errs = fields(flag(json!({"dependencies": [{"feature": "new-checkout"}]})));
+        assert!(errs[0].contains("cannot depend on itself"), "{errs:?}");
+        let errs = fields(flag(json!({"environments": {"production": {"enabled": true,
+            "variants": [{"name": "a", "weight": 700, "weightType": "fix"}, {"name": "a"},
+                         {"name": "c", "payload": {"type": "json", "value": "{nope"}}]}}})));
+        assert!(errs.iter().any(|e| e.contains("listed twice")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("not valid JSON")), "{errs:?}");
+    }
+
+    #[test]
+    fn fixed_weights_keep_their_share() {
+        let f = flag(json!({"environments": {"production": {"enabled": true, "variants": [
+            {"name": "a", "weight": 500, "weightType": "fix"}, {"name": "b"}, {"name": "c"}]}}}))
+        .expect("valid");
+        let w: Vec<_> = f.spec.environments["production"].variants.iter().map(|v| v.weight.unwrap()).collect();
+        assert_eq!(w, [500, 250, 250]);
+    }
+
+    #[test]
+    fn exposure_tells_fully_on_from_partial() {
+        let f = |strategies: Value, enabled: bool| {
+            flag(json!({"environments": {"production": {"enabled": enabled, "strategies": strategies}}}))
+                .expect("valid")
+                .exposure("production")
+        };
+        assert_eq!(f(json!([]), true), Exposure::On);
+        assert_eq!(f(json!([{"name": "default"}]), false), Exposure::Off);
+        assert_eq!(f(json!([{"name": "flexibleRollout", "parameters": {"rollout": "100"}}]), true), Exposure::On);
+        assert_eq!(f(json!([{"name": "flexibleRollout", "parameters": {"rollout": "30"}}]), true), Exposure::Partial);
+        let constrained = json!([{"name": "default", "constraints": [{"contextName": "a", "operator": "IN", "values": ["x"]}]}]);
+        assert_eq!(f(constrained, true), Exposure::Partial);
+    }
+
+    #[test]
+    fn segments_need_valid_constraints() {
+        let s = Segment::from_value(json!({"kind": "Segment", "metadata": {"name": "beta"},
+            "spec": {"constraints": [{"contextName": "plan", "operator": "IN", "values": ["beta", 2]}]}}))
+        .expect("valid");
+        assert_eq!(s.spec.constraints[0].values, ["beta", "2"]);
+        let errs = Segment::from_value(json!({"metadata": {"name": "beta"}, "spec": {"constraints": []}})).expect_err("bad");
+        assert!(errs[0].to_string().contains("at least one constraint"));
+    }
+}
