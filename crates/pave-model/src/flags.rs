@@ -333,7 +333,8 @@ impl Flag {
                 errors.push(FieldError::new(format!("{at}.feature"), e));
             }
             if !d.enabled && !d.variants.is_empty() {
-                errors.push(FieldError::new(format!("{at}.variants"), "variants only apply when the parent must be on"));
+                errors
+                    .push(FieldError::new(format!("{at}.variants"), "variants only apply when the parent must be on"));
             }
         }
         for (env, cfg) in &self.spec.environments {
@@ -553,7 +554,10 @@ fn validate_strategy(s: &FlagStrategy, at: &str, errors: &mut Vec<FieldError>) {
         let items: Vec<String> =
             param(k).unwrap_or("").split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect();
         if items.is_empty() {
-            errors.push(FieldError::new(format!("{at}.parameters.{k}"), format!("missing: a comma-separated list of {what}")));
+            errors.push(FieldError::new(
+                format!("{at}.parameters.{k}"),
+                format!("missing: a comma-separated list of {what}"),
+            ));
         }
         items
     };
@@ -619,7 +623,13 @@ fn validate_constraint(c: &FlagConstraint, at: &str, errors: &mut Vec<FieldError
     }
     let wire = c.to_wire();
     if let Err(e) = pave_flags::check_constraint(&wire) {
-        let field = if e.starts_with("unknown operator") { "operator" } else if c.value.is_some() { "value" } else { "values" };
+        let field = if e.starts_with("unknown operator") {
+            "operator"
+        } else if c.value.is_some() {
+            "value"
+        } else {
+            "values"
+        };
         errors.push(FieldError::new(format!("{at}.{field}"), e));
     }
 }
@@ -650,9 +660,8 @@ fn validate_variants(variants: &[FlagVariant], at: &str, errors: &mut Vec<FieldE
             }
         };
         match v.weight {
-            Some(w) if w > 1000 => {
-                errors.push(FieldError::new(format!("{vat}.weight"), format!("{w} is more than 1000 (parts per thousand)")))
-            }
+            Some(w) if w > 1000 => errors
+                .push(FieldError::new(format!("{vat}.weight"), format!("{w} is more than 1000 (parts per thousand)"))),
             Some(w) => given += u64::from(w),
             None if fix => errors.push(FieldError::new(format!("{vat}.weight"), "a fix variant needs a weight")),
             None => unweighted += 1,
@@ -680,7 +689,10 @@ fn validate_variants(variants: &[FlagVariant], at: &str, errors: &mut Vec<FieldE
     if unweighted == 0 && given != 1000 {
         errors.push(FieldError::new(at, format!("variant weights add up to {given}, not 1000 (parts per thousand)")));
     } else if unweighted > 0 && given > 1000 {
-        errors.push(FieldError::new(at, format!("variant weights add up to {given}, more than 1000 (parts per thousand)")));
+        errors.push(FieldError::new(
+            at,
+            format!("variant weights add up to {given}, more than 1000 (parts per thousand)"),
+        ));
     }
 }
 
@@ -698,6 +710,66 @@ fn settle_weights(variants: &mut [FlagVariant]) {
         v.weight = Some(share + u32::from(extra > 0));
         extra = extra.saturating_sub(1);
     }
+}
+
+/// What staleness is judged on, for one flag.
+#[derive(Debug, Clone)]
+pub struct FlagFacts<'a> {
+    pub flag: &'a Flag,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    /// Environment → (exposure, since when, in ms).
+    pub exposure: BTreeMap<&'a str, (Exposure, i64)>,
+    /// When an SDK last reported evaluating it, anywhere.
+    pub last_seen: Option<i64>,
+}
+
+/// Why a flag is flag debt, and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    pub reason: String,
+    pub since: i64,
+}
+
+/// Whether a flag is stale at `now`: no SDK has evaluated it for longer than its type's
+/// expected lifetime (or `days`), or — for short-lived types — it has been fully on or
+/// fully off in every environment for that long, so the flag no longer decides anything.
+pub fn staleness(f: &FlagFacts<'_>, now: i64, days: Option<i64>) -> Option<Stale> {
+    let t = f.flag.spec.flag_type;
+    let days = days.unwrap_or_else(|| t.expected_lifetime_days());
+    let limit = now - days * 86_400_000;
+    let quiet_since = f.last_seen.unwrap_or(f.created_at);
+    if quiet_since <= limit {
+        let reason = match f.last_seen {
+            None => format!("never evaluated in the {} days since it was created", (now - f.created_at) / 86_400_000),
+            Some(_) => format!("not evaluated for {} days", (now - quiet_since) / 86_400_000),
+        };
+        return Some(Stale { reason, since: quiet_since });
+    }
+    if t.long_lived() || f.exposure.is_empty() {
+        return None;
+    }
+    if f.exposure.values().any(|(e, _)| *e == Exposure::Partial) {
+        return None;
+    }
+    let since = f.exposure.values().map(|(_, s)| *s).max().unwrap_or(f.created_at);
+    if since > limit {
+        return None;
+    }
+    let state: Vec<String> = f
+        .exposure
+        .iter()
+        .map(|(env, (e, _))| format!("{} in {env}", if *e == Exposure::On { "fully on" } else { "off" }))
+        .collect();
+    Some(Stale {
+        reason: format!(
+            "{} for {} days (a {} flag is expected to live {days})",
+            state.join(", "),
+            (now - since) / 86_400_000,
+            t.as_str()
+        ),
+        since,
+    })
 }
 
 #[cfg(test)]
@@ -800,8 +872,48 @@ mod tests {
         assert_eq!(f(json!([{"name": "default"}]), false), Exposure::Off);
         assert_eq!(f(json!([{"name": "flexibleRollout", "parameters": {"rollout": "100"}}]), true), Exposure::On);
         assert_eq!(f(json!([{"name": "flexibleRollout", "parameters": {"rollout": "30"}}]), true), Exposure::Partial);
-        let constrained = json!([{"name": "default", "constraints": [{"contextName": "a", "operator": "IN", "values": ["x"]}]}]);
+        let constrained =
+            json!([{"name": "default", "constraints": [{"contextName": "a", "operator": "IN", "values": ["x"]}]}]);
         assert_eq!(f(constrained, true), Exposure::Partial);
+    }
+
+    #[test]
+    fn stale_flags_are_settled_or_unused_past_their_lifetime() {
+        const DAY: i64 = 86_400_000;
+        let f = flag(json!({"type": "release"})).expect("valid");
+        let facts = |exposure: &[(&'static str, Exposure, i64)], last_seen: Option<i64>| FlagFacts {
+            flag: &f,
+            created_at: 0,
+            exposure: exposure.iter().map(|(e, x, s)| (*e, (*x, *s))).collect(),
+            last_seen,
+        };
+        let now = 100 * DAY;
+        // Fully on in production and off in staging for 50 days, still evaluated: stale.
+        let s = staleness(
+            &facts(&[("production", Exposure::On, 50 * DAY), ("staging", Exposure::Off, 10 * DAY)], Some(now)),
+            now,
+            None,
+        )
+        .expect("stale");
+        assert!(s.reason.starts_with("fully on in production, off in staging for 50 days"), "{}", s.reason);
+        // Partly rolled out: it still decides something.
+        assert_eq!(staleness(&facts(&[("production", Exposure::Partial, 0)], Some(now)), now, None), None);
+        // Settled only 30 days ago: within a release flag's 40.
+        assert_eq!(staleness(&facts(&[("production", Exposure::On, 70 * DAY)], Some(now)), now, None), None);
+        // ... but not within a threshold of 20 days.
+        assert!(staleness(&facts(&[("production", Exposure::On, 70 * DAY)], Some(now)), now, Some(20)).is_some());
+        // Never evaluated since creation 100 days ago.
+        let s = staleness(&facts(&[("production", Exposure::Partial, 0)], None), now, None).expect("unused");
+        assert!(s.reason.contains("never evaluated"), "{}", s.reason);
+        // A kill switch is meant to sit fully on; it is stale only when unused.
+        let k = flag(json!({"type": "kill-switch"})).expect("valid");
+        let kf = FlagFacts {
+            flag: &k,
+            created_at: 0,
+            exposure: [("production", (Exposure::On, 0))].into(),
+            last_seen: Some(now),
+        };
+        assert_eq!(staleness(&kf, now, None), None);
     }
 
     #[test]
@@ -810,7 +922,8 @@ mod tests {
             "spec": {"constraints": [{"contextName": "plan", "operator": "IN", "values": ["beta", 2]}]}}))
         .expect("valid");
         assert_eq!(s.spec.constraints[0].values, ["beta", "2"]);
-        let errs = Segment::from_value(json!({"metadata": {"name": "beta"}, "spec": {"constraints": []}})).expect_err("bad");
+        let errs =
+            Segment::from_value(json!({"metadata": {"name": "beta"}, "spec": {"constraints": []}})).expect_err("bad");
         assert!(errs[0].to_string().contains("at least one constraint"));
     }
 }

@@ -47,7 +47,9 @@ pub fn generate_token(name: &str, role: Role) -> (String, NewToken) {
 /// The least role a route needs; handlers may ask for more (an apply containing teams needs
 /// admin even though the route admits developers).
 pub fn route_role(method: &Method, route: &str) -> Role {
-    let admin_only = route.starts_with("/api/v1/audit") || route.starts_with("/api/v1/tokens");
+    let admin_only = route.starts_with("/api/v1/audit")
+        || route.starts_with("/api/v1/tokens")
+        || route.starts_with("/api/v1/sdk-tokens");
     if admin_only {
         return Role::Admin;
     }

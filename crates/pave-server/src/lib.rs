@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod facts;
+pub mod flags;
 pub mod metrics;
 pub mod openapi;
 pub mod request_id;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub facts: Arc<facts::FactsCache>,
     /// The delivery engine, when this process runs one (it acts only while it holds the lease).
     pub engine: Option<Arc<ProcessEngine>>,
+    /// What the flag SDK endpoints serve, kept current by a refresher `serve` runs.
+    pub flags: Arc<flags::FlagServing>,
 }
 
 /// The delivery engine over the built-in process runtime.
@@ -42,7 +45,14 @@ pub type ProcessEngine = pave_deploy::Engine<pave_runtime::ProcessRuntime>;
 
 impl AppState {
     pub fn new(store: Store, config: ServerConfig) -> Self {
-        Self { store, metrics: Arc::default(), config: Arc::new(config), facts: Arc::default(), engine: None }
+        Self {
+            store,
+            metrics: Arc::default(),
+            config: Arc::new(config),
+            facts: Arc::default(),
+            engine: None,
+            flags: Arc::default(),
+        }
     }
 
     pub fn with_engine(mut self, engine: Arc<ProcessEngine>) -> Self {
@@ -107,6 +117,16 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/services/{name}/environments/{env}/status", get(routes::deploy::status))
         .route("/api/v1/services/{name}/environments/{env}/logs", get(routes::deploy::logs))
         .route("/api/v1/services/{name}/environments/{env}/undo", post(routes::deploy::undo))
+        .route("/api/v1/flags", get(routes::flags::list).post(routes::flags::create))
+        .route("/api/v1/flags/apply", post(routes::flags::apply))
+        .route("/api/v1/flags/stale", get(routes::flags::stale))
+        .route("/api/v1/flags/{name}", get(routes::flags::get_one).put(routes::flags::put))
+        .route("/api/v1/flags/{name}/{action}", post(routes::flags::archive_action))
+        .route("/api/v1/flags/{name}/environments/{env}/{action}", post(routes::flags::environment_action))
+        .route("/api/v1/segments", get(routes::flags::segments))
+        .route("/api/v1/sdk-tokens", get(routes::flags::list_sdk_tokens).post(routes::flags::create_sdk_token))
+        .route("/api/v1/sdk-tokens/{id}", delete(routes::flags::revoke_sdk_token))
+        .route("/api/v1/sdk-clients", get(routes::flags::sdk_clients))
         .route("/api/v1/apply", post(catalog::apply))
         .route("/api/v1/events", get(admin::events).post(delivery::report))
         .route("/api/v1/dora", get(delivery::dora_get).post(delivery::dora_post))
@@ -121,12 +141,25 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/webhooks/github", post(routes::hooks::github))
         .route("/api/v1/webhooks/gitlab", post(routes::hooks::gitlab))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::audit_only));
+    // Flag SDKs authenticate with SDK tokens and speak their own protocols.
+    let sdk_report_limit = DefaultBodyLimit::max(routes::sdk::MAX_REPORT_BYTES);
+    let sdk = Router::new()
+        .route("/api/client/features", get(routes::sdk::client_features))
+        .route("/api/client/streaming", get(routes::sdk::client_streaming))
+        .route("/api/client/register", post(routes::sdk::client_register).layer(sdk_report_limit))
+        .route("/api/client/metrics", post(routes::sdk::client_metrics).layer(sdk_report_limit))
+        .route("/api/frontend", get(routes::sdk::frontend).post(routes::sdk::frontend))
+        .route("/api/frontend/client/register", post(routes::sdk::client_register).layer(sdk_report_limit))
+        .route("/api/frontend/client/metrics", post(routes::sdk::client_metrics).layer(sdk_report_limit))
+        .route("/ofrep/v1/evaluate/flags", post(routes::sdk::ofrep_bulk))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(routes::sdk::ofrep_one));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .merge(api)
         .merge(hooks)
+        .merge(sdk)
         .fallback(|uri: axum::http::Uri| async move { ApiError::not_found(format!("no route for {}", uri.path())) })
         .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
             ApiError::new(error::Problem::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))
@@ -157,7 +190,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
+    if let Err(e) = state.flags.refresh(&store, true).await {
+        tracing::warn!(error = %e, "cannot load flags; SDK endpoints will answer once they load");
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let refresher = tokio::spawn(state.flags.clone().run(store.clone(), stopped));
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
+    let _ = refresher.await;
     store.close().await;
     Ok(())
 }

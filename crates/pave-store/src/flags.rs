@@ -419,10 +419,8 @@ macro_rules! load_flag {
                     .fetch_all(&mut *$conn)
                     .await?
                 {
-                    f.exposure.insert(
-                        r.try_get(0)?,
-                        (parse_exposure(&r.try_get::<String, _>(1)?), Timestamp(r.try_get(2)?)),
-                    );
+                    f.exposure
+                        .insert(r.try_get(0)?, (parse_exposure(&r.try_get::<String, _>(1)?), Timestamp(r.try_get(2)?)));
                 }
                 Some(f)
             }
@@ -458,7 +456,12 @@ impl Store {
                 let old = old.map(|d| decode_segment(s.name(), &d)).transpose()?;
                 let old_doc = old.as_ref().map(|o| serde_json::to_value(o).expect("a segment serialises"));
                 if old_doc.as_ref() == Some(&doc) {
-                    changes.push(FlagChange { kind: "segment", name: s.name().into(), action: "unchanged", fields: vec![] });
+                    changes.push(FlagChange {
+                        kind: "segment",
+                        name: s.name().into(),
+                        action: "unchanged",
+                        fields: vec![],
+                    });
                     continue;
                 }
                 let (kind, action) = match &old_doc {
@@ -536,7 +539,9 @@ impl Store {
             let flag = match Flag::from_value(flag.to_value()) {
                 Ok(f) => f,
                 Err(errs) => {
-                    return Err(StoreError::Invalid(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")));
+                    return Err(StoreError::Invalid(
+                        errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                    ));
                 }
             };
             let errors = check_references!(tx, &flag, &BTreeSet::new(), &BTreeMap::new());
@@ -568,7 +573,11 @@ impl Store {
                     .await?
                 {
                     let child: String = row.try_get(0)?;
-                    if decode_flag(&child, &row.try_get::<String, _>(1)?)?.spec.dependencies.iter().any(|d| d.feature == name)
+                    if decode_flag(&child, &row.try_get::<String, _>(1)?)?
+                        .spec
+                        .dependencies
+                        .iter()
+                        .any(|d| d.feature == name)
                     {
                         return Err(StoreError::Conflict(format!(
                             "flag {child:?} depends on {name:?}; remove that dependency before archiving"
@@ -612,12 +621,11 @@ impl Store {
                 let f = flag_row!(&row);
                 flags.insert(f.flag.name().to_owned(), f);
             }
-            for r in sqlx::query("SELECT flag, environment, exposure, since FROM flag_exposure").fetch_all(pool).await? {
+            for r in sqlx::query("SELECT flag, environment, exposure, since FROM flag_exposure").fetch_all(pool).await?
+            {
                 if let Some(f) = flags.get_mut(&r.try_get::<String, _>(0)?) {
-                    f.exposure.insert(
-                        r.try_get(1)?,
-                        (parse_exposure(&r.try_get::<String, _>(2)?), Timestamp(r.try_get(3)?)),
-                    );
+                    f.exposure
+                        .insert(r.try_get(1)?, (parse_exposure(&r.try_get::<String, _>(2)?), Timestamp(r.try_get(3)?)));
                 }
             }
             Ok(flags.into_values().collect())
@@ -632,7 +640,10 @@ impl Store {
                 .iter()
                 .map(|r| {
                     let name: String = r.try_get(1)?;
-                    Ok((u32::try_from(r.try_get::<i64, _>(0)?).unwrap_or(u32::MAX), decode_segment(&name, &r.try_get::<String, _>(2)?)?))
+                    Ok((
+                        u32::try_from(r.try_get::<i64, _>(0)?).unwrap_or(u32::MAX),
+                        decode_segment(&name, &r.try_get::<String, _>(2)?)?,
+                    ))
                 })
                 .collect()
         })
@@ -675,17 +686,19 @@ impl Store {
             {
                 return Err(StoreError::Conflict(format!("an SDK token named {:?} already exists", t.name)));
             }
-            sqlx::query(&format!("INSERT INTO flag_tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)"))
-                .bind(&t.id)
-                .bind(&t.name)
-                .bind(t.kind.as_str())
-                .bind(&t.project)
-                .bind(&t.environment)
-                .bind(&t.hash)
-                .bind(ctx.now)
-                .bind(&ctx.actor)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&format!(
+                "INSERT INTO flag_tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)"
+            ))
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(t.kind.as_str())
+            .bind(&t.project)
+            .bind(&t.environment)
+            .bind(&t.hash)
+            .bind(ctx.now)
+            .bind(&ctx.actor)
+            .execute(&mut *tx)
+            .await?;
             let event = NewEvent::new(
                 "sdk-token.created",
                 format!("sdk-token/{}", t.id),
@@ -694,7 +707,12 @@ impl Store {
             insert_event!(tx, ctx, &event);
             bump_revision!(tx);
             tx.commit().await?;
-            Ok(SdkToken { created_at: Timestamp(ctx.now), created_by: ctx.actor.clone(), revoked_at: None, ..t.clone() })
+            Ok(SdkToken {
+                created_at: Timestamp(ctx.now),
+                created_by: ctx.actor.clone(),
+                revoked_at: None,
+                ..t.clone()
+            })
         })
     }
 
@@ -719,7 +737,11 @@ impl Store {
             if t.revoked_at.is_some() {
                 return Err(StoreError::Conflict(format!("SDK token {id:?} is already revoked")));
             }
-            sqlx::query("UPDATE flag_tokens SET revoked_at = $1 WHERE id = $2").bind(ctx.now).bind(id).execute(&mut *tx).await?;
+            sqlx::query("UPDATE flag_tokens SET revoked_at = $1 WHERE id = $2")
+                .bind(ctx.now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             let event = NewEvent::new("sdk-token.revoked", format!("sdk-token/{id}"), json!({"name": t.name}));
             insert_event!(tx, ctx, &event);
             bump_revision!(tx);
@@ -736,9 +758,25 @@ impl Store {
             yes = flag_usage.yes + excluded.yes, no = flag_usage.no + excluded.no, last_seen = excluded.last_seen";
         with_write_tx!(self, |tx| {
             for c in counts {
-                sqlx::query(UPSERT).bind(&c.flag).bind(environment).bind("").bind(c.yes).bind(c.no).bind(now).execute(&mut *tx).await?;
+                sqlx::query(UPSERT)
+                    .bind(&c.flag)
+                    .bind(environment)
+                    .bind("")
+                    .bind(c.yes)
+                    .bind(c.no)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 for (v, n) in &c.variants {
-                    sqlx::query(UPSERT).bind(&c.flag).bind(environment).bind(v).bind(*n).bind(0i64).bind(now).execute(&mut *tx).await?;
+                    sqlx::query(UPSERT)
+                        .bind(&c.flag)
+                        .bind(environment)
+                        .bind(v)
+                        .bind(*n)
+                        .bind(0i64)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
             tx.commit().await?;

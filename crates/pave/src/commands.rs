@@ -39,6 +39,28 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitCode> {
     for path in &args.files {
         docs.extend(pave_catalog::documents::load_path(path).with_context(|| format!("reading {}", path.display()))?);
     }
+    // Flags and segments go to the flag API; everything else is catalog.
+    let (flag_docs, docs): (Vec<_>, Vec<_>) =
+        docs.into_iter().partition(|d| matches!(d.value.get("kind").and_then(Value::as_str), Some("Flag" | "Segment")));
+    let mut flag_errors = Vec::new();
+    for d in &flag_docs {
+        let checked = match d.value["kind"].as_str() {
+            Some("Flag") => pave_model::flags::Flag::from_value(d.value.clone()).map(drop),
+            _ => pave_model::flags::Segment::from_value(d.value.clone()).map(drop),
+        };
+        if let Err(fields) = checked {
+            flag_errors.extend(fields.into_iter().map(|f| pave_catalog::DocError::new(d, f)));
+        }
+    }
+    if !flag_errors.is_empty() {
+        for e in &flag_errors {
+            eprintln!("  {e}");
+        }
+        bail!("{} invalid document(s); nothing was applied", flag_errors.len());
+    }
+    if docs.is_empty() && !flag_docs.is_empty() {
+        return apply_flags(&flag_docs, args.dry_run, &args.client).await;
+    }
     let (resources, notes) = match pave_catalog::resources(&docs) {
         Ok(ok) => ok,
         Err(errors) => {
@@ -101,6 +123,48 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitCode> {
         s["deleted"],
         s["unchanged"],
         if dry { " (dry run: nothing was changed)" } else { "" }
+    );
+    if !flag_docs.is_empty() {
+        return apply_flags(&flag_docs, args.dry_run, &args.client).await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends Flag and Segment documents to the flag API (after the catalog, whose environments
+/// they refer to).
+async fn apply_flags(
+    docs: &[pave_catalog::documents::SourceDoc],
+    dry_run: bool,
+    args: &ClientArgs,
+) -> Result<ExitCode> {
+    let body = json!({"documents": docs.iter().map(|d| d.value.clone()).collect::<Vec<_>>(), "dryRun": dry_run});
+    let result = Client::new(args)?.call(Method::POST, "/api/v1/flags/apply", Some(&body)).await?;
+    if args.output == Format::Json {
+        output::json(&result);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for c in result["changes"].as_array().into_iter().flatten() {
+        let verb = match (c["action"].as_str().unwrap_or(""), dry_run) {
+            ("unchanged", _) => continue,
+            ("create", false) => "created",
+            ("update", false) => "updated",
+            ("create", true) => "would be created",
+            ("update", true) => "would be updated",
+            (other, _) => other,
+        };
+        println!("{}/{} {verb}", c["kind"].as_str().unwrap_or(""), c["name"].as_str().unwrap_or(""));
+        for f in c["fields"].as_array().into_iter().flatten() {
+            let show = |v: &Value| if v.is_null() { "(none)".to_owned() } else { v.to_string() };
+            println!("    {}: {} -> {}", f["path"].as_str().unwrap_or(""), show(&f["old"]), show(&f["new"]));
+        }
+    }
+    let s = &result["summary"];
+    println!(
+        "flags and segments: {} created, {} updated, {} unchanged{}",
+        s["created"],
+        s["updated"],
+        s["unchanged"],
+        if dry_run { " (dry run: nothing was changed)" } else { "" }
     );
     Ok(ExitCode::SUCCESS)
 }

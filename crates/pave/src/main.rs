@@ -6,6 +6,7 @@ mod client;
 mod commands;
 mod delivery;
 mod demo;
+mod flags;
 mod output;
 mod release;
 mod rollout;
@@ -60,6 +61,9 @@ enum Command {
     /// Manage API tokens (admin).
     #[command(subcommand)]
     Token(commands::TokenCommand),
+    /// Feature flags: create, enable, disable, roll out, show, archive, stale; SDK tokens.
+    #[command(subcommand)]
+    Flags(flags::FlagsCommand),
     /// Publish and list releases: immutable, content-addressed artifacts of a service.
     #[command(subcommand)]
     Release(release::ReleaseCommand),
@@ -108,6 +112,7 @@ fn main() -> std::process::ExitCode {
             Command::Whoami(args) => commands::whoami(args).await,
             Command::Event(cmd) => delivery::event(cmd).await,
             Command::Release(cmd) => release::run(cmd).await,
+            Command::Flags(cmd) => flags::run(cmd).await,
             Command::Dora(args) => delivery::dora(args).await,
             Command::Deploy(args) => rollout::deploy(args).await,
             Command::Rollout(cmd) => rollout::rollout(cmd).await,

@@ -259,7 +259,7 @@ fn prefixed(out: &mut String, label: &str, text: &str) {
 }
 
 /// A response body fed from a channel: chunks are sent as they come.
-struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+pub(crate) struct ChannelBody(pub(crate) tokio::sync::mpsc::Receiver<Bytes>);
 
 impl axum::body::HttpBody for ChannelBody {
     type Data = Bytes;

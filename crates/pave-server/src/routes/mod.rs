@@ -5,9 +5,11 @@ pub mod admin;
 pub mod catalog;
 pub mod delivery;
 pub mod deploy;
+pub mod flags;
 pub mod health;
 pub mod hooks;
 pub mod releases;
+pub mod sdk;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

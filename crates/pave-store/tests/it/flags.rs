@@ -20,15 +20,27 @@ fn segment(name: &str) -> Segment {
 async fn flags_are_checked_against_what_exists_and_never_stored_broken() {
     let (store, _db) = open().await;
     store
-        .apply(&super::desired(vec![env("staging", 1, false), env("production", 2, true)]), &ctx(1), false, &pave_store::allow_all)
+        .apply(
+            &super::desired(vec![env("staging", 1, false), env("production", 2, true)]),
+            &ctx(1),
+            false,
+            &pave_store::allow_all,
+        )
         .await
         .expect("environments");
     let rev0 = store.flag_revision().await.expect("revision");
-    let bad = flag("checkout", json!({"dependencies": [{"feature": "missing"}],
-        "environments": {"qa": {"enabled": true, "strategies": [{"name": "default", "segments": ["beta"]}]}}}));
+    let bad = flag(
+        "checkout",
+        json!({"dependencies": [{"feature": "missing"}],
+        "environments": {"qa": {"enabled": true, "strategies": [{"name": "default", "segments": ["beta"]}]}}}),
+    );
     let err = store.apply_flags(&[], &[bad], &ctx(2), false).await.expect_err("refused");
     let msg = err.to_string();
-    for want in ["environment \"qa\" does not exist", "segment \"beta\" does not exist", "parent flag \"missing\" does not exist"] {
+    for want in [
+        "environment \"qa\" does not exist",
+        "segment \"beta\" does not exist",
+        "parent flag \"missing\" does not exist",
+    ] {
         assert!(msg.contains(want), "{want:?} not in {msg}");
     }
     assert!(matches!(err, StoreError::Invalid(_)));
@@ -37,10 +49,14 @@ async fn flags_are_checked_against_what_exists_and_never_stored_broken() {
 
     // The segment and the parent in the same request count as existing.
     let parent = flag("payments-v2", json!({"environments": {"production": {"enabled": true}}}));
-    let child = flag("checkout", json!({"type": "experiment", "dependencies": [{"feature": "payments-v2"}],
+    let child = flag(
+        "checkout",
+        json!({"type": "experiment", "dependencies": [{"feature": "payments-v2"}],
         "environments": {"production": {"enabled": true, "strategies": [
-            {"name": "flexibleRollout", "parameters": {"rollout": 30}, "segments": ["beta"]}]}}}));
-    let changes = store.apply_flags(&[segment("beta")], &[parent.clone(), child.clone()], &ctx(10), true).await.expect("dry run");
+            {"name": "flexibleRollout", "parameters": {"rollout": 30}, "segments": ["beta"]}]}}}),
+    );
+    let changes =
+        store.apply_flags(&[segment("beta")], &[parent.clone(), child.clone()], &ctx(10), true).await.expect("dry run");
     assert_eq!(changes.iter().map(|c| c.action).collect::<Vec<_>>(), ["create", "create", "create"]);
     assert!(store.flags(None, true).await.expect("list").is_empty(), "a dry run stores nothing");
 
@@ -78,8 +94,11 @@ async fn toggles_record_events_and_exposure_since_the_last_change() {
         .apply(&super::desired(vec![env("production", 1, true)]), &ctx(1), false, &pave_store::allow_all)
         .await
         .expect("environment");
-    let f = flag("search", json!({"environments": {"production": {"enabled": false,
-        "strategies": [{"name": "flexibleRollout", "parameters": {"rollout": 100}}]}}}));
+    let f = flag(
+        "search",
+        json!({"environments": {"production": {"enabled": false,
+        "strategies": [{"name": "flexibleRollout", "parameters": {"rollout": 100}}]}}}),
+    );
     store.apply_flags(&[], &[f], &ctx(100), false).await.expect("create");
     let (stored, change) = store
         .modify_flag("search", &ctx(200), |f| {

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod deploy;
 mod dora;
+mod flags;
 mod harness;
 mod releases;
 mod webhooks;

@@ -1,0 +1,369 @@
+//! Managing flags: `/api/v1/flags` (create, replace, toggle per environment, roll out,
+//! archive, apply documents in bulk, list stale ones), `/api/v1/segments`, and SDK tokens
+//! (`/api/v1/sdk-tokens`). Every write goes through the store's checks, is audited, appends
+//! its events, and wakes the refresher so this replica's SDKs see it at once.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pave_model::FieldError;
+use pave_model::flags::{Flag, FlagEnvironment, FlagStrategy, FlagType, Segment};
+use pave_store::{FlagChange, SdkTokenKind, StoredFlag};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Caller;
+use crate::AppState;
+use crate::auth::AuditDetail;
+use crate::error::ApiError;
+use crate::extract::{ApiQuery, JsonBody};
+
+fn with_detail(mut resp: Response, detail: Value) -> Response {
+    resp.extensions_mut().insert(AuditDetail(detail));
+    resp
+}
+
+fn flag_from(v: Value, document: Option<usize>) -> Result<Flag, ApiError> {
+    let name = v.pointer("/metadata/name").and_then(Value::as_str).map(|n| format!("flag/{n}"));
+    Flag::from_value(v).map_err(|errs| ApiError::from_fields(name, document, errs))
+}
+
+fn segment_from(v: Value, document: Option<usize>) -> Result<Segment, ApiError> {
+    let name = v.pointer("/metadata/name").and_then(Value::as_str).map(|n| format!("segment/{n}"));
+    Segment::from_value(v).map_err(|errs| ApiError::from_fields(name, document, errs))
+}
+
+async fn flag_value(state: &AppState, f: &StoredFlag) -> Result<Value, ApiError> {
+    let mut v = f.to_value();
+    let usage = state.store.flag_usage(Some(f.flag.name())).await?;
+    v["status"]["usage"] = json!(usage.get(f.flag.name()).cloned().unwrap_or_default());
+    Ok(v)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    project: Option<String>,
+    #[serde(default)]
+    archived: bool,
+}
+
+/// `GET /api/v1/flags`: flags with their exposure per environment and when each was last
+/// evaluated.
+pub async fn list(State(state): State<AppState>, ApiQuery(p): ApiQuery<ListParams>) -> Result<Response, ApiError> {
+    let flags = state.store.flags(p.project.as_deref(), p.archived).await?;
+    let usage = state.store.flag_usage(None).await?;
+    let items: Vec<Value> = flags
+        .iter()
+        .map(|f| {
+            let mut v = f.to_value();
+            let last_seen = usage.get(f.flag.name()).and_then(|u| u.iter().map(|u| u.last_seen).max());
+            v["status"]["lastSeen"] = json!(last_seen);
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "flags": items })).into_response())
+}
+
+/// `POST /api/v1/flags`: creates a flag; an existing name is a conflict.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(v): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let flag = flag_from(v, None)?;
+    if state.store.flag(flag.name()).await?.is_some() {
+        return Err(ApiError::new(
+            crate::error::Problem::Conflict,
+            format!("flag {:?} already exists; PUT /api/v1/flags/{} replaces it", flag.name(), flag.name()),
+        ));
+    }
+    let changes = state.store.apply_flags(&[], std::slice::from_ref(&flag), &caller.write_context(), false).await?;
+    state.flags.poke();
+    let stored = state.store.flag(flag.name()).await?.ok_or_else(|| ApiError::not_found("flag vanished"))?;
+    let resp = (StatusCode::CREATED, Json(flag_value(&state, &stored).await?)).into_response();
+    Ok(with_detail(resp, json!({"flag": flag.name(), "changes": changes})))
+}
+
+/// `PUT /api/v1/flags/{name}`: creates or replaces a flag with the document.
+pub async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    JsonBody(v): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let flag = flag_from(v, None)?;
+    if flag.name() != name {
+        return Err(ApiError::invalid(
+            format!("metadata.name is {:?} but the URL names {name:?}", flag.name()),
+            vec![],
+        ));
+    }
+    let changes = state.store.apply_flags(&[], std::slice::from_ref(&flag), &caller.write_context(), false).await?;
+    state.flags.poke();
+    let stored = state.store.flag(&name).await?.ok_or_else(|| ApiError::not_found("flag vanished"))?;
+    let status = if changes.iter().any(|c| c.action == "create") { StatusCode::CREATED } else { StatusCode::OK };
+    let resp = (status, Json(flag_value(&state, &stored).await?)).into_response();
+    Ok(with_detail(resp, json!({"flag": name, "changes": changes})))
+}
+
+pub async fn get_one(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    match state.store.flag(&name).await? {
+        Some(f) => Ok(Json(flag_value(&state, &f).await?).into_response()),
+        None => Err(ApiError::not_found(format!("flag {name:?} does not exist"))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutBody {
+    percent: u32,
+}
+
+/// `POST /api/v1/flags/{name}/environments/{env}/{action}` with action `enable`, `disable`
+/// or `rollout` (body `{"percent": N}`).
+pub async fn environment_action(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, env, action)): Path<(String, String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let percent = match action.as_str() {
+        "enable" | "disable" => None,
+        "rollout" => {
+            let JsonBody(b) = crate::extract::parse_json::<RolloutBody>(&body).map(JsonBody)?;
+            if b.percent > 100 {
+                return Err(ApiError::invalid(format!("percent: {} is more than 100", b.percent), vec![]));
+            }
+            Some(b.percent)
+        }
+        other => {
+            return Err(ApiError::not_found(format!("no flag action {other:?}; use enable, disable or rollout")));
+        }
+    };
+    let enabled = match action.as_str() {
+        "enable" => Some(true),
+        "disable" => Some(false),
+        _ => None,
+    };
+    let env2 = env.clone();
+    let (stored, change) = state
+        .store
+        .modify_flag(&name, &caller.write_context(), move |f| {
+            let cfg = f.spec.environments.entry(env2).or_insert_with(FlagEnvironment::default);
+            if let Some(e) = enabled {
+                cfg.enabled = e;
+            }
+            if let Some(p) = percent {
+                set_rollout(cfg, p);
+            }
+            Ok(())
+        })
+        .await?;
+    state.flags.poke();
+    let resp = Json(flag_value(&state, &stored).await?).into_response();
+    Ok(with_detail(
+        resp,
+        json!({"flag": name, "environment": env, "action": action, "percent": percent, "change": change}),
+    ))
+}
+
+/// Sets the rollout of the environment's unconstrained flexibleRollout, replacing
+/// unconstrained `default` strategies (which would keep it at 100 %); strategies with
+/// constraints or segments are targeting and stay as they are.
+fn set_rollout(cfg: &mut FlagEnvironment, percent: u32) {
+    let plain = |s: &FlagStrategy| s.constraints.is_empty() && s.segments.is_empty() && !s.disabled;
+    cfg.strategies.retain(|s| !(s.name == "default" && plain(s)));
+    match cfg.strategies.iter_mut().find(|s| s.name == "flexibleRollout" && plain(s)) {
+        Some(s) => {
+            s.parameters.insert("rollout".into(), percent.to_string());
+        }
+        None => cfg.strategies.push(FlagStrategy {
+            name: "flexibleRollout".into(),
+            parameters: BTreeMap::from([("rollout".into(), percent.to_string())]),
+            ..Default::default()
+        }),
+    }
+}
+
+/// `POST /api/v1/flags/{name}/archive` and `/revive`.
+pub async fn archive_action(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, action)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let archived = match action.as_str() {
+        "archive" => true,
+        "revive" => false,
+        other => return Err(ApiError::not_found(format!("no flag action {other:?}; use archive or revive"))),
+    };
+    let stored = state.store.set_flag_archived(&name, archived, &caller.write_context()).await?;
+    state.flags.poke();
+    let resp = Json(flag_value(&state, &stored).await?).into_response();
+    Ok(with_detail(resp, json!({"flag": name, "action": action})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApplyBody {
+    /// Flag and Segment documents, in any order.
+    documents: Vec<Value>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /api/v1/flags/apply`: creates or replaces flag and segment documents in one
+/// transaction (all or nothing), or shows what that would do.
+pub async fn apply(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<ApplyBody>,
+) -> Result<Response, ApiError> {
+    let (mut flags, mut segments, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, doc) in b.documents.into_iter().enumerate() {
+        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let parsed = match kind.as_str() {
+            "Flag" => flag_from(doc, Some(i)).map(|f| flags.push(f)),
+            "Segment" => segment_from(doc, Some(i)).map(|s| segments.push(s)),
+            other => Err(ApiError::from_fields(
+                None,
+                Some(i),
+                vec![FieldError::new("kind", format!("expected Flag or Segment, found {other:?}"))],
+            )),
+        };
+        if let Err(e) = parsed {
+            errors.extend(e.errors);
+        }
+    }
+    if !errors.is_empty() {
+        let detail = errors
+            .iter()
+            .map(|e| format!("document {}: {}: {}", e.document.unwrap_or(0), e.field, e.reason))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(ApiError::invalid(detail, errors));
+    }
+    let changes: Vec<FlagChange> =
+        state.store.apply_flags(&segments, &flags, &caller.write_context(), b.dry_run).await?;
+    if !b.dry_run {
+        state.flags.poke();
+    }
+    let count = |a: &str| changes.iter().filter(|c| c.action == a).count();
+    let summary = json!({"created": count("create"), "updated": count("update"), "unchanged": count("unchanged")});
+    let resp = Json(json!({"dryRun": b.dry_run, "changes": changes, "summary": summary})).into_response();
+    Ok(with_detail(resp, json!({"dryRun": b.dry_run, "summary": summary})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StaleParams {
+    /// Overrides every type's expected lifetime, in days.
+    days: Option<i64>,
+    project: Option<String>,
+}
+
+/// `GET /api/v1/flags/stale`: flag debt — flags fully on or off everywhere, or unevaluated,
+/// for longer than their type's expected lifetime (or `days`).
+pub async fn stale(State(state): State<AppState>, ApiQuery(p): ApiQuery<StaleParams>) -> Result<Response, ApiError> {
+    if p.days.is_some_and(|d| d < 0) {
+        return Err(ApiError::invalid("days: must not be negative", vec![]));
+    }
+    let now = crate::now_millis();
+    let flags = state.store.flags(p.project.as_deref(), false).await?;
+    let usage = state.store.flag_usage(None).await?;
+    let mut out = Vec::new();
+    for f in &flags {
+        let last_seen = usage.get(f.flag.name()).and_then(|u| u.iter().map(|u| u.last_seen.0).max());
+        let facts = pave_model::flags::FlagFacts {
+            flag: &f.flag,
+            created_at: f.created_at.0,
+            exposure: f.exposure.iter().map(|(e, (x, since))| (e.as_str(), (*x, since.0))).collect(),
+            last_seen,
+        };
+        if let Some(s) = pave_model::flags::staleness(&facts, now, p.days) {
+            out.push(json!({"name": f.flag.name(), "project": f.flag.spec.project, "type": f.flag.spec.flag_type,
+                "owner": f.flag.spec.owner, "reason": s.reason, "since": pave_model::Timestamp(s.since),
+                "days": (now - s.since) / 86_400_000, "lastSeen": last_seen.map(pave_model::Timestamp)}));
+        }
+    }
+    Ok(Json(json!({ "stale": out, "lifetimes": FlagType::ALL.iter().map(|t| (t.as_str(), t.expected_lifetime_days())).collect::<BTreeMap<_, _>>() })).into_response())
+}
+
+pub async fn segments(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let segs: Vec<Value> = state
+        .store
+        .segments()
+        .await?
+        .iter()
+        .map(|(id, s)| {
+            let mut v = s.to_value();
+            v["status"] = json!({"id": id});
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "segments": segs })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSdkToken {
+    name: String,
+    /// `client` (server SDKs) or `frontend`.
+    kind: String,
+    #[serde(default = "default_project")]
+    project: String,
+    environment: String,
+}
+
+fn default_project() -> String {
+    "default".into()
+}
+
+/// `POST /api/v1/sdk-tokens`: a new SDK token; its secret is in this answer only.
+pub async fn create_sdk_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<NewSdkToken>,
+) -> Result<Response, ApiError> {
+    let kind = SdkTokenKind::parse(&b.kind).ok_or_else(|| {
+        ApiError::invalid(format!("kind: {:?} is not an SDK token kind; use client or frontend", b.kind), vec![])
+    })?;
+    if b.name.trim().is_empty() || b.name.len() > 100 {
+        return Err(ApiError::invalid("name: must be 1-100 characters", vec![]));
+    }
+    if b.project != "*" {
+        pave_model::name::validate(&b.project).map_err(|e| ApiError::invalid(format!("project: {e}"), vec![]))?;
+    }
+    pave_model::name::validate(&b.environment).map_err(|e| ApiError::invalid(format!("environment: {e}"), vec![]))?;
+    let (secret, token) = crate::flags::generate_sdk_token(&b.name, kind, &b.project, &b.environment);
+    let stored = state.store.create_sdk_token(&token, &caller.write_context()).await?;
+    state.flags.poke();
+    let mut v = json!(stored);
+    v["secret"] = json!(secret);
+    let resp = (StatusCode::CREATED, Json(v)).into_response();
+    Ok(with_detail(
+        resp,
+        json!({"id": stored.id, "name": stored.name, "kind": kind, "project": stored.project, "environment": stored.environment}),
+    ))
+}
+
+pub async fn list_sdk_tokens(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "tokens": state.store.sdk_tokens().await? })).into_response())
+}
+
+pub async fn revoke_sdk_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let t = state.store.revoke_sdk_token(&id, &caller.write_context()).await?;
+    state.flags.poke();
+    Ok(with_detail(Json(json!(t)).into_response(), json!({"id": id})))
+}
+
+pub async fn sdk_clients(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(json!({ "clients": state.store.sdk_clients().await? })).into_response())
+}
