@@ -15,6 +15,13 @@ if [ ! -x /usr/bin/prometheus ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 
+# The real-SDK test runs Unleash's and OpenFeature's official SDKs from the npm registry,
+# pinned by package-lock.json.
+if command -v npm >/dev/null; then
+  step "installing the flag SDKs for the SDK conformance test (npm ci)"
+  (cd crates/pave/tests/sdk && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -150,6 +150,15 @@ impl FlagServing {
         self.poke.notify_one();
     }
 
+    /// After a write through this replica: serves it before the write is answered, so a
+    /// client that creates a token or flips a flag and then calls an SDK endpoint sees it.
+    pub async fn written(&self, store: &Store) {
+        if let Err(e) = self.refresh(store, false).await {
+            tracing::warn!(error = %e, "cannot reload flags after a write; the poller will retry");
+            self.poke();
+        }
+    }
+
     /// A receiver that sees each revision as it starts being served.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.changed.subscribe()
@@ -164,7 +173,14 @@ impl FlagServing {
         let snap = store.flag_snapshot().await?;
         let served = Arc::new(Served::build(&snap));
         let rev = served.revision;
-        *self.current.write().expect("flag state lock") = served;
+        {
+            let mut current = self.current.write().expect("flag state lock");
+            // Two refreshes may race (a write's and the poller's): never go back in time.
+            if rev < current.revision {
+                return Ok(());
+            }
+            *current = served;
+        }
         self.changed.send_replace(rev);
         tracing::debug!(revision = rev, flags = snap.flags.len(), "serving flags");
         Ok(())

@@ -82,7 +82,7 @@ pub async fn create(
         ));
     }
     let changes = state.store.apply_flags(&[], std::slice::from_ref(&flag), &caller.write_context(), false).await?;
-    state.flags.poke();
+    state.flags.written(&state.store).await;
     let stored = state.store.flag(flag.name()).await?.ok_or_else(|| ApiError::not_found("flag vanished"))?;
     let resp = (StatusCode::CREATED, Json(flag_value(&state, &stored).await?)).into_response();
     Ok(with_detail(resp, json!({"flag": flag.name(), "changes": changes})))
@@ -103,7 +103,7 @@ pub async fn put(
         ));
     }
     let changes = state.store.apply_flags(&[], std::slice::from_ref(&flag), &caller.write_context(), false).await?;
-    state.flags.poke();
+    state.flags.written(&state.store).await;
     let stored = state.store.flag(&name).await?.ok_or_else(|| ApiError::not_found("flag vanished"))?;
     let status = if changes.iter().any(|c| c.action == "create") { StatusCode::CREATED } else { StatusCode::OK };
     let resp = (status, Json(flag_value(&state, &stored).await?)).into_response();
@@ -163,7 +163,7 @@ pub async fn environment_action(
             Ok(())
         })
         .await?;
-    state.flags.poke();
+    state.flags.written(&state.store).await;
     let resp = Json(flag_value(&state, &stored).await?).into_response();
     Ok(with_detail(
         resp,
@@ -201,7 +201,7 @@ pub async fn archive_action(
         other => return Err(ApiError::not_found(format!("no flag action {other:?}; use archive or revive"))),
     };
     let stored = state.store.set_flag_archived(&name, archived, &caller.write_context()).await?;
-    state.flags.poke();
+    state.flags.written(&state.store).await;
     let resp = Json(flag_value(&state, &stored).await?).into_response();
     Ok(with_detail(resp, json!({"flag": name, "action": action})))
 }
@@ -249,7 +249,7 @@ pub async fn apply(
     let changes: Vec<FlagChange> =
         state.store.apply_flags(&segments, &flags, &caller.write_context(), b.dry_run).await?;
     if !b.dry_run {
-        state.flags.poke();
+        state.flags.written(&state.store).await;
     }
     let count = |a: &str| changes.iter().filter(|c| c.action == a).count();
     let summary = json!({"created": count("create"), "updated": count("update"), "unchanged": count("unchanged")});
@@ -340,7 +340,7 @@ pub async fn create_sdk_token(
     pave_model::name::validate(&b.environment).map_err(|e| ApiError::invalid(format!("environment: {e}"), vec![]))?;
     let (secret, token) = crate::flags::generate_sdk_token(&b.name, kind, &b.project, &b.environment);
     let stored = state.store.create_sdk_token(&token, &caller.write_context()).await?;
-    state.flags.poke();
+    state.flags.written(&state.store).await;
     let mut v = json!(stored);
     v["secret"] = json!(secret);
     let resp = (StatusCode::CREATED, Json(v)).into_response();
@@ -360,7 +360,7 @@ pub async fn revoke_sdk_token(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let t = state.store.revoke_sdk_token(&id, &caller.write_context()).await?;
-    state.flags.poke();
+    state.flags.written(&state.store).await;
     Ok(with_detail(Json(json!(t)).into_response(), json!({"id": id})))
 }
 

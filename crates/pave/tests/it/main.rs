@@ -11,4 +11,5 @@ mod dora;
 mod flags;
 mod harness;
 mod releases;
+mod sdk;
 mod webhooks;
