@@ -34,11 +34,9 @@ pub struct View {
     pub engine: Engine,
 }
 
-/// A token's access, resolved.
+/// A token's access, resolved (cheap to clone: one reference count).
 #[derive(Debug, Clone)]
 pub struct Access {
-    pub token_id: String,
-    pub token_name: String,
     pub kind: SdkTokenKind,
     pub view: Arc<View>,
 }
@@ -60,10 +58,7 @@ impl Served {
             let key = (t.project.clone(), t.environment.clone());
             let view =
                 views.entry(key).or_insert_with(|| Arc::new(build_view(snap, &t.project, &t.environment))).clone();
-            tokens.insert(
-                t.hash.clone(),
-                Access { token_id: t.id.clone(), token_name: t.name.clone(), kind: t.kind, view },
-            );
+            tokens.insert(t.hash.clone(), Access { kind: t.kind, view });
         }
         Served { revision: snap.revision, tokens }
     }

@@ -26,9 +26,13 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::routes::{admin, catalog, delivery, health};
 
-/// What every handler can reach.
+/// What every handler can reach. One `Arc` inside, so the clone axum makes for each layer
+/// and handler of every request is one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub config: Arc<ServerConfig>,
@@ -40,23 +44,32 @@ pub struct AppState {
     pub flags: Arc<flags::FlagServing>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 /// The delivery engine over the built-in process runtime.
 pub type ProcessEngine = pave_deploy::Engine<pave_runtime::ProcessRuntime>;
 
 impl AppState {
     pub fn new(store: Store, config: ServerConfig) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             store,
             metrics: Arc::default(),
             config: Arc::new(config),
             facts: Arc::default(),
             engine: None,
             flags: Arc::default(),
-        }
+        }))
     }
 
+    /// Adds the delivery engine; call before the state is shared.
     pub fn with_engine(mut self, engine: Arc<ProcessEngine>) -> Self {
-        self.engine = Some(engine);
+        Arc::get_mut(&mut self.0).expect("with_engine is called before the state is cloned").engine = Some(engine);
         self
     }
 }

@@ -28,7 +28,9 @@ struct RouteSeries {
 
 pub struct Metrics {
     started: Instant,
-    routes: Mutex<HashMap<(String, String), RouteSeries>>,
+    /// Route → method → series: looked up by `&str`, so recording allocates nothing once a
+    /// series exists.
+    routes: Mutex<HashMap<String, HashMap<String, RouteSeries>>>,
 }
 
 impl Default for Metrics {
@@ -41,7 +43,10 @@ impl Metrics {
     pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         let mut routes = self.routes.lock().expect("metrics lock is never poisoned: no panics while held");
-        let series = routes.entry((method.to_owned(), route.to_owned())).or_default();
+        if !routes.get(route).is_some_and(|m| m.contains_key(method)) {
+            routes.entry(route.to_owned()).or_default().entry(method.to_owned()).or_default();
+        }
+        let series = routes.get_mut(route).and_then(|m| m.get_mut(method)).expect("inserted above");
         *series.by_status.entry(status).or_default() += 1;
         series.count += 1;
         series.sum += secs;
@@ -54,12 +59,17 @@ impl Metrics {
     pub fn render(&self, pool: pave_store::PoolStats, backend: &str) -> String {
         let mut out = String::with_capacity(4096);
         let routes = self.routes.lock().expect("metrics lock is never poisoned: no panics while held");
-        let mut keys: Vec<_> = routes.keys().collect();
+        // (method, route) in the order the exposition has always listed them.
+        let mut keys: Vec<(&str, &str)> = routes
+            .iter()
+            .flat_map(|(route, m)| m.keys().map(move |method| (method.as_str(), route.as_str())))
+            .collect();
         keys.sort();
+        let series = |(method, route): (&str, &str)| &routes[route][method];
         out.push_str("# HELP pave_http_requests_total HTTP requests answered, by method, route and status.\n");
         out.push_str("# TYPE pave_http_requests_total counter\n");
-        for key @ (method, route) in &keys {
-            for (status, n) in &routes[*key].by_status {
+        for &(method, route) in &keys {
+            for (status, n) in &series((method, route)).by_status {
                 let _ = writeln!(
                     out,
                     "pave_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
@@ -68,8 +78,8 @@ impl Metrics {
         }
         out.push_str("# HELP pave_http_request_duration_seconds Time to answer HTTP requests, by method and route.\n");
         out.push_str("# TYPE pave_http_request_duration_seconds histogram\n");
-        for key @ (method, route) in &keys {
-            let s = &routes[*key];
+        for &(method, route) in &keys {
+            let s = series((method, route));
             let mut cumulative = 0;
             for (bound, n) in BUCKETS.iter().zip(s.buckets) {
                 cumulative += n;
@@ -116,14 +126,15 @@ impl Metrics {
 pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
-    let route = route.unwrap_or_else(|| "unmatched".to_owned());
+    // MatchedPath is a shared string: cloning it allocates nothing.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let resp = next.run(req).instrument(span.clone()).await;
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
-    state.metrics.record(method.as_str(), &route, status, elapsed);
+    state.metrics.record(method.as_str(), route, status, elapsed);
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, elapsed_ms = elapsed.as_secs_f64() * 1e3, "answered");
