@@ -291,6 +291,10 @@ pub fn validate_flag_name(name: &str) -> Result<(), String> {
     if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
         return Err(format!("may only contain letters, digits, '-', '_' and '.', found {c:?}"));
     }
+    // These are API paths under /api/v1/flags/.
+    if matches!(name, "apply" | "stale") {
+        return Err(format!("{name:?} is reserved; choose another name"));
+    }
     Ok(())
 }
 
