@@ -15,7 +15,10 @@ fn start(envs: &[(&str, &str)]) -> (Child, u16) {
     cmd.env("PORT", port.to_string()).envs(envs.iter().copied());
     let child = cmd.spawn().expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    // Ready when it answers HTTP, not merely when a connect succeeds: polling connect on a
+    // port nothing listens on yet can connect the socket to itself (TCP simultaneous open)
+    // and would report a sample that is not there.
+    while get(port, "/healthz").is_none() {
         assert!(Instant::now() < deadline, "sample did not start");
         std::thread::sleep(Duration::from_millis(10));
     }
