@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::context::{Context, Field};
+use crate::context::{Context, Field, same};
 use crate::model::{ClientFeatures, Constraint, Feature, Payload, Strategy, Variant};
 use crate::murmur::Prefix;
 use crate::semver::Version;
@@ -604,8 +604,8 @@ impl CompiledConstraint {
     fn holds(&self, ctx: &Context) -> bool {
         let value = ctx.get(&self.field);
         match &self.op {
-            Op::In(values) => value.is_some_and(|v| values.iter().any(|x| **x == *v)),
-            Op::NotIn(values) => !value.is_some_and(|v| values.iter().any(|x| **x == *v)),
+            Op::In(values) => value.is_some_and(|v| values.iter().any(|x| same(x, v))),
+            Op::NotIn(values) => !value.is_some_and(|v| values.iter().any(|x| same(x, v))),
             Op::Str { op, values, case_insensitive } => {
                 let Some(v) = value else { return false };
                 let lowered;

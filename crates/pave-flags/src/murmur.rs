@@ -17,22 +17,6 @@ fn round(h: u32, k: u32) -> u32 {
     (h ^ mix(k)).rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64)
 }
 
-fn finish(mut h: u32, tail: &[u8], len: usize) -> u32 {
-    if !tail.is_empty() {
-        let mut k = 0u32;
-        for (i, b) in tail.iter().enumerate() {
-            k |= u32::from(*b) << (8 * i);
-        }
-        h ^= mix(k);
-    }
-    h ^= len as u32;
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85eb_ca6b);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xc2b2_ae35);
-    h ^ (h >> 16)
-}
-
 /// The hash state after a fixed prefix (`"{groupId}:"`), made once when a flag is compiled so
 /// an evaluation hashes only the context's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,11 +59,51 @@ impl Prefix {
         self
     }
 
-    /// The hash of the prefix followed by `id`.
+    /// The hash of the prefix followed by `id`. Written out rather than as another `feed`:
+    /// this runs on every sticky evaluation, and the pending bytes are kept in a register
+    /// instead of being copied through a buffer.
     pub fn hash(&self, id: &[u8]) -> u32 {
-        let p = self.feed(id);
-        finish(p.h, &p.pending[..p.filled], p.len)
+        let mut h = self.h;
+        let mut k = u32::from_le_bytes(self.pending) & low_bytes(self.filled);
+        let mut n = self.filled;
+        let mut rest = id;
+        while n < 4 {
+            let Some((&b, tail)) = rest.split_first() else { break };
+            k |= u32::from(b) << (8 * n);
+            n += 1;
+            rest = tail;
+        }
+        if n == 4 {
+            h = round(h, k);
+            let mut chunks = rest.chunks_exact(4);
+            for c in &mut chunks {
+                h = round(h, u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+            }
+            let tail = chunks.remainder();
+            k = 0;
+            for (i, b) in tail.iter().enumerate() {
+                k |= u32::from(*b) << (8 * i);
+            }
+            n = tail.len();
+        }
+        if n > 0 {
+            h ^= mix(k);
+        }
+        avalanche(h ^ (self.len + id.len()) as u32)
     }
+}
+
+/// A mask of the low `n` bytes of a word (`n` < 4).
+fn low_bytes(n: usize) -> u32 {
+    ((1u64 << (8 * n)) - 1) as u32
+}
+
+fn avalanche(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
 }
 
 #[cfg(test)]

@@ -30,13 +30,17 @@ impl Version {
         let mut core = [0u64; 3];
         for (k, slot) in core.iter_mut().enumerate() {
             let start = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                *slot = slot.checked_mul(10)?.checked_add(u64::from(b[i] - b'0'))?;
+            let mut n = 0u64;
+            while let Some(d) = b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d < 10) {
+                n = n.wrapping_mul(10).wrapping_add(u64::from(d));
                 i += 1;
             }
-            if i == start || (i - start > 1 && b[start] == b'0') {
+            // Up to 19 digits cannot overflow; longer numbers are not versions anyone uses.
+            let digits = i - start;
+            if digits == 0 || digits > 19 || (digits > 1 && b[start] == b'0') {
                 return None;
             }
+            *slot = n;
             if k < 2 {
                 if b.get(i) != Some(&b'.') {
                     return None;
