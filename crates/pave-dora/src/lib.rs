@@ -26,6 +26,10 @@
 //!   after the window ended; one not yet recovered is reported as open.
 //! - **Time to detect**: `detectedAt - openedAt` of the incidents opened in the window.
 //! - **Rework rate**: unplanned deployments (fixes for production problems) over all.
+//! - **Flag changes** (beside the five, not one of them): feature-flag changes made in the
+//!   window to the query's environments (archiving or reviving a flag counts for every
+//!   environment), by flags whose owner is in scope. A flag switched off is a recovery that
+//!   no deployment shows, so the report and its explanation list them with the deployments.
 
 pub mod assess;
 pub mod benchmark;
@@ -35,7 +39,7 @@ pub mod stats;
 use std::collections::{HashMap, HashSet};
 
 use pave_model::Timestamp;
-use pave_model::delivery::{Change, Deployment, DeploymentKind, DeploymentStatus, Incident};
+use pave_model::delivery::{Change, Deployment, DeploymentKind, DeploymentStatus, FlagChange, Incident};
 use serde::Serialize;
 
 pub use benchmark::{Benchmark, BenchmarkError};
@@ -48,6 +52,7 @@ pub struct Facts<'a> {
     pub deployments: &'a [Deployment],
     pub incidents: &'a [Incident],
     pub changes: &'a [Change],
+    pub flag_changes: &'a [FlagChange],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,6 +77,8 @@ pub struct Query {
     /// assessments know every deployment's commits); otherwise an empty list falls back to
     /// attribution by time.
     pub explicit_commits: bool,
+    /// Teams whose flags' changes count (`None`: every flag).
+    pub flag_owners: Option<HashSet<String>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -155,8 +162,20 @@ pub struct Figures {
     pub time_to_detect: Durations,
     pub time_to_restore: Durations,
     pub rework_rate: Rate,
+    pub flag_changes: FlagChanges,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<Explain>,
+}
+
+/// Flag changes in the window: how many, how often, and to how many flags.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagChanges {
+    pub count: usize,
+    pub per_day: f64,
+    pub flags: usize,
+    /// Changes that turned a flag off somewhere (kill switches pulled, rollouts stopped).
+    pub turned_off: usize,
 }
 
 /// The facts behind each figure.
@@ -173,6 +192,8 @@ pub struct Explain {
     /// Unplanned deployments.
     pub rework: Vec<String>,
     pub incidents: Vec<String>,
+    /// Flag changes counted, as `flag@environment action` (`*` for every environment).
+    pub flag_changes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -208,6 +229,8 @@ struct Index<'a> {
     change_by_sha: HashMap<&'a str, usize>,
     incidents_by_deployment: HashMap<&'a str, Vec<usize>>,
     services: Option<&'a HashSet<String>>,
+    environments: &'a HashSet<String>,
+    flag_owners: Option<&'a HashSet<String>>,
     explicit_commits: bool,
 }
 
@@ -261,6 +284,8 @@ impl<'a> Index<'a> {
             change_by_sha,
             incidents_by_deployment,
             services: q.services.as_ref(),
+            environments: &q.environments,
+            flag_owners: q.flag_owners.as_ref(),
             explicit_commits: q.explicit_commits,
         }
     }
@@ -333,6 +358,49 @@ impl<'a> Index<'a> {
     fn failed(&self, i: usize) -> bool {
         let d = self.dep(i);
         d.status != DeploymentStatus::Succeeded || self.incidents_by_deployment.contains_key(d.id.as_str())
+    }
+
+    fn flag_changes(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        days: f64,
+        mut explain: Option<&mut Vec<String>>,
+    ) -> FlagChanges {
+        let (mut count, mut turned_off) = (0, 0);
+        let mut flags = HashSet::new();
+        for c in self.facts.flag_changes {
+            if c.at < from || c.at >= to {
+                continue;
+            }
+            if let Some(owners) = self.flag_owners
+                && !c.owner.as_ref().is_some_and(|o| owners.contains(o))
+            {
+                continue;
+            }
+            let mut touched = false;
+            if c.environments.is_empty() {
+                touched = true;
+                count += 1;
+                turned_off += usize::from(c.action == "archived");
+                if let Some(ex) = explain.as_deref_mut() {
+                    ex.push(format!("{}@* {}", c.flag, c.action));
+                }
+            }
+            for e in c.environments.iter().filter(|e| self.environments.contains(&e.environment)) {
+                touched = true;
+                count += 1;
+                turned_off +=
+                    usize::from(e.exposure == "off" && e.exposure_before.as_deref().is_some_and(|b| b != "off"));
+                if let Some(ex) = explain.as_deref_mut() {
+                    ex.push(format!("{}@{} {}", c.flag, e.environment, c.action));
+                }
+            }
+            if touched {
+                flags.insert(c.flag.as_str());
+            }
+        }
+        FlagChanges { count, per_day: count as f64 / days, flags: flags.len(), turned_off }
     }
 
     fn figures(&self, from: Timestamp, to: Timestamp, bench: &Benchmark, explain: bool) -> Figures {
@@ -459,9 +527,12 @@ impl<'a> Index<'a> {
             level: level(&bench.metrics.rework_rate, rework_rate_value),
         };
 
+        let flag_changes = self.flag_changes(from, to, days, explain.then_some(&mut ex.flag_changes));
+
         Figures {
             from,
             to,
+            flag_changes,
             deployment_frequency: frequency,
             lead_time,
             change_failure_rate,

@@ -57,6 +57,7 @@ fn query(from: f64, to: f64) -> Query {
         series: None,
         explain: true,
         explicit_commits: false,
+        flag_owners: None,
     }
 }
 
@@ -68,11 +69,17 @@ struct Story {
     deployments: Vec<Deployment>,
     incidents: Vec<Incident>,
     changes: Vec<Change>,
+    flag_changes: Vec<FlagChange>,
 }
 
 impl Story {
     fn facts(&self) -> Facts<'_> {
-        Facts { deployments: &self.deployments, incidents: &self.incidents, changes: &self.changes }
+        Facts {
+            deployments: &self.deployments,
+            incidents: &self.incidents,
+            changes: &self.changes,
+            flag_changes: &self.flag_changes,
+        }
     }
 }
 
@@ -80,6 +87,7 @@ impl Story {
 /// deployment, one that caused an incident, one rolled back; plus one to staging.
 fn week() -> Story {
     Story {
+        flag_changes: vec![],
         changes: vec![change("c000001", 0.0, None), change("c000002", 10.0, Some(11.0)), change("c000003", 30.0, None)],
         deployments: vec![
             dep("d1", "prod", 1.0, 6.0, S::Succeeded, K::Planned, Some("c000001")),
@@ -137,7 +145,7 @@ fn a_week_of_deployments() {
 
 #[test]
 fn no_deployments() {
-    let s = Story { deployments: vec![], incidents: vec![], changes: vec![] };
+    let s = Story { deployments: vec![], incidents: vec![], changes: vec![], flag_changes: vec![] };
     let f = compute(s.facts(), &query(0.0, 24.0), &b2024()).totals;
     assert_eq!(f.deployment_frequency.deployments, 0);
     assert_eq!(f.deployment_frequency.bucket, "fewer");
@@ -150,6 +158,7 @@ fn no_deployments() {
 #[test]
 fn one_deployment_ships_only_its_own_commit() {
     let s = Story {
+        flag_changes: vec![],
         changes: vec![change("aaaaaaa", -100.0, None), change("bbbbbbb", 2.0, None)],
         deployments: vec![dep("d1", "prod", 3.0, 60.0, S::Succeeded, K::Planned, Some("bbbbbbb"))],
         incidents: vec![],
@@ -162,6 +171,7 @@ fn one_deployment_ships_only_its_own_commit() {
 #[test]
 fn all_failed_and_never_recovered() {
     let s = Story {
+        flag_changes: vec![],
         changes: vec![],
         deployments: vec![
             dep("d1", "prod", 1.0, 5.0, S::Failed, K::Planned, None),
@@ -180,6 +190,7 @@ fn all_failed_and_never_recovered() {
 #[test]
 fn incident_without_deployment_counts_for_detection_only() {
     let s = Story {
+        flag_changes: vec![],
         changes: vec![],
         deployments: vec![dep("d1", "prod", 1.0, 5.0, S::Succeeded, K::Planned, None)],
         incidents: vec![incident("i1", 5.0, 5.25, Some(6.0), None)],
@@ -235,4 +246,53 @@ fn service_filter_and_series() {
     let r = compute(s.facts(), &q, &b2024());
     assert_eq!(r.totals.deployment_frequency.deployments, 1);
     assert_eq!(r.totals.change_failure_rate.total, 1);
+}
+
+fn flag_change(flag: &str, owner: &str, action: &str, at: f64, envs: &[(&str, &str, &str)]) -> FlagChange {
+    FlagChange {
+        event: 1,
+        flag: flag.into(),
+        project: "default".into(),
+        owner: Some(owner.into()),
+        action: action.into(),
+        at: t(at),
+        actor: "ana".into(),
+        environments: envs
+            .iter()
+            .map(|(env, before, after)| pave_model::delivery::FlagEnvironmentChange {
+                environment: (*env).into(),
+                enabled: *after != "off",
+                enabled_before: Some(*before != "off"),
+                exposure: (*after).into(),
+                exposure_before: Some((*before).into()),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn flag_changes_count_beside_deployments_in_scope() {
+    let mut s = week();
+    s.flag_changes = vec![
+        // A kill switch pulled in prod during the incident, and put back.
+        flag_change("checkout.kill", "payments", "updated", 51.0, &[("prod", "on", "off")]),
+        flag_change("checkout.kill", "payments", "updated", 53.0, &[("prod", "off", "on"), ("staging", "on", "on")]),
+        // Staging only: not production.
+        flag_change("search.v2", "search", "updated", 20.0, &[("staging", "off", "partial")]),
+        // Archived: every environment.
+        flag_change("old.banner", "search", "archived", 70.0, &[]),
+        // Outside the window.
+        flag_change("checkout.kill", "payments", "updated", 24.0 * 8.0, &[("prod", "on", "off")]),
+    ];
+    let r = compute(s.facts(), &query(0.0, 7.0 * 24.0), &b2024());
+    let f = &r.totals.flag_changes;
+    assert_eq!((f.count, f.flags, f.turned_off), (3, 2, 2));
+    assert!((f.per_day - 3.0 / 7.0).abs() < 1e-9);
+    let ex = r.totals.explain.as_ref().expect("explain");
+    assert_eq!(ex.flag_changes, ["checkout.kill@prod updated", "checkout.kill@prod updated", "old.banner@* archived"]);
+
+    let mut q = query(0.0, 7.0 * 24.0);
+    q.flag_owners = Some(["search".to_owned()].into_iter().collect());
+    let f = compute(s.facts(), &q, &b2024()).totals.flag_changes;
+    assert_eq!((f.count, f.flags), (1, 1), "only the search team's archived flag");
 }

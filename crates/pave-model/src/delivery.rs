@@ -89,6 +89,83 @@ pub struct Change {
     pub merged_at: Option<Timestamp>,
 }
 
+/// A change to a feature flag, as the event log records it: flags change what users see
+/// without a deployment, so they belong beside deployments when delivery is measured and when
+/// an incident is investigated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagChange {
+    /// The event's id in the log.
+    pub event: i64,
+    pub flag: String,
+    pub project: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// `created`, `updated`, `archived` or `revived`.
+    pub action: String,
+    pub at: Timestamp,
+    pub actor: String,
+    /// The environments whose configuration changed. Archiving or reviving a flag changes
+    /// every environment and lists none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<FlagEnvironmentChange>,
+}
+
+/// One environment's side of a [`FlagChange`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagEnvironmentChange {
+    pub environment: String,
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled_before: Option<bool>,
+    /// `off`, `partial` or `on`.
+    pub exposure: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposure_before: Option<String>,
+}
+
+impl FlagChange {
+    /// Whether the change touched `environment` (archive and revive touch all).
+    pub fn touches(&self, environment: &str) -> bool {
+        self.environments.is_empty() || self.environments.iter().any(|e| e.environment == environment)
+    }
+
+    /// Reads a `flag.*` event; `None` for other kinds.
+    pub fn from_event(e: &crate::Event) -> Option<FlagChange> {
+        let action = e.kind.strip_prefix("flag.")?;
+        if !matches!(action, "created" | "updated" | "archived" | "revived") {
+            return None;
+        }
+        let flag = e.subject.strip_prefix("flag/")?.to_owned();
+        let str_of = |v: &Value| v.as_str().map(str::to_owned);
+        let environments = e.data["environments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                Some(FlagEnvironmentChange {
+                    environment: str_of(&m["environment"])?,
+                    enabled: m["enabled"].as_bool().unwrap_or(false),
+                    enabled_before: m["enabledBefore"].as_bool(),
+                    exposure: str_of(&m["exposure"]).unwrap_or_else(|| "off".into()),
+                    exposure_before: str_of(&m["exposureBefore"]),
+                })
+            })
+            .collect();
+        Some(FlagChange {
+            event: e.id,
+            flag,
+            project: str_of(&e.data["project"]).unwrap_or_default(),
+            owner: str_of(&e.data["owner"]),
+            action: action.to_owned(),
+            at: e.time,
+            actor: e.actor.clone(),
+            environments,
+        })
+    }
+}
+
 /// One reported fact, as `POST /api/v1/events` takes it: `{"type": "deployment", …}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {

@@ -117,11 +117,17 @@ async fn main() {
         series: None,
         explain: false,
         explicit_commits: false,
+        flag_owners: None,
     };
     let run = |f: &pave_store::DeliveryFacts| {
         let t = Instant::now();
         let report = pave_dora::compute(
-            pave_dora::Facts { deployments: &f.deployments, incidents: &f.incidents, changes: &f.changes },
+            pave_dora::Facts {
+                deployments: &f.deployments,
+                incidents: &f.incidents,
+                changes: &f.changes,
+                flag_changes: &[],
+            },
             &q,
             &bench,
         );

@@ -143,6 +143,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/apply", post(catalog::apply))
         .route("/api/v1/events", get(admin::events).post(delivery::report))
         .route("/api/v1/dora", get(delivery::dora_get).post(delivery::dora_post))
+        .route("/api/v1/timeline", get(delivery::timeline))
         .route("/api/v1/audit", get(admin::audit))
         .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/tokens/{id}", delete(admin::revoke_token))

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use pave_model::delivery::FlagChange as FlagChangeFact;
 use pave_model::diff::{FieldChange, diff};
 use pave_model::flags::{Exposure, Flag, Segment};
 use pave_model::{NewEvent, Timestamp};
@@ -593,7 +594,11 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             let kind = if archived { "flag.archived" } else { "flag.revived" };
-            let event = NewEvent::new(kind, format!("flag/{name}"), json!({"project": old.flag.spec.project}));
+            let event = NewEvent::new(
+                kind,
+                format!("flag/{name}"),
+                json!({"project": old.flag.spec.project, "owner": old.flag.spec.owner}),
+            );
             insert_event!(tx, ctx, &event);
             bump_revision!(tx);
             let stored = load_flag!(tx, name).expect("just written");
@@ -646,6 +651,40 @@ impl Store {
                     ))
                 })
                 .collect()
+        })
+    }
+
+    /// Flag changes (`flag.created|updated|archived|revived` events) made in `[from, to)`,
+    /// oldest first, at most `limit`.
+    pub async fn flag_changes(&self, from: Timestamp, to: Timestamp, limit: i64) -> Result<Vec<FlagChangeFact>> {
+        with_read_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT id, kind, subject, time, actor, request_id, data FROM events \
+                 WHERE kind IN ('flag.created', 'flag.updated', 'flag.archived', 'flag.revived') \
+                 AND time >= $1 AND time < $2 ORDER BY id LIMIT $3",
+            )
+            .bind(from.0)
+            .bind(to.0)
+            .bind(limit.max(0))
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let id: i64 = row.try_get(0)?;
+                let data: String = row.try_get(6)?;
+                let event = pave_model::Event {
+                    id,
+                    kind: row.try_get(1)?,
+                    subject: row.try_get(2)?,
+                    time: Timestamp(row.try_get(3)?),
+                    actor: row.try_get(4)?,
+                    request_id: row.try_get(5)?,
+                    data: serde_json::from_str(&data)
+                        .map_err(|e| StoreError::Corrupt { what: format!("event {id}"), reason: e.to_string() })?,
+                };
+                out.extend(FlagChangeFact::from_event(&event));
+            }
+            Ok(out)
         })
     }
 

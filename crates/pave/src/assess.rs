@@ -186,8 +186,9 @@ pub fn run(args: AssessArgs) -> Result<ExitCode> {
         series: Some(Granularity::Month),
         explain: false,
         explicit_commits: true,
+        flag_owners: None,
     };
-    let facts = Facts { deployments: &a.deployments, incidents: &a.incidents, changes: &a.changes };
+    let facts = Facts { deployments: &a.deployments, incidents: &a.incidents, changes: &a.changes, flag_changes: &[] };
     let report = pave_dora::compute(facts, &query, &bench);
     let elapsed = started.elapsed();
 

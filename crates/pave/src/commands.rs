@@ -300,7 +300,7 @@ fn serde_yaml_like(v: &Value) -> String {
 }
 
 /// `?a=1&b=2` from the parameters that are set, percent-encoded.
-fn query_string(params: &[(&str, Option<String>)]) -> String {
+pub fn query_string(params: &[(&str, Option<String>)]) -> String {
     let parts: Vec<String> =
         params.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v)))).collect();
     if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }

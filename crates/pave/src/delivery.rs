@@ -339,6 +339,16 @@ pub fn print_figures(f: &Value) {
         vec!["Time to detect".into(), durations(&f["timeToDetect"]), "-".into()],
     ];
     output::table(&["METRIC", "VALUE", "LEVEL"], &rows);
+    let fc = &f["flagChanges"];
+    if fc["count"].as_u64().is_some_and(|n| n > 0) {
+        println!(
+            "Flag changes: {} to {} flags ({:.2}/day), {} switched something off",
+            fc["count"],
+            fc["flags"],
+            fc["perDay"].as_f64().unwrap_or(0.0),
+            fc["turnedOff"]
+        );
+    }
     let m = |v: &Value| v["median"].as_f64().map_or("-".to_owned(), human_duration);
     println!(
         "Value stream (medians): commit -> merge {}, merge -> deploy start {}, deploy {}",
@@ -401,6 +411,103 @@ pub async fn dora(args: DoraArgs) -> Result<ExitCode> {
         output::table(&["FROM", "DEPLOYS", "LEAD TIME", "CFR", "RECOVERY", "REWORK"], &rows);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct TimelineArgs {
+    /// Window start: RFC 3339, or a span before --to such as 6h, 2d [default: 24h].
+    #[arg(long, conflicts_with = "incident")]
+    pub from: Option<String>,
+    /// Window end (exclusive): RFC 3339 [default: now].
+    #[arg(long, conflicts_with = "incident")]
+    pub to: Option<String>,
+    /// What changed around this incident: from --before its start to its resolution.
+    #[arg(long)]
+    pub incident: Option<String>,
+    /// With --incident: how far back to look [default: 24h].
+    #[arg(long, requires = "incident")]
+    pub before: Option<String>,
+    #[arg(long = "env")]
+    pub environment: Option<String>,
+    #[arg(long)]
+    pub team: Option<String>,
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Most entries, newest kept.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `pave timeline`: deployments, incidents and flag changes in time order.
+pub async fn timeline(args: TimelineArgs) -> Result<ExitCode> {
+    let q = crate::commands::query_string(&[
+        ("from", args.from),
+        ("to", args.to),
+        ("incident", args.incident),
+        ("before", args.before),
+        ("environment", args.environment),
+        ("team", args.team),
+        ("service", args.service),
+        ("limit", args.limit.map(|l| l.to_string())),
+    ]);
+    let v = Client::new(&args.client)?.get(&format!("/api/v1/timeline{q}")).await?;
+    if args.client.output == Format::Json {
+        output::json(&v);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(inc) = v["incident"].as_object() {
+        println!(
+            "Incident {} ({}, {}): opened {}, resolved {}\n",
+            cell(&inc["id"]),
+            cell(&inc["service"]),
+            cell(&inc["severity"]),
+            cell(&inc["openedAt"]),
+            inc.get("resolvedAt").map_or("-".into(), cell)
+        );
+    }
+    let rows: Vec<Vec<String>> = v["entries"].as_array().into_iter().flatten().map(timeline_row).collect();
+    output::table(&["TIME", "WHAT", "WHERE", "DETAIL"], &rows);
+    if v["truncated"].as_bool() == Some(true) {
+        println!("(showing the newest {} of {}; raise --limit or narrow the window)", rows.len(), v["total"]);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn timeline_row(e: &Value) -> Vec<String> {
+    let at = cell(&e["at"]);
+    match e["type"].as_str() {
+        Some("deployment") => vec![
+            at,
+            format!("deploy {} {}", cell(&e["service"]), cell(&e["version"])),
+            cell(&e["environment"]),
+            format!("{} ({})", cell(&e["status"]), cell(&e["kind"])),
+        ],
+        Some("incident") => vec![
+            at,
+            format!("incident {}", cell(&e["id"])),
+            cell(&e["service"]),
+            format!("{} {}", cell(&e["severity"]), e["title"].as_str().unwrap_or("")).trim().to_owned(),
+        ],
+        _ => {
+            let envs: Vec<String> = e["environments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    let before = m["exposureBefore"].as_str().unwrap_or("-");
+                    format!("{}: {before} -> {}", cell(&m["environment"]), cell(&m["exposure"]))
+                })
+                .collect();
+            vec![
+                at,
+                format!("flag {} {}", cell(&e["flag"]), cell(&e["action"])),
+                if envs.is_empty() { "*".into() } else { envs.join(", ") },
+                format!("by {}", cell(&e["actor"])),
+            ]
+        }
+    }
 }
 
 #[cfg(test)]

@@ -157,8 +157,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     crate::delivery::print_figures(&dora);
 
     deliver(&client, &data_dir).await?;
+    flags(&client).await?;
 
-    step("12. Every change is an event in one append-only log");
+    step("13. Every change is an event in one append-only log");
     let events = client.get("/api/v1/events?limit=1000").await?;
     let list = events["events"].as_array().cloned().unwrap_or_default();
     let rows: Vec<Vec<String>> = list
@@ -171,7 +172,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("{} events so far; the latest:", list.len());
     output::table(&["ID", "KIND", "SUBJECT", "ACTOR"], &rows);
 
-    step("13. Every mutating request, allowed or denied, is audited");
+    step("14. Every mutating request, allowed or denied, is audited");
     let audit = client.get("/api/v1/audit?limit=5").await?;
     let rows: Vec<Vec<String>> = audit["entries"]
         .as_array()
@@ -182,7 +183,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     output::table(&["ACTOR", "ACTION", "OUTCOME"], &rows);
 
     println!(
-        "\nTry it yourself:\n    export PAVE_URL={url} PAVE_TOKEN={token}\n    pave get services\n    pave dora --from 7d --explain\n    pave events --kind 'service.*'\n    \
+        "\nTry it yourself:\n    export PAVE_URL={url} PAVE_TOKEN={token}\n    pave get services\n    pave dora --from 7d --explain\n    pave events --kind 'service.*'\n    pave flags list\n    pave timeline --env dev\n    \
          pave rollout status storefront --env dev\n    pave rollout list\n    pave logs storefront --env dev --follow\n    \
          pave deploy storefront 1.0.0 --env dev --strategy blue-green\n    pave rollout undo storefront --env dev\n    \
          curl -H \"Authorization: Bearer $PAVE_TOKEN\" $PAVE_URL/api/v1/services/checkout\n    \
@@ -198,6 +199,69 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     server.engine.stop(true).await;
     drop(temp);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Step 12: a flag rolled out to a quarter of users and killed, as SDKs see it (OFREP, the
+/// protocol OpenFeature providers speak), and the flag changes on the timeline beside the
+/// deployments.
+async fn flags(client: &Client) -> Result<()> {
+    step("12. Feature flags: storefront.new-checkout at 25 % in dev, evaluated as SDKs do (OFREP), then killed");
+    let doc = json!({"kind": "Flag", "metadata": {"name": "storefront.new-checkout"}, "spec": {
+        "type": "release", "owner": "payments", "description": "The new checkout flow, dark until ready",
+        "environments": {"dev": {"enabled": true, "strategies": [
+            {"name": "flexibleRollout", "parameters": {"rollout": 25, "stickiness": "userId"}}]}}}});
+    client.call(Method::PUT, "/api/v1/flags/storefront.new-checkout", Some(&doc)).await?;
+    let token = client
+        .call(
+            Method::POST,
+            "/api/v1/sdk-tokens",
+            Some(&json!({"name": "storefront-sdk", "kind": "client", "environment": "dev"})),
+        )
+        .await?;
+    let secret = token["secret"].as_str().context("the SDK token has no secret")?.to_owned();
+    let http = reqwest::Client::new();
+    let on_for = |users: u32| {
+        let (http, secret) = (http.clone(), secret.clone());
+        async move {
+            let mut on = 0;
+            for u in 0..users {
+                let v: Value = http
+                    .post(format!("{}/ofrep/v1/evaluate/flags/storefront.new-checkout", client.base()))
+                    .header("authorization", &secret)
+                    .json(&json!({"context": {"targetingKey": format!("user-{u}")}}))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                on += u32::from(v["value"] == json!(true));
+            }
+            anyhow::Ok(on)
+        }
+    };
+    println!("OFREP evaluations for 400 users at 25 %: {} on (sticky by user id)", on_for(400).await?);
+    client.call(Method::POST, "/api/v1/flags/storefront.new-checkout/environments/dev/disable", None).await?;
+    println!("after pave flags disable storefront.new-checkout --env dev: {} of 400 on", on_for(400).await?);
+    let timeline = client.get("/api/v1/timeline?environment=dev&from=1h&limit=6").await?;
+    println!("pave timeline --env dev (the newest entries: flag changes beside the deployments):");
+    let rows: Vec<Vec<String>> = timeline["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| match e["type"].as_str() {
+            Some("flag") => vec![
+                cell(&e["at"]),
+                format!("flag {} {}", cell(&e["flag"]), cell(&e["action"])),
+                e["environments"][0]["exposure"].as_str().unwrap_or("*").to_owned(),
+            ],
+            _ => vec![
+                cell(&e["at"]),
+                format!("deploy {} {}", cell(&e["service"]), cell(&e["version"])),
+                cell(&e["status"]),
+            ],
+        })
+        .collect();
+    output::table(&["TIME", "WHAT", "RESULT"], &rows);
+    Ok(())
 }
 
 /// Steps 7-11: the sample service deployed for real — releases, the process runtime, the

@@ -72,6 +72,8 @@ enum Command {
     Event(delivery::EventCommand),
     /// DORA metrics with their performance levels, for any window, team or service.
     Dora(delivery::DoraArgs),
+    /// What changed: deployments, incidents and flag changes in time order (around an incident).
+    Timeline(delivery::TimelineArgs),
     /// Deploy a release to an environment (follows the rollout to its end).
     Deploy(rollout::DeployArgs),
     /// Watch and steer rollouts: status, list, approve, promote, abort, undo.
@@ -114,6 +116,7 @@ fn main() -> std::process::ExitCode {
             Command::Release(cmd) => release::run(cmd).await,
             Command::Flags(cmd) => flags::run(cmd).await,
             Command::Dora(args) => delivery::dora(args).await,
+            Command::Timeline(args) => delivery::timeline(args).await,
             Command::Deploy(args) => rollout::deploy(args).await,
             Command::Rollout(cmd) => rollout::rollout(cmd).await,
             Command::Logs(args) => rollout::logs(args).await,

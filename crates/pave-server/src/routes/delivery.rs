@@ -1,4 +1,5 @@
-//! Delivery facts in (`POST /api/v1/events`) and DORA metrics out (`/api/v1/dora`).
+//! Delivery facts in (`POST /api/v1/events`); DORA metrics (`/api/v1/dora`) and the change
+//! timeline (`/api/v1/timeline`) out.
 
 use std::collections::HashSet;
 
@@ -72,6 +73,41 @@ pub struct DoraParams {
     /// A whole benchmark table, in the built-in tables' format (JSON body only).
     #[serde(rename = "benchmarkTable")]
     benchmark_table: Option<Value>,
+}
+
+/// Most flag changes one report or timeline reads.
+const MAX_FLAG_CHANGES: i64 = 100_000;
+
+/// The services in scope for a team or a service (`None`: all), and the teams whose flags'
+/// changes count: a team's own flags, or the flags of the team that owns the service.
+async fn scope(
+    state: &AppState,
+    team: Option<&str>,
+    service: Option<&str>,
+) -> Result<(Option<HashSet<String>>, Option<HashSet<String>>), ApiError> {
+    match (team, service) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request("pass team or service, not both")),
+        (Some(team), None) => {
+            if state.store.get(Kind::Team, team).await?.is_none() {
+                return Err(ApiError::not_found(format!("team {team:?} does not exist")));
+            }
+            let owned =
+                state.store.list(Kind::Service, &ListQuery { owner: Some(team.to_owned()), selector: None }).await?;
+            let services = owned.into_iter().map(|s| s.resource.name().to_owned()).collect();
+            Ok((Some(services), Some([team.to_owned()].into_iter().collect())))
+        }
+        (None, Some(service)) => {
+            let Some(stored) = state.store.get(Kind::Service, service).await? else {
+                return Err(ApiError::not_found(format!("service {service:?} does not exist")));
+            };
+            let owner = match &stored.resource {
+                Resource::Service(s) => s.spec.owner.clone(),
+                _ => String::new(),
+            };
+            Ok((Some([service.to_owned()].into_iter().collect()), Some([owner].into_iter().collect())))
+        }
+        (None, None) => Ok((None, None)),
+    }
 }
 
 fn parse_span(s: &str) -> Option<i64> {
@@ -156,24 +192,7 @@ async fn dora(state: AppState, p: DoraParams) -> Result<Response, ApiError> {
             prod
         }
     };
-    let services: Option<HashSet<String>> = match (&p.team, &p.service) {
-        (Some(_), Some(_)) => return Err(ApiError::bad_request("pass team or service, not both")),
-        (Some(team), None) => {
-            if state.store.get(Kind::Team, team).await?.is_none() {
-                return Err(ApiError::not_found(format!("team {team:?} does not exist")));
-            }
-            let owned =
-                state.store.list(Kind::Service, &ListQuery { owner: Some(team.clone()), selector: None }).await?;
-            Some(owned.into_iter().map(|s| s.resource.name().to_owned()).collect())
-        }
-        (None, Some(service)) => {
-            if state.store.get(Kind::Service, service).await?.is_none() {
-                return Err(ApiError::not_found(format!("service {service:?} does not exist")));
-            }
-            Some([service.clone()].into_iter().collect())
-        }
-        (None, None) => None,
-    };
+    let (services, flag_owners) = scope(&state, p.team.as_deref(), p.service.as_deref()).await?;
     let facts = state.facts.current(&state.store).await?;
     let query = Query {
         from,
@@ -183,9 +202,16 @@ async fn dora(state: AppState, p: DoraParams) -> Result<Response, ApiError> {
         series,
         explain: p.explain.unwrap_or(false),
         explicit_commits: false,
+        flag_owners,
     };
+    let flag_changes = state.store.flag_changes(from, to, MAX_FLAG_CHANGES).await?;
     let report = tokio::task::spawn_blocking(move || {
-        let f = Facts { deployments: &facts.deployments, incidents: &facts.incidents, changes: &facts.changes };
+        let f = Facts {
+            deployments: &facts.deployments,
+            incidents: &facts.incidents,
+            changes: &facts.changes,
+            flag_changes: &flag_changes,
+        };
         pave_dora::compute(f, &query, &bench)
     })
     .await
@@ -193,4 +219,123 @@ async fn dora(state: AppState, p: DoraParams) -> Result<Response, ApiError> {
     let mut value = serde_json::to_value(&report).expect("reports serialize");
     value["scope"] = json!({"environments": environments, "team": p.team, "service": p.service});
     Ok(Json(value).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineParams {
+    /// Start: RFC 3339 or a span before `to` (`24h`, `7d`) [default: 24h].
+    from: Option<String>,
+    /// End (exclusive): RFC 3339 or `now` (default).
+    to: Option<String>,
+    /// Only this environment's deployments and flag changes.
+    environment: Option<String>,
+    team: Option<String>,
+    service: Option<String>,
+    /// The window around an incident: `before` (default 24h) before it opened, to its
+    /// resolution (or now).
+    incident: Option<String>,
+    before: Option<String>,
+    /// Most entries (1..=5000, default 500); the newest are kept.
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/timeline`: deployments, incidents and flag changes in one time-ordered list —
+/// "what changed?" when something breaks, since a flag flip changes production as surely as a
+/// deployment does.
+pub async fn timeline(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<TimelineParams>,
+) -> Result<Response, ApiError> {
+    let limit = p.limit.unwrap_or(500);
+    if !(1..=5000).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit {limit} is out of range 1..=5000")));
+    }
+    let now = Timestamp(crate::now_millis());
+    let facts = state.facts.current(&state.store).await?;
+    let (from, to, incident) = match &p.incident {
+        Some(id) => {
+            if p.from.is_some() || p.to.is_some() {
+                return Err(ApiError::bad_request("pass incident or from/to, not both"));
+            }
+            let Some(inc) = facts.incidents.iter().find(|i| &i.id == id) else {
+                return Err(ApiError::not_found(format!("incident {id:?} does not exist")));
+            };
+            let before = match p.before.as_deref() {
+                None => 86_400_000,
+                Some(s) => parse_span(s)
+                    .ok_or_else(|| ApiError::bad_request(format!("before {s:?} is not a span such as 2h, 1d or 1w")))?,
+            };
+            let end = inc.resolved_at.map_or(now, |r| Timestamp(r.0 + 1));
+            (Timestamp(inc.opened_at.0 - before), end.max(Timestamp(inc.opened_at.0 + 1)), Some(inc.clone()))
+        }
+        None => {
+            if p.before.is_some() {
+                return Err(ApiError::bad_request("before is only used with incident"));
+            }
+            let to = match p.to.as_deref() {
+                None | Some("now") => now,
+                Some(s) => parse_time("to", s)?,
+            };
+            let from = match p.from.as_deref() {
+                None => Timestamp(to.0 - 86_400_000),
+                Some(s) => match parse_span(s) {
+                    Some(ms) => Timestamp(to.0 - ms),
+                    None => parse_time("from", s)?,
+                },
+            };
+            (from, to, None)
+        }
+    };
+    if from >= to {
+        return Err(ApiError::bad_request(format!("from ({from}) must be before to ({to})")));
+    }
+    if let Some(e) = &p.environment
+        && state.store.get(Kind::Environment, e).await?.is_none()
+    {
+        return Err(ApiError::not_found(format!("environment {e:?} does not exist")));
+    }
+    let (services, owners) = scope(&state, p.team.as_deref(), p.service.as_deref()).await?;
+    let env_ok = |e: &str| p.environment.as_deref().is_none_or(|x| x == e);
+    let service_ok = |s: &str| services.as_ref().is_none_or(|set| set.contains(s));
+    let in_window = |t: Timestamp| t >= from && t < to;
+
+    let mut entries: Vec<(Timestamp, i64, Value)> = Vec::new();
+    for d in facts.deployments.iter() {
+        if in_window(d.started_at) && env_ok(&d.environment) && service_ok(&d.service) {
+            entries.push((
+                d.started_at,
+                0,
+                json!({"at": d.started_at, "type": "deployment", "id": d.id, "service": d.service,
+                       "environment": d.environment, "version": d.version, "status": d.status,
+                       "kind": d.kind, "finishedAt": d.finished_at}),
+            ));
+        }
+    }
+    for i in facts.incidents.iter() {
+        if in_window(i.opened_at) && service_ok(&i.service) {
+            let mut v = serde_json::to_value(i).expect("incidents serialize");
+            v["at"] = json!(i.opened_at);
+            v["type"] = json!("incident");
+            entries.push((i.opened_at, 1, v));
+        }
+    }
+    for c in state.store.flag_changes(from, to, MAX_FLAG_CHANGES).await? {
+        let owner_ok = owners.as_ref().is_none_or(|o| c.owner.as_ref().is_some_and(|x| o.contains(x)));
+        let env_hit = p.environment.as_deref().is_none_or(|e| c.touches(e));
+        if owner_ok && env_hit {
+            let at = c.at;
+            let mut v = serde_json::to_value(&c).expect("flag changes serialize");
+            v["type"] = json!("flag");
+            entries.push((at, 2, v));
+        }
+    }
+    entries.sort_by_key(|(at, order, _)| (*at, *order));
+    let total = entries.len();
+    let entries: Vec<Value> = entries.into_iter().skip(total.saturating_sub(limit)).map(|e| e.2).collect();
+    Ok(Json(json!({
+        "from": from, "to": to, "incident": incident,
+        "total": total, "truncated": total > entries.len(), "entries": entries,
+    }))
+    .into_response())
 }

@@ -220,6 +220,8 @@ fn demo_runs_the_whole_story_and_exits() {
         "reason: analysis failed: metric error-rate",
         "Change failure rate         25.0% (1 of 4)",
         "POST /api/v1/deployments",
+        "after pave flags disable storefront.new-checkout --env dev: 0 of 400 on",
+        "flag storefront.new-checkout updated",
     ] {
         assert!(text.contains(needle), "demo output lacks {needle:?}:\n{text}");
     }
@@ -229,4 +231,9 @@ fn demo_runs_the_whole_story_and_exits() {
     // The good canary drops nothing either; the bad one fails only its share until rolled back.
     let line = text.lines().find(|l| l.starts_with("traffic during the good canary:")).expect("canary line");
     assert!(line.contains(" requests, 0 failed; during the bad one"), "{line}");
+    // A quarter of 400 users, give or take what sticky hashing gives.
+    let line = text.lines().find(|l| l.starts_with("OFREP evaluations for 400 users")).expect("flag line");
+    let on: u32 =
+        line.split(": ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).expect("count");
+    assert!((70..=130).contains(&on), "{line}");
 }

@@ -231,3 +231,111 @@ async fn users_can_bring_their_own_benchmark_table() {
     let (_, audit) = s.get("/api/v1/audit?limit=100").await;
     assert!(!audit.to_string().contains("/api/v1/dora"), "{audit}");
 }
+
+/// Flag changes sit beside deployments: in the DORA report and on the timeline around an
+/// incident, scoped by environment and owner.
+#[tokio::test]
+async fn flag_changes_show_in_dora_and_the_incident_timeline() {
+    let (s, _db) = start().await;
+    setup(&s).await;
+    let now = pave_model::Timestamp(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64,
+    );
+    let ago = |hours: f64| pave_model::Timestamp(now.0 - (hours * 3_600_000.0) as i64).to_string();
+    let facts = json!({"events": [
+        {"type": "deployment", "id": "dep-now", "service": "api", "environment": "prod", "version": "9",
+         "startedAt": ago(2.0), "finishedAt": ago(1.9), "status": "succeeded"},
+        {"type": "deployment", "id": "dep-old", "service": "api", "environment": "prod", "version": "8",
+         "startedAt": ago(30.0), "finishedAt": ago(29.9), "status": "succeeded"},
+        {"type": "incident", "id": "inc-7", "service": "api", "openedAt": ago(1.0), "severity": "sev1",
+         "title": "checkout errors"},
+    ]});
+    let (st, v) = s.send(Method::POST, "/api/v1/events", ADMIN, facts).await;
+    assert_eq!(st, 200, "{v}");
+    for args in [
+        &[
+            "flags",
+            "create",
+            "checkout.kill",
+            "--type",
+            "kill-switch",
+            "--owner",
+            "core",
+            "--env",
+            "prod",
+            "--env",
+            "staging",
+        ][..],
+        &["flags", "enable", "checkout.kill", "--env", "prod"],
+        &["flags", "create", "search.v2", "--owner", "search", "--env", "staging"],
+        &["flags", "disable", "checkout.kill", "--env", "prod"],
+    ] {
+        let out = s.cli(args, Some(ADMIN));
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+
+    // The incident's timeline: the deployment before it, the incident, and the kill switch.
+    let out = s.cli(&["timeline", "--incident", "inc-7", "-o", "json"], Some(ADMIN));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let what: Vec<String> = v["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| format!("{} {}", e["type"].as_str().unwrap(), e["id"].as_str().or(e["flag"].as_str()).unwrap()))
+        .collect();
+    assert_eq!(
+        what,
+        [
+            "deployment dep-now",
+            "incident inc-7",
+            "flag checkout.kill",
+            "flag checkout.kill",
+            "flag search.v2",
+            "flag checkout.kill"
+        ],
+        "{v}"
+    );
+    let last = &v["entries"][5];
+    assert_eq!((last["action"].as_str(), last["actor"].as_str()), (Some("updated"), Some("admin")), "{last}");
+    assert_eq!(
+        last["environments"],
+        json!([{"environment": "prod", "enabled": false, "enabledBefore": true,
+        "exposure": "off", "exposureBefore": "on"}])
+    );
+    assert_eq!(v["incident"]["id"], "inc-7");
+
+    // Scoped to prod and the api's team: the staging-only flag of another team drops out.
+    let out = s.cli(&["timeline", "--env", "prod", "--service", "api"], Some(ADMIN));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("flag checkout.kill updated") && text.contains("prod: on -> off"), "{text}");
+    assert!(text.contains("deploy api 9") && text.contains("incident inc-7"), "{text}");
+    assert!(!text.contains("search.v2") && !text.contains("dep-old"), "{text}");
+
+    // DORA: the flag changes counted beside the deployments, with the switch-off.
+    let (st, v) = s.send(Method::POST, "/api/v1/dora", ADMIN, json!({"from": "1d", "explain": true})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["flagChanges"]["count"], 3, "{v}");
+    assert_eq!((v["flagChanges"]["flags"].as_u64(), v["flagChanges"]["turnedOff"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        v["explain"]["flagChanges"],
+        json!(["checkout.kill@prod created", "checkout.kill@prod updated", "checkout.kill@prod updated"])
+    );
+    let out = s.cli(&["dora", "--from", "1d"], Some(ADMIN));
+    assert!(stdout(&out).contains("Flag changes: 3 to 1 flags"), "{}", stdout(&out));
+
+    // Bad requests name the problem.
+    for (path, status, needle) in [
+        ("/api/v1/timeline?incident=nope", 404, "nope\\\" does not exist"),
+        ("/api/v1/timeline?limit=0", 400, "limit 0 is out of range"),
+        ("/api/v1/timeline?incident=inc-7&from=2h", 400, "not both"),
+        ("/api/v1/timeline?incident=inc-7&before=soon", 400, "is not a span"),
+        ("/api/v1/timeline?color=red", 400, "color"),
+    ] {
+        let resp = s.http.get(format!("{}{path}", s.url)).bearer_auth(ADMIN).send().await.expect("request");
+        assert_eq!(resp.status().as_u16(), status, "{path}");
+        let body = resp.text().await.expect("body");
+        assert!(body.contains(needle), "{path}: {body}");
+    }
+}
