@@ -379,7 +379,7 @@ impl<'a> Index<'a> {
                 continue;
             }
             let mut touched = false;
-            if c.environments.is_empty() {
+            if c.touches_all() {
                 touched = true;
                 count += 1;
                 turned_off += usize::from(c.action == "archived");

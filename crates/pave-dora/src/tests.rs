@@ -281,6 +281,8 @@ fn flag_changes_count_beside_deployments_in_scope() {
         flag_change("search.v2", "search", "updated", 20.0, &[("staging", "off", "partial")]),
         // Archived: every environment.
         flag_change("old.banner", "search", "archived", 70.0, &[]),
+        // A new description: no environment changed.
+        flag_change("old.banner", "search", "updated", 69.0, &[]),
         // Outside the window.
         flag_change("checkout.kill", "payments", "updated", 24.0 * 8.0, &[("prod", "on", "off")]),
     ];

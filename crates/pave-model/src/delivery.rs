@@ -106,7 +106,7 @@ pub struct FlagChange {
     pub at: Timestamp,
     pub actor: String,
     /// The environments whose configuration changed. Archiving or reviving a flag changes
-    /// every environment and lists none.
+    /// every environment and lists none; a change of description or owner lists none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environments: Vec<FlagEnvironmentChange>,
 }
@@ -126,9 +126,16 @@ pub struct FlagEnvironmentChange {
 }
 
 impl FlagChange {
-    /// Whether the change touched `environment` (archive and revive touch all).
+    /// Whether the change affects every environment: archiving stops serving the flag
+    /// everywhere, reviving serves it everywhere again.
+    pub fn touches_all(&self) -> bool {
+        matches!(self.action.as_str(), "archived" | "revived")
+    }
+
+    /// Whether the change touched `environment`. An update of the description or owner
+    /// touches none.
     pub fn touches(&self, environment: &str) -> bool {
-        self.environments.is_empty() || self.environments.iter().any(|e| e.environment == environment)
+        self.touches_all() || self.environments.iter().any(|e| e.environment == environment)
     }
 
     /// Reads a `flag.*` event; `None` for other kinds.

@@ -148,6 +148,17 @@ async fn toggles_record_events_and_exposure_since_the_last_change() {
     assert!(err.to_string().contains("archived"), "{err}");
     store.set_flag_archived("search", false, &ctx(700)).await.expect("revive");
     assert_eq!(store.flag_snapshot().await.expect("snapshot").flags.len(), 1);
+
+    // The same changes as delivery facts, by time window.
+    let t = pave_model::Timestamp;
+    let changes = store.flag_changes(t(150), t(700), 100).await.expect("flag changes");
+    let seen: Vec<_> = changes.iter().map(|c| (c.at.0, c.action.as_str(), c.environments.len())).collect();
+    assert_eq!(seen, [(200, "updated", 1), (300, "updated", 0), (500, "archived", 0)]);
+    let on = &changes[0].environments[0];
+    assert_eq!((on.environment.as_str(), on.enabled, on.enabled_before), ("production", true, Some(false)));
+    assert_eq!((on.exposure.as_str(), on.exposure_before.as_deref()), ("on", Some("off")));
+    assert_eq!((changes[0].flag.as_str(), changes[0].project.as_str()), ("search", "default"));
+    assert_eq!(store.flag_changes(t(0), t(1000), 2).await.expect("limited").len(), 2);
 }
 
 #[tokio::test]
