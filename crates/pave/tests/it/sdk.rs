@@ -1,5 +1,6 @@
 //! Real SDKs from their registries against `pave serve`: Unleash's Node SDK (polling and
-//! streaming) and OpenFeature's server SDK with the OFREP provider, run by
+//! streaming), its browser SDK (unleash-proxy-client, on the frontend API) and OpenFeature's
+//! server SDK with the OFREP provider, run by
 //! `crates/pave/tests/sdk/sdk.mjs`. Their answers must equal Pave's engine on the flag set
 //! Pave serves (so stickiness buckets match user by user) and a few answers known by hand.
 //!
@@ -99,7 +100,7 @@ fn sdks_ready() -> Result<(), String> {
     if !node.is_ok_and(|o| o.status.success()) {
         return Err("node is not installed".into());
     }
-    for pkg in ["unleash-client", "@openfeature/server-sdk", "@openfeature/ofrep-provider"] {
+    for pkg in ["unleash-client", "unleash-proxy-client", "@openfeature/server-sdk", "@openfeature/ofrep-provider"] {
         if !sdk_dir().join("node_modules").join(pkg).is_dir() {
             return Err(format!("{pkg} is not installed; run `npm ci` in {}", sdk_dir().display()));
         }
@@ -144,6 +145,16 @@ async fn official_sdks_evaluate_as_pave_does() {
         .await;
     assert_eq!(status, 201, "{v}");
     let token = v["secret"].as_str().expect("secret").to_owned();
+    let (status, v) = s
+        .send(
+            Method::POST,
+            "/api/v1/sdk-tokens",
+            ADMIN,
+            json!({"name": "sdk-browser", "kind": "frontend", "environment": "production"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let frontend_token = v["secret"].as_str().expect("secret").to_owned();
 
     // What Pave serves, evaluated by Pave's engine: the expected answer for every case.
     let served: ClientFeatures = s
@@ -203,6 +214,7 @@ async fn official_sdks_evaluate_as_pave_does() {
         .current_dir(sdk_dir())
         .env("PAVE_URL", &s.url)
         .env("PAVE_CLIENT_TOKEN", &token)
+        .env("PAVE_FRONTEND_TOKEN", &frontend_token)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -224,6 +236,7 @@ async fn official_sdks_evaluate_as_pave_does() {
     assert!(status.success(), "the SDKs disagree with Pave: {report:#}");
     assert_eq!(report["unleash"]["checked"], cases.len());
     assert_eq!(report["ofrep"]["checked"], cases.len());
+    assert_eq!(report["frontend"]["checked"], cases.len());
     assert_eq!(report["ofrep"]["unknownFlag"]["errorCode"], "FLAG_NOT_FOUND");
     let ms = report["streaming"]["seenOffAfterMs"].as_u64().expect("streaming timing");
     assert!(ms < 1000, "the streaming SDK saw the change after {ms} ms (CLI run included)");

@@ -5,7 +5,9 @@
 //    getVariant; then it flushes its metrics to Pave.
 // 2. @openfeature/server-sdk with @openfeature/ofrep-provider: every case through
 //    getBooleanDetails / getStringDetails (OFREP single-flag evaluations).
-// 3. unleash-client in streaming mode: prints READY, then waits for WATCH_FLAG to turn off
+// 3. unleash-proxy-client (Unleash's browser SDK) against /api/frontend with a frontend token
+//    (PAVE_FRONTEND_TOKEN): every case through updateContext + isEnabled / getVariant.
+// 4. unleash-client in streaming mode: prints READY, then waits for WATCH_FLAG to turn off
 //    (the test flips it) and reports how long after READY the SDK saw it.
 //
 // Prints one JSON line and exits 0 when every check held, 1 otherwise, 2 on timeout.
@@ -14,9 +16,11 @@ import { readFileSync } from 'node:fs';
 import { initialize } from 'unleash-client';
 import { OpenFeature } from '@openfeature/server-sdk';
 import { OFREPProvider } from '@openfeature/ofrep-provider';
+import { UnleashClient, InMemoryStorageProvider } from 'unleash-proxy-client';
 
 const url = process.env.PAVE_URL;
 const token = process.env.PAVE_CLIENT_TOKEN;
+const frontendToken = process.env.PAVE_FRONTEND_TOKEN;
 const cases = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const watchFlag = cases.watch;
 
@@ -40,7 +44,12 @@ function synced(client) {
   });
 }
 
-const report = { unleash: { checked: 0, mismatches: [] }, ofrep: { checked: 0, mismatches: [] }, streaming: {} };
+const report = {
+  unleash: { checked: 0, mismatches: [] },
+  ofrep: { checked: 0, mismatches: [] },
+  frontend: { checked: 0, mismatches: [] },
+  streaming: {},
+};
 
 // 1. Unleash, polling.
 const unleash = initialize({
@@ -89,7 +98,29 @@ if (missing.errorCode !== 'FLAG_NOT_FOUND' || missing.value !== true) {
 }
 await OpenFeature.close();
 
-// 3. Unleash, streaming: the test turns WATCH_FLAG off after READY.
+// 3. The browser SDK, as a web page would use it (its in-memory storage stands in for the
+//    browser's localStorage); it fetches /api/frontend for each new context.
+const browser = new UnleashClient({
+  url: `${url}/api/frontend`,
+  clientKey: frontendToken,
+  appName: 'pave-sdk-browser',
+  storageProvider: new InMemoryStorageProvider(),
+  refreshInterval: 0,
+  disableMetrics: true,
+});
+await browser.start();
+for (const c of cases.cases) {
+  await browser.updateContext(unleashContext(c.context));
+  const enabled = browser.isEnabled(c.flag);
+  const variant = browser.getVariant(c.flag).name;
+  report.frontend.checked += 1;
+  if (enabled !== c.enabled || (c.variant !== undefined && variant !== c.variant)) {
+    report.frontend.mismatches.push({ case: c, enabled, variant });
+  }
+}
+browser.stop();
+
+// 4. Unleash, streaming: the test turns WATCH_FLAG off after READY.
 if (watchFlag) {
   const streaming = initialize({
     url: `${url}/api`,
@@ -116,6 +147,8 @@ if (watchFlag) {
 const ok =
   report.unleash.mismatches.length === 0 &&
   report.ofrep.mismatches.length === 0 &&
+  report.frontend.mismatches.length === 0 &&
+  report.frontend.checked > 0 &&
   report.unleash.checked > 0 &&
   (!watchFlag || (report.streaming.onBefore && report.streaming.offAfter));
 console.log(JSON.stringify(report));
