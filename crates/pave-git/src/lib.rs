@@ -257,6 +257,146 @@ impl Repo {
     }
 }
 
+/// A commit as a history scan reports it.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    pub id: ObjectId,
+    pub author: String,
+    pub email: String,
+    /// Author time, seconds since the epoch.
+    pub time: i64,
+    /// The first line of the message.
+    pub summary: String,
+}
+
+/// One version of one file: a blob, the path it was first seen at, and the commit (an index
+/// into [`Blobs::commits`]) that first had it.
+#[derive(Debug, Clone)]
+pub struct BlobVersion {
+    pub blob: ObjectId,
+    pub path: String,
+    pub commit: u32,
+}
+
+/// Every distinct file version in a repository's history.
+#[derive(Debug, Default)]
+pub struct Blobs {
+    pub commits: Vec<CommitInfo>,
+    pub blobs: Vec<BlobVersion>,
+}
+
+/// Parses `NAME <EMAIL> SECONDS TZ` into `(name, email, seconds)`.
+fn identity(line: &[u8]) -> (String, String, i64) {
+    let text = String::from_utf8_lossy(line);
+    let (name, seconds) = signature(line);
+    let email = text.split_once('<').and_then(|(_, r)| r.split_once('>')).map_or("", |(e, _)| e).to_owned();
+    (name, email, seconds)
+}
+
+impl Repo {
+    /// Every blob reachable from any reference (branches, tags, remotes, HEAD), each once,
+    /// attributed to the oldest commit (by commit time) that contains it — the commit that
+    /// introduced it, even when a later one deleted it. Trees already walked are not walked
+    /// again, so the cost follows the number of distinct trees, not commits times files.
+    pub fn blobs(&self) -> Result<Blobs> {
+        let mut buf = Vec::new();
+        let mut tips = Vec::new();
+        let refs = self.repo.references().map_err(|e| GitError::Refs(e.to_string()))?;
+        for r in refs.all().map_err(|e| GitError::Refs(e.to_string()))? {
+            let r = r.map_err(|e| GitError::Refs(e.to_string()))?;
+            if let Some(id) = r.target().try_id().map(ToOwned::to_owned)
+                && let Some((commit, _)) = self.peel(id, &mut buf)?
+            {
+                tips.push(commit);
+            }
+        }
+        if let Ok(head) = self.repo.head_id() {
+            tips.push(head.detach());
+        }
+        // Every reachable commit, with what a report needs of it.
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = tips;
+        let mut found: Vec<(i64, ObjectId, ObjectId, CommitInfo)> = Vec::new();
+        while let Some(id) = stack.pop() {
+            if !seen.insert(id) {
+                continue;
+            }
+            let Some(data) = self.raw(&id, &mut buf)? else {
+                if self.shallow {
+                    continue;
+                }
+                return Err(GitError::Missing { id: id.to_string() });
+            };
+            let bad = || GitError::Object { id: id.to_string(), reason: "not a well-formed commit".into() };
+            let tree = data
+                .data
+                .split(|b| *b == b'\n')
+                .next()
+                .and_then(|l| l.strip_prefix(b"tree "))
+                .and_then(|t| ObjectId::from_hex(t).ok())
+                .ok_or_else(bad)?;
+            let raw = parse_commit(data.data).ok_or_else(bad)?;
+            let (author, email, time) = identity(raw.author);
+            let commit_time = signature(raw.committer).1;
+            let summary =
+                String::from_utf8_lossy(raw.message.split(|b| *b == b'\n').next().unwrap_or_default()).into_owned();
+            stack.extend(raw.parents.iter().copied());
+            found.push((commit_time, id, tree, CommitInfo { id, author, email, time, summary }));
+        }
+        found.sort_by_key(|(t, id, ..)| (*t, *id));
+        let mut out = Blobs::default();
+        let mut trees_seen = std::collections::HashSet::new();
+        let mut blobs_seen = std::collections::HashSet::new();
+        for (_, _, tree, info) in found {
+            let index = out.commits.len() as u32;
+            out.commits.push(info);
+            let mut pending = vec![(tree, String::new())];
+            while let Some((tree, prefix)) = pending.pop() {
+                if !trees_seen.insert(tree) {
+                    continue;
+                }
+                let Some(data) = self.raw(&tree, &mut buf)? else {
+                    if self.shallow {
+                        continue;
+                    }
+                    return Err(GitError::Missing { id: tree.to_string() });
+                };
+                // Entries: `<mode> <name>\0<20-byte id>`.
+                let mut entries = data.data;
+                while !entries.is_empty() {
+                    let (Some(sp), Some(nul)) =
+                        (entries.iter().position(|b| *b == b' '), entries.iter().position(|b| *b == 0))
+                    else {
+                        break;
+                    };
+                    let Some(hash) = entries.get(nul + 1..nul + 21) else { break };
+                    let (mode, name) = (&entries[..sp], String::from_utf8_lossy(&entries[sp + 1..nul]));
+                    let id = ObjectId::from_bytes_or_panic(hash);
+                    let path = if prefix.is_empty() { name.into_owned() } else { format!("{prefix}/{name}") };
+                    match mode {
+                        b"40000" => pending.push((id, path)),
+                        b"100644" | b"100755" | b"100664" if blobs_seen.insert(id) => {
+                            out.blobs.push(BlobVersion { blob: id, path, commit: index });
+                        }
+                        // Symbolic links and submodules hold no file content of this repository.
+                        _ => {}
+                    }
+                    entries = &entries[nul + 21..];
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A blob's content.
+    pub fn blob<'b>(&self, id: &ObjectId, buf: &'b mut Vec<u8>) -> Result<&'b [u8]> {
+        match self.raw(id, buf)? {
+            Some(d) => Ok(d.data),
+            None => Err(GitError::Missing { id: id.to_string() }),
+        }
+    }
+}
+
 /// Commits reachable from a set of release tips, each assigned to the first release (in the
 /// order given, which callers make chronological) that reaches it.
 #[derive(Debug, Default)]

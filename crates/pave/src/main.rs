@@ -10,6 +10,7 @@ mod flags;
 mod output;
 mod release;
 mod rollout;
+mod scan;
 mod serve;
 
 use std::path::PathBuf;
@@ -83,6 +84,9 @@ enum Command {
     Logs(rollout::LogsArgs),
     /// Show which token and role the CLI is using.
     Whoami(commands::WhoamiArgs),
+    /// Security gates for any CI: secret scanning (exit 1 when something is found).
+    #[command(subcommand)]
+    Scan(scan::ScanCommand),
     /// Run the sample service (what the demo and tests deploy; configured by PORT and SAMPLE_*).
     #[command(hide = true)]
     Sample,
@@ -92,6 +96,9 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if matches!(cli.command, Command::Sample) {
         return pave_sample::main();
+    }
+    if let Command::Scan(cmd) = cli.command {
+        return scan::run(cmd);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -120,7 +127,7 @@ fn main() -> std::process::ExitCode {
             Command::Deploy(args) => rollout::deploy(args).await,
             Command::Rollout(cmd) => rollout::rollout(cmd).await,
             Command::Logs(args) => rollout::logs(args).await,
-            Command::Sample => unreachable!("handled before the runtime starts"),
+            Command::Sample | Command::Scan(_) => unreachable!("handled before the runtime starts"),
         }
     });
     match result {

@@ -11,5 +11,6 @@ mod dora;
 mod flags;
 mod harness;
 mod releases;
+mod scan;
 mod sdk;
 mod webhooks;
