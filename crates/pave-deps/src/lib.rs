@@ -1,9 +1,11 @@
 //! Dependency audit: each package ecosystem's version ordering ([`version`]) and OSV
 //! advisories with their affected ranges, fixes and severities ([`osv`]).
 
+pub mod lockfile;
 pub mod osv;
 pub mod version;
 
+pub use lockfile::{Format, LockError, Origin, Package};
 pub use osv::{Hit, Record, Severity, cvss3_base_score};
 pub use version::{Ecosystem, compare_semver};
 
