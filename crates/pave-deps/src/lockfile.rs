@@ -79,6 +79,8 @@ pub enum Format {
     GoMod,
     GemfileLock,
     ComposerLock,
+    YarnLock,
+    PnpmLock,
 }
 
 impl Format {
@@ -92,6 +94,8 @@ impl Format {
             "go.mod" => Format::GoMod,
             "Gemfile.lock" | "gems.locked" => Format::GemfileLock,
             "composer.lock" => Format::ComposerLock,
+            "yarn.lock" => Format::YarnLock,
+            "pnpm-lock.yaml" => Format::PnpmLock,
             n if n.starts_with("requirements") && n.ends_with(".txt") => Format::Requirements,
             _ => return None,
         })
@@ -113,6 +117,8 @@ pub fn parse(format: Format, file: &str, text: &str, files: &dyn Files) -> Resul
         Format::GoMod => go_mod(text).map_err(err)?,
         Format::GemfileLock => gemfile(text).map_err(err)?,
         Format::ComposerLock => composer(text).map_err(err)?,
+        Format::YarnLock => yarn(text, files).map_err(err)?,
+        Format::PnpmLock => pnpm(text).map_err(err)?,
     };
     out.sort();
     out.dedup();
@@ -560,6 +566,224 @@ fn composer(text: &str) -> Result<Vec<Package>, String> {
         }
     }
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// yarn.lock (classic v1 and Berry)
+
+/// `name@range` split at the last `@` that does not start a scope.
+fn split_spec(spec: &str) -> Option<(&str, &str)> {
+    let at = spec[1..].rfind('@')? + 1;
+    Some((&spec[..at], &spec[at + 1..]))
+}
+
+/// `name@protocol:ref` split at the first `@` after a scope.
+fn split_locator(loc: &str) -> Option<(&str, &str)> {
+    let at = loc[1..].find('@')? + 1;
+    Some((&loc[..at], &loc[at + 1..]))
+}
+
+fn manifest_direct(files: &dyn Files) -> Option<HashSet<String>> {
+    let m: Value = serde_json::from_str(&files.read("package.json")?).ok()?;
+    Some(
+        ["dependencies", "devDependencies", "optionalDependencies"]
+            .iter()
+            .filter_map(|k| m.get(*k).and_then(Value::as_object))
+            .flat_map(|o| o.keys().cloned())
+            .collect(),
+    )
+}
+
+fn yarn(text: &str, files: &dyn Files) -> Result<Vec<Package>, String> {
+    if text.lines().any(|l| l.starts_with("__metadata:")) {
+        return yarn_berry(text);
+    }
+    let direct = manifest_direct(files);
+    let mut out = Vec::new();
+    let mut current: Option<(String, String, bool)> = None; // name, first specifier's alias-name, aliased
+    let mut version: Option<String> = None;
+    let mut resolved = String::new();
+    let mut flush = |cur: &mut Option<(String, String, bool)>,
+                     version: &mut Option<String>,
+                     resolved: &mut String|
+     -> Result<(), String> {
+        if let Some((name, installed_as, _)) = cur.take() {
+            let v = version.take().ok_or_else(|| format!("{name}: no version"))?;
+            let origin = if resolved.contains("codeload.github.com") || resolved.starts_with("git") {
+                Origin::Git
+            } else if resolved.starts_with("file:") || v.starts_with("file:") {
+                Origin::Path
+            } else {
+                Origin::Registry
+            };
+            let mut p = pkg(Ecosystem::Npm, &name, &v, origin);
+            p.direct = direct.as_ref().map(|d| d.contains(&installed_as));
+            out.push(p);
+        }
+        resolved.clear();
+        Ok(())
+    };
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        if !line.starts_with(' ') {
+            flush(&mut current, &mut version, &mut resolved)?;
+            let header = line.strip_suffix(':').ok_or_else(|| format!("{line:?} is not a block header"))?;
+            let first = header.split(", ").next().unwrap_or(header).trim_matches('"');
+            let (installed_as, range) =
+                split_locator(first).ok_or_else(|| format!("{first:?} has no version range"))?;
+            let name = match range.strip_prefix("npm:").and_then(split_spec) {
+                Some((real, _)) => real.to_owned(),
+                None => installed_as.to_owned(),
+            };
+            current = Some((name, installed_as.to_owned(), false));
+        } else if let Some(v) = line.strip_prefix("  version ") {
+            version = Some(v.trim().trim_matches('"').to_owned());
+        } else if let Some(r) = line.strip_prefix("  resolved ") {
+            resolved = r.trim().trim_matches('"').to_owned();
+        }
+    }
+    flush(&mut current, &mut version, &mut resolved)?;
+    Ok(out)
+}
+
+fn yarn_berry(text: &str) -> Result<Vec<Package>, String> {
+    let doc: serde_yaml::Mapping = serde_yaml::from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+    let mut out = Vec::new();
+    let mut direct = HashSet::new();
+    for (key, entry) in &doc {
+        if key.as_str() == Some("__metadata") {
+            continue;
+        }
+        let Some(resolution) = entry.get("resolution").and_then(serde_yaml::Value::as_str) else {
+            return Err(format!("entry {key:?} has no resolution"));
+        };
+        let version = match entry.get("version") {
+            Some(serde_yaml::Value::String(s)) => s.clone(),
+            Some(serde_yaml::Value::Number(n)) => n.to_string(),
+            _ => return Err(format!("{resolution}: no version")),
+        };
+        let mut locator = resolution.to_owned();
+        // `name@patch:name@npm%3A1.2.3#…`: the patched package is the inner one.
+        if let Some((_, r)) = split_locator(&locator)
+            && let Some(inner) = r.strip_prefix("patch:")
+        {
+            locator = inner.split('#').next().unwrap_or(inner).replace("%3A", ":").replace("%40", "@");
+        }
+        let (name, reference) = split_locator(&locator).ok_or_else(|| format!("{resolution:?} is not a locator"))?;
+        let origin = match reference.split(':').next().unwrap_or("") {
+            "npm" => Origin::Registry,
+            "workspace" => Origin::Workspace,
+            "link" | "portal" | "file" | "exec" => Origin::Path,
+            _ => Origin::Git,
+        };
+        if origin == Origin::Workspace {
+            for deps in ["dependencies", "devDependencies", "optionalDependencies"] {
+                if let Some(m) = entry.get(deps).and_then(serde_yaml::Value::as_mapping) {
+                    direct.extend(m.keys().filter_map(|k| k.as_str().map(str::to_owned)));
+                }
+            }
+            continue;
+        }
+        out.push(pkg(Ecosystem::Npm, name, &version, origin));
+    }
+    // Direct: named by a workspace, under the real name or an alias that resolves to it.
+    let aliases: HashSet<String> = doc
+        .keys()
+        .filter_map(|k| k.as_str())
+        .flat_map(|k| k.split(", "))
+        .filter_map(|spec| {
+            let (installed_as, range) = split_locator(spec.trim_matches('"'))?;
+            let real = range.strip_prefix("npm:").and_then(split_spec).map(|(n, _)| n)?;
+            direct.contains(installed_as).then(|| real.to_owned())
+        })
+        .collect();
+    for p in &mut out {
+        p.direct = Some(direct.contains(&p.name) || aliases.contains(&p.name));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// pnpm-lock.yaml (lockfile 5.x, 6.0, 9.0)
+
+fn pnpm(text: &str) -> Result<Vec<Package>, String> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+    let version = match doc.get("lockfileVersion") {
+        Some(serde_yaml::Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+        Some(serde_yaml::Value::String(s)) => s.parse().map_err(|_| format!("lockfileVersion {s:?}"))?,
+        _ => return Err("no lockfileVersion".into()),
+    };
+    let v5 = version < 6.0;
+    // Direct dependencies: `name -> resolved version` from the importers (or the top level).
+    let mut direct: HashSet<(String, String)> = HashSet::new();
+    let mut importers: Vec<&serde_yaml::Value> = vec![&doc];
+    if let Some(m) = doc.get("importers").and_then(serde_yaml::Value::as_mapping) {
+        importers.extend(m.values());
+    }
+    for imp in importers {
+        for deps in ["dependencies", "devDependencies", "optionalDependencies"] {
+            for (k, v) in imp.get(deps).and_then(serde_yaml::Value::as_mapping).into_iter().flatten() {
+                let Some(name) = k.as_str() else { continue };
+                let resolved = match v {
+                    serde_yaml::Value::String(s) => s.clone(),
+                    serde_yaml::Value::Number(n) => n.to_string(),
+                    other => match other.get("version") {
+                        Some(serde_yaml::Value::String(s)) => s.clone(),
+                        Some(serde_yaml::Value::Number(n)) => n.to_string(),
+                        _ => continue,
+                    },
+                };
+                // An alias resolves to `/ms/0.7.0`, `/ms@0.7.0` or `ms@0.7.0`.
+                let key = if resolved.starts_with(|c: char| c.is_ascii_digit()) {
+                    Some((name.to_owned(), resolved.split(['(', '_']).next().unwrap_or(&resolved).to_owned()))
+                } else {
+                    pnpm_key(&resolved, v5)
+                };
+                direct.extend(key);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (k, entry) in doc.get("packages").and_then(serde_yaml::Value::as_mapping).into_iter().flatten() {
+        let key = match k {
+            serde_yaml::Value::String(s) => s.clone(),
+            other => return Err(format!("package key {other:?} is not a string")),
+        };
+        let Some((name, ver)) = pnpm_key(&key, v5) else {
+            return Err(format!("package key {key:?} names no version"));
+        };
+        let resolution = entry.get("resolution");
+        let origin = if resolution.and_then(|r| r.get("type")).and_then(serde_yaml::Value::as_str) == Some("git") {
+            Origin::Git
+        } else if resolution.and_then(|r| r.get("tarball")).is_some() {
+            Origin::Url
+        } else if resolution.and_then(|r| r.get("directory")).is_some() {
+            Origin::Path
+        } else {
+            Origin::Registry
+        };
+        let mut p = pkg(Ecosystem::Npm, &name, &ver, origin);
+        p.dev = entry.get("dev").and_then(serde_yaml::Value::as_bool);
+        p.direct = Some(direct.contains(&(name.clone(), ver.clone())));
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// `(name, version)` of a pnpm package key: `/name/1.0.0_peer` (v5), `/name@1.0.0(peer)`
+/// (v6) or `name@1.0.0` (v9).
+fn pnpm_key(key: &str, v5: bool) -> Option<(String, String)> {
+    let k = key.strip_prefix('/').unwrap_or(key);
+    let k = k.split('(').next().unwrap_or(k);
+    if v5 {
+        let (name, ver) = k.rsplit_once('/')?;
+        let ver = ver.split('_').next().unwrap_or(ver);
+        return Some((name.to_owned(), ver.to_owned()));
+    }
+    let (name, ver) = split_spec(k)?;
+    Some((name.to_owned(), ver.to_owned()))
 }
 
 /// Counts per origin, for summaries.

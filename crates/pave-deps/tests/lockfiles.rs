@@ -144,3 +144,42 @@ fn malformed_lockfiles_are_named() {
         assert!(e.to_string().starts_with(file) && e.to_string().contains(needle), "{e}");
     }
 }
+
+#[test]
+fn yarn_classic_and_berry() {
+    for file in ["yarn.v1.lock", "yarn.berry-v3.lock", "yarn.berry-v4.lock"] {
+        let text = std::fs::read_to_string(format!("{DIR}/{file}")).expect("sample");
+        struct Manifest;
+        impl Files for Manifest {
+            fn read(&self, relative: &str) -> Option<String> {
+                (relative == "package.json")
+                    .then(|| std::fs::read_to_string(format!("{DIR}/package.js-sample.json")).expect("manifest"))
+            }
+        }
+        let ps = parse(Format::YarnLock, "yarn.lock", &text, &Manifest).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let lodash = find(&ps, "lodash", "4.17.15");
+        assert_eq!((lodash.direct, lodash.origin), (Some(true), Origin::Registry), "{file}");
+        find(&ps, "minimist", "0.0.8");
+        find(&ps, "@xmldom/xmldom", "0.7.5");
+        assert_eq!(find(&ps, "ms", "0.7.0").direct, Some(true), "{file}: the alias my-ms is direct");
+        assert!(!ps.iter().any(|p| p.name == "my-ms" || p.origin == Origin::Workspace), "{file}");
+        assert_eq!(find(&ps, "chalk", "2.4.2").direct, Some(true), "{file}");
+        assert_eq!(find(&ps, "ansi-styles", "3.2.1").direct, Some(false), "{file}");
+    }
+}
+
+#[test]
+fn pnpm_lockfiles_5_6_9() {
+    for file in ["pnpm-lock.v5.4.yaml", "pnpm-lock.v6.0.yaml", "pnpm-lock.v9.0.yaml"] {
+        let ps = load(Format::PnpmLock, file);
+        assert_eq!(ps.len(), 38, "{file}: {ps:?}");
+        assert_eq!(ps.iter().filter(|p| p.direct == Some(true)).count(), 10, "{file}");
+        assert_eq!(find(&ps, "react-dom", "16.0.0").direct, Some(true), "{file}: peer suffix dropped");
+        assert_eq!(find(&ps, "ms", "0.7.0").direct, Some(true), "{file}: alias");
+        find(&ps, "minimist", "0.0.8");
+        find(&ps, "minimist", "1.2.0");
+        if file != "pnpm-lock.v9.0.yaml" {
+            assert_eq!(find(&ps, "mkdirp", "0.5.1").dev, Some(true), "{file}");
+        }
+    }
+}
