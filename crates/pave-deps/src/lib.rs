@@ -1,10 +1,12 @@
 //! Dependency audit: each package ecosystem's version ordering ([`version`]) and OSV
 //! advisories with their affected ranges, fixes and severities ([`osv`]).
 
+pub mod db;
 pub mod lockfile;
 pub mod osv;
 pub mod version;
 
+pub use db::{Database, DbError, Finding};
 pub use lockfile::{Format, LockError, Origin, Package};
 pub use osv::{Hit, Record, Severity, cvss3_base_score};
 pub use version::{Ecosystem, compare_semver};
