@@ -254,9 +254,12 @@ fn cmp(eco: Ecosystem, a: &str, b: &str) -> std::cmp::Ordering {
     eco.compare(a, b).unwrap_or_else(|| a.cmp(b))
 }
 
+/// An advisory that matched, with what it says.
+type Matched<'a> = (&'a Record, crate::osv::Hit);
+
 /// Hits grouped by shared ids (an advisory and the ones it names as aliases, transitively).
-fn alias_groups<'a>(hits: &'a [(&'a Record, crate::osv::Hit)]) -> Vec<Vec<&'a (&'a Record, crate::osv::Hit)>> {
-    let mut groups: Vec<(BTreeSet<&str>, Vec<&(&Record, crate::osv::Hit)>)> = Vec::new();
+fn alias_groups<'a>(hits: &'a [Matched<'a>]) -> Vec<Vec<&'a Matched<'a>>> {
+    let mut groups: Vec<(BTreeSet<&str>, Vec<&Matched<'a>>)> = Vec::new();
     for h in hits {
         let names: BTreeSet<&str> =
             std::iter::once(h.0.id.as_str()).chain(h.0.aliases.iter().map(String::as_str)).collect();
