@@ -22,6 +22,15 @@ if command -v npm >/dev/null; then
   (cd crates/pave/tests/sdk && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# The SBOM test validates Pave's CycloneDX output against the official schema with
+# cyclonedx-python-lib from PyPI (it bundles the schemas, so validation is offline).
+if command -v python3 >/dev/null; then
+  step "installing the CycloneDX validator for the SBOM test (pip)"
+  [ -x target/cdx-venv/bin/python ] || python3 -m venv target/cdx-venv
+  target/cdx-venv/bin/pip install --quiet --disable-pip-version-check "cyclonedx-python-lib[json-validation]==11.12.0"
+  export PAVE_CDX_PYTHON="$PWD/target/cdx-venv/bin/python"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

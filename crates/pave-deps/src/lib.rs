@@ -4,6 +4,7 @@
 pub mod db;
 pub mod lockfile;
 pub mod osv;
+pub mod sbom;
 pub mod version;
 
 pub use db::{Database, DbError, Finding};

@@ -10,7 +10,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -23,6 +23,9 @@ const TICK: Duration = Duration::from_millis(50);
 pub(crate) struct Slot {
     deadline: AtomicU64,
     waker: Mutex<Option<Waker>>,
+    /// Held by a live [`Deadline`]. A flag rather than the `Arc`'s count: the ticker holds a
+    /// reference for a moment on every tick, which must not make a free slot look taken.
+    held: AtomicBool,
 }
 
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
@@ -122,8 +125,14 @@ impl ConnTimer {
     }
 
     fn deadline_at(&self, at: Instant) -> Deadline {
-        // Held only by this timer (the list keeps a weak reference): free to reuse.
-        let slot = if Arc::strong_count(&self.slot) == 1 { self.slot.clone() } else { Slot::new() };
+        let free = self.slot.held.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok();
+        let slot = if free {
+            self.slot.clone()
+        } else {
+            let fresh = Slot::new();
+            fresh.held.store(true, Ordering::Release);
+            fresh
+        };
         slot.arm(at);
         Deadline { slot }
     }
@@ -147,6 +156,7 @@ impl Drop for Deadline {
     fn drop(&mut self) {
         self.slot.disarm();
         self.slot.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.slot.held.store(false, Ordering::Release);
     }
 }
 

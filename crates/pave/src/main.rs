@@ -84,9 +84,11 @@ enum Command {
     Logs(rollout::LogsArgs),
     /// Show which token and role the CLI is using.
     Whoami(commands::WhoamiArgs),
-    /// Security gates for any CI: secret scanning (exit 1 when something is found).
+    /// Security gates for any CI: secrets and vulnerable dependencies (exit 1 when something is found).
     #[command(subcommand)]
     Scan(scan::ScanCommand),
+    /// A CycloneDX 1.5 SBOM of the packages the lockfiles under PATH install.
+    Sbom(scan::SbomArgs),
     /// Run the sample service (what the demo and tests deploy; configured by PORT and SAMPLE_*).
     #[command(hide = true)]
     Sample,
@@ -97,8 +99,10 @@ fn main() -> std::process::ExitCode {
     if matches!(cli.command, Command::Sample) {
         return pave_sample::main();
     }
-    if let Command::Scan(cmd) = cli.command {
-        return scan::run(cmd);
+    match cli.command {
+        Command::Scan(cmd) => return scan::run(cmd),
+        Command::Sbom(args) => return scan::sbom(&args),
+        _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -127,7 +131,7 @@ fn main() -> std::process::ExitCode {
             Command::Deploy(args) => rollout::deploy(args).await,
             Command::Rollout(cmd) => rollout::rollout(cmd).await,
             Command::Logs(args) => rollout::logs(args).await,
-            Command::Sample | Command::Scan(_) => unreachable!("handled before the runtime starts"),
+            Command::Sample | Command::Scan(_) | Command::Sbom(_) => unreachable!("handled before the runtime starts"),
         }
     });
     match result {

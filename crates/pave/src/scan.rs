@@ -14,6 +14,46 @@ use pave_secrets::{Accepted, Finding, Ruleset, Source, Summary, walk};
 pub enum ScanCommand {
     /// Find secrets in a working tree, or with --git in every version of every file in history.
     Secrets(SecretsArgs),
+    /// Audit the packages every lockfile under PATH installs against an offline OSV database.
+    Deps(DepsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DepsArgs {
+    /// A project directory (searched for lockfiles) or one lockfile.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// The OSV database: a directory of OSV JSON records or a zip of them (osv.dev's all.zip).
+    #[arg(long, env = "PAVE_OSV_DB")]
+    pub db: PathBuf,
+    /// Exit 1 when a vulnerability at or above this severity is found (unknown counts as medium).
+    #[arg(long, value_enum, default_value_t = FailOn::Low)]
+    pub fail_on: FailOn,
+    #[arg(long, short = 'f', value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Write the report here instead of standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Low,
+    Medium,
+    High,
+    Critical,
+    /// Report, never fail.
+    Never,
+}
+
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// A project directory (searched for lockfiles) or one lockfile.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Write the SBOM here instead of standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,6 +102,7 @@ pub struct SecretsArgs {
 pub fn run(cmd: ScanCommand) -> ExitCode {
     let result = match cmd {
         ScanCommand::Secrets(args) => secrets(&args),
+        ScanCommand::Deps(args) => deps(&args),
     };
     match result {
         Ok(code) => code,
@@ -208,4 +249,221 @@ fn secrets(args: &SecretsArgs) -> Result<ExitCode> {
         set.rules().len()
     );
     Ok(if findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Directories never searched for lockfiles: installed packages and build output carry
+/// lockfiles of their own that the project does not install.
+const SKIP_DIRS: [&str; 7] = [".git", "node_modules", "target", "vendor", ".venv", "venv", "__pycache__"];
+
+/// Packages with the lockfile (path relative to the scanned root) that installs each.
+type Installed = Vec<(pave_deps::Package, String)>;
+
+/// Every lockfile under `root` (or `root` itself), parsed, and the lockfiles read.
+fn installed(root: &Path) -> Result<(Installed, Vec<String>)> {
+    struct Beside(PathBuf);
+    impl pave_deps::lockfile::Files for Beside {
+        fn read(&self, relative: &str) -> Option<String> {
+            std::fs::read_to_string(self.0.join(relative)).ok()
+        }
+    }
+    if !root.exists() {
+        bail!("{} does not exist", root.display());
+    }
+    let mut files = Vec::new();
+    if root.is_file() {
+        files.push(root.to_path_buf());
+    } else {
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            let entries = std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
+            for e in entries {
+                let e = e.with_context(|| format!("cannot read {}", dir.display()))?;
+                let kind = e.file_type()?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                if kind.is_dir() && !SKIP_DIRS.contains(&name.as_str()) {
+                    stack.push(e.path());
+                } else if kind.is_file() && pave_deps::Format::detect(&name).is_some() {
+                    files.push(e.path());
+                }
+            }
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    let mut names = Vec::new();
+    for f in files {
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let Some(format) = pave_deps::Format::detect(&name) else {
+            bail!("{} is not a lockfile Pave reads", f.display());
+        };
+        let rel = f.strip_prefix(root).ok().filter(|r| !r.as_os_str().is_empty()).unwrap_or(&f).display().to_string();
+        let text = std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
+        let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
+        let packages = pave_deps::lockfile::parse(format, &name, &text, &Beside(dir))
+            .map_err(|e| anyhow::anyhow!("{rel}: {}", e.message))?;
+        out.extend(packages.into_iter().map(|p| (p, rel.clone())));
+        names.push(rel);
+    }
+    if names.is_empty() {
+        bail!(
+            "no lockfile under {} (Cargo.lock, package-lock.json, yarn.lock, pnpm-lock.yaml, requirements*.txt, poetry.lock, Pipfile.lock, go.mod, Gemfile.lock, composer.lock)",
+            root.display()
+        );
+    }
+    Ok((out, names))
+}
+
+fn deps(args: &DepsArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let db = pave_deps::Database::open(&args.db).with_context(|| "cannot read the OSV database")?;
+    for w in &db.warnings {
+        eprintln!("warning: {w}");
+    }
+    let (packages, lockfiles) = installed(&args.path)?;
+    let findings = db.audit(&packages);
+    let threshold = match args.fail_on {
+        FailOn::Low => Some(pave_deps::Severity::Low),
+        FailOn::Medium => Some(pave_deps::Severity::Medium),
+        FailOn::High => Some(pave_deps::Severity::High),
+        FailOn::Critical => Some(pave_deps::Severity::Critical),
+        FailOn::Never => None,
+    };
+    let counted =
+        |s: pave_deps::Severity| if s == pave_deps::Severity::Unknown { pave_deps::Severity::Medium } else { s };
+    let failing = findings.iter().filter(|f| threshold.is_some_and(|t| counted(f.level) >= t)).count();
+    let registry = packages.iter().filter(|(p, _)| p.origin == pave_deps::Origin::Registry).count();
+    let report = match args.format {
+        ReportFormat::Json => {
+            let v = serde_json::json!({
+                "tool": "pave", "lockfiles": lockfiles, "packages": packages.len(), "findings": findings,
+                "database": {"records": db.len(), "warnings": db.warnings},
+            });
+            serde_json::to_string_pretty(&v).expect("serializes") + "\n"
+        }
+        ReportFormat::Sarif => serde_json::to_string_pretty(&deps_sarif(&findings)).expect("serializes") + "\n",
+        ReportFormat::Text => {
+            let mut s = String::new();
+            for f in &findings {
+                let fix = match (&f.fixed, &f.upgrade_to) {
+                    (_, Some(u)) => format!("upgrade to {u}"),
+                    (Some(x), None) => format!("fixed in {x}"),
+                    (None, None) => "no fixed version".into(),
+                };
+                s.push_str(&format!(
+                    "{:<8} {} {} {} ({})  {}  {}  [{}]\n",
+                    f.severity,
+                    f.ecosystem,
+                    f.package,
+                    f.version,
+                    f.ids.join(", "),
+                    fix,
+                    f.summary,
+                    f.lockfiles.join(", ")
+                ));
+            }
+            s
+        }
+    };
+    match &args.output {
+        Some(p) => std::fs::write(p, &report).with_context(|| format!("cannot write {}", p.display()))?,
+        None => std::io::stdout().write_all(report.as_bytes()).context("cannot write the report")?,
+    }
+    eprintln!(
+        "{} vulnerabilit{} ({failing} at or above --fail-on) in {} packages ({registry} from registries) of {} lockfile(s), \
+         {} advisories, {:.2} s",
+        findings.len(),
+        if findings.len() == 1 { "y" } else { "ies" },
+        packages.len(),
+        lockfiles.len(),
+        db.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if failing > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn deps_sarif(findings: &[pave_deps::Finding]) -> serde_json::Value {
+    let mut rules: Vec<serde_json::Value> = Vec::new();
+    let mut results = Vec::new();
+    for f in findings {
+        let id = f.ids[0].clone();
+        let index = match rules.iter().position(|r| r["id"] == id.as_str()) {
+            Some(i) => i,
+            None => {
+                rules.push(serde_json::json!({"id": id, "shortDescription": {"text": f.summary},
+                    "properties": {"security-severity": f.score.map(|s| format!("{s:.1}")), "aliases": f.aliases}}));
+                rules.len() - 1
+            }
+        };
+        let level = match f.level {
+            pave_deps::Severity::Critical | pave_deps::Severity::High => "error",
+            pave_deps::Severity::Medium | pave_deps::Severity::Unknown => "warning",
+            _ => "note",
+        };
+        let fix = f
+            .upgrade_to
+            .as_deref()
+            .or(f.fixed.as_deref())
+            .map_or("no fixed version is known".to_owned(), |v| format!("upgrade to {v}"));
+        for lock in &f.lockfiles {
+            results.push(serde_json::json!({
+                "ruleId": id, "ruleIndex": index, "level": level,
+                "message": {"text": format!("{} {} {} is vulnerable ({}): {fix}", f.ecosystem, f.package, f.version, f.ids.join(", "))},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": lock}}}],
+                "partialFingerprints": {"package/v1": format!("{}:{}:{}:{}", f.ecosystem, f.package, f.version, id)},
+            }));
+        }
+    }
+    serde_json::json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "pave", "semanticVersion": env!("CARGO_PKG_VERSION"), "rules": rules}}, "results": results}],
+    })
+}
+
+/// `pave sbom`: the CycloneDX 1.5 SBOM of what the lockfiles install.
+pub fn sbom(args: &SbomArgs) -> ExitCode {
+    let run = || -> Result<()> {
+        let (packages, lockfiles) = installed(&args.path)?;
+        let abs = std::fs::canonicalize(&args.path).unwrap_or_else(|_| args.path.clone());
+        let name = abs.file_name().map_or_else(|| "project".to_owned(), |n| n.to_string_lossy().into_owned());
+        let serial = uuid_v4();
+        let now = pave_model::Timestamp(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
+        )
+        .to_string();
+        let subject = pave_deps::sbom::Subject {
+            name: &name,
+            serial: &serial,
+            timestamp: &now,
+            tool_version: env!("CARGO_PKG_VERSION"),
+        };
+        let bom = pave_deps::sbom::cyclonedx(&subject, &packages);
+        let text = serde_json::to_string_pretty(&bom).expect("serializes") + "\n";
+        match &args.output {
+            Some(p) => std::fs::write(p, &text).with_context(|| format!("cannot write {}", p.display()))?,
+            None => std::io::stdout().write_all(text.as_bytes()).context("cannot write the SBOM")?,
+        }
+        eprintln!(
+            "{} components from {} lockfile(s)",
+            bom["components"].as_array().map_or(0, Vec::len),
+            lockfiles.len()
+        );
+        Ok(())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A random (version 4) UUID.
+fn uuid_v4() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }

@@ -168,3 +168,139 @@ fn bad_configurations_and_paths_are_named_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not a git repository"), "{}", stderr(&out));
 }
+
+/// A project with one lockfile of every kind, under their real names (samples from
+/// pave-deps' test data), and the OSV records beside them.
+fn project() -> (tempfile::TempDir, std::path::PathBuf) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pave-deps/tests/data");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let put = |from: &str, to: &str| {
+        let dest = dir.path().join(to);
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(data.join("lockfiles").join(from), dest).expect("copy sample");
+    };
+    put("package-lock.v3.json", "web/package-lock.json");
+    put("yarn.v1.lock", "legacy-web/yarn.lock");
+    put("package.js-sample.json", "legacy-web/package.json");
+    put("pnpm-lock.v9.0.yaml", "admin/pnpm-lock.yaml");
+    put("Cargo.v4.lock", "Cargo.lock");
+    put("poetry.lock", "ml/poetry.lock");
+    put("requirements.pip-compile-hashes.txt", "tools/requirements.txt");
+    put("go.mod", "gateway/go.mod");
+    put("Gemfile.lock", "site/Gemfile.lock");
+    put("composer.lock", "cms/composer.lock");
+    // Installed packages carry lockfiles of their own: never read.
+    put("package-lock.v1.json", "web/node_modules/dep/package-lock.json");
+    (dir, data.join("osv"))
+}
+
+fn deps(args: &[&str]) -> Output {
+    Command::new(pave_bin()).arg("scan").arg("deps").args(args).output().expect("pave runs")
+}
+
+#[test]
+fn dependency_audit_finds_fixes_and_gates_by_severity() {
+    let (dir, db) = project();
+    let root = dir.path().to_str().expect("utf-8");
+    let db = db.to_str().expect("utf-8");
+    let out = deps(&[root, "--db", db, "-f", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(report["lockfiles"].as_array().map(Vec::len), Some(9), "{}", report["lockfiles"]);
+    let findings = report["findings"].as_array().expect("findings");
+    let find = |pkg: &str, id: &str| {
+        findings
+            .iter()
+            .find(|f| f["package"] == pkg && f["ids"].as_array().is_some_and(|ids| ids.iter().any(|i| i == id)))
+            .unwrap_or_else(|| panic!("{pkg} {id} not found in {findings:#?}"))
+    };
+    let lodash = find("lodash", "GHSA-35jh-r3h4-6jhm");
+    assert_eq!((lodash["version"].as_str(), lodash["upgradeTo"].as_str()), (Some("4.17.15"), Some("4.17.21")));
+    let lockfiles: Vec<&str> = lodash["lockfiles"].as_array().expect("list").iter().filter_map(Value::as_str).collect();
+    assert!(
+        lockfiles.contains(&"web/package-lock.json") && lockfiles.contains(&"legacy-web/yarn.lock"),
+        "{lockfiles:?}"
+    );
+    assert_eq!(find("minimist", "GHSA-xvch-5gv4-984h")["severity"], "critical");
+    assert_eq!(find("requests", "PYSEC-2018-28")["ids"], serde_json::json!(["GHSA-x84v-xcm2-53pg", "PYSEC-2018-28"]));
+    find("smallvec", "RUSTSEC-2021-0003");
+    find("github.com/gin-gonic/gin", "GO-2023-1737");
+    find("nokogiri", "GHSA-crjr-9rc5-ghw8");
+    find("twig/twig", "GHSA-52m2-vc4m-jj33");
+    assert!(!stdout(&out).contains("node_modules"), "installed packages' lockfiles are not read");
+
+    // --fail-on: critical still fails (minimist), --fail-on never reports and passes.
+    assert_eq!(deps(&[root, "--db", db, "--fail-on", "critical"]).status.code(), Some(1));
+    let out = deps(&[root, "--db", db, "--fail-on", "never"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("critical npm minimist 1.2.0 (GHSA-xvch-5gv4-984h)  upgrade to 1.2.6"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = deps(&[root, "--db", db, "-f", "sarif"]);
+    let sarif: Value = serde_json::from_str(&stdout(&out)).expect("sarif");
+    assert_eq!(sarif["version"], "2.1.0");
+    let results = sarif["runs"][0]["results"].as_array().expect("results");
+    assert!(results.iter().any(|r| r["ruleId"] == "GHSA-xvch-5gv4-984h"
+        && r["level"] == "error"
+        && r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "web/package-lock.json"));
+
+    // Bad input: named, exit 2.
+    let out = deps(&[root, "--db", "/no/such/db"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/no/such/db"), "{}", stderr(&out));
+    std::fs::write(dir.path().join("site/Gemfile.lock"), "GEM\n  specs:\n    rack\n").expect("write");
+    let out = deps(&[root, "--db", db]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("site/Gemfile.lock") && stderr(&out).contains("rack"), "{}", stderr(&out));
+    let empty = tempfile::tempdir().expect("tempdir");
+    let out = deps(&[empty.path().to_str().expect("utf-8"), "--db", db]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no lockfile"), "{}", stderr(&out));
+}
+
+#[test]
+fn sbom_is_valid_cyclonedx_with_purls() {
+    let (dir, _) = project();
+    let bom_path = dir.path().join("bom.cdx.json");
+    let out = Command::new(pave_bin())
+        .args(["sbom", dir.path().to_str().expect("utf-8"), "-o", bom_path.to_str().expect("utf-8")])
+        .output()
+        .expect("pave runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bom: Value = serde_json::from_str(&std::fs::read_to_string(&bom_path).expect("bom")).expect("json");
+    assert_eq!((bom["bomFormat"].as_str(), bom["specVersion"].as_str()), (Some("CycloneDX"), Some("1.5")));
+    let purls: Vec<&str> =
+        bom["components"].as_array().expect("components").iter().filter_map(|c| c["purl"].as_str()).collect();
+    for want in [
+        "pkg:npm/lodash@4.17.15",
+        "pkg:npm/%40xmldom/xmldom@0.7.5",
+        "pkg:cargo/smallvec@1.6.0",
+        "pkg:pypi/requests@2.19.0",
+        "pkg:golang/github.com/gin-gonic/gin@v1.6.3",
+        "pkg:gem/nokogiri@1.13.3",
+        "pkg:composer/twig/twig@v2.14.10",
+    ] {
+        assert!(purls.contains(&want), "{want} not in {purls:?}");
+    }
+    // The official schema (cyclonedx-python-lib bundles it), plus purl syntax and unique refs.
+    let python = match std::env::var("PAVE_CDX_PYTHON") {
+        Ok(p) => p,
+        Err(_) => {
+            eprintln!(
+                "\n!!! the CycloneDX validator is not installed (scripts/test.sh installs it): schema check SKIPPED !!!\n"
+            );
+            assert!(
+                std::env::var("PAVE_REQUIRE_CDX").as_deref() != Ok("1"),
+                "PAVE_REQUIRE_CDX=1 but PAVE_CDX_PYTHON is unset"
+            );
+            return;
+        }
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sbom/validate.py");
+    let out = Command::new(python).arg(script).args(["--spec", "1.5"]).arg(&bom_path).output().expect("python runs");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("VALID"), "{}", stdout(&out));
+}
