@@ -113,19 +113,25 @@ fn judge(
     }
     match j.test {
         Test::Latency => {
-            // Compare with stable made `tolerance` slower: the sketch's buckets are log-spaced,
-            // so that is a shift by a fixed number of buckets.
+            // Compare with stable made slower by `tolerance`, or by `slack_ms` where that is
+            // more: each of stable's log-spaced buckets moves to the bucket of its slowed value.
             let gamma = (1.0 + pave_router::sketch::ACCURACY) / (1.0 - pave_router::sketch::ACCURACY);
-            let shift = ((1.0 + j.tolerance).ln() / gamma.ln()).round() as u64;
-            let stable: Vec<(u64, u64)> = s.latency.buckets().into_iter().map(|(b, n)| (b + shift, n)).collect();
+            let slack_us = j.slack_ms * 1000.0;
+            let slowed = |b: u64| {
+                let v = gamma.powf(b as f64);
+                let target = (v * (1.0 + j.tolerance)).max(v + slack_us);
+                ((target.ln() / gamma.ln()).round() as u64).max(b)
+            };
+            let stable: Vec<(u64, u64)> = s.latency.buckets().into_iter().map(|(b, n)| (slowed(b), n)).collect();
             let Some(r) = mann_whitney(&c.latency.buckets(), &stable) else {
                 return m(Outcome::Waiting, None, None, None, "no latencies recorded yet".into());
             };
             let (cp, sp) = (c.p50_ms, s.p50_ms);
             let detail = format!(
-                "Mann-Whitney U: p = {:.2e}, P(canary slower than stable +{:.0}%) = {:.2}; p50 {:.3} ms vs {:.3} ms over {nc}/{ns} requests",
+                "Mann-Whitney U: p = {:.2e}, P(canary slower than stable +{:.0}% or +{} ms) = {:.2}; p50 {:.3} ms vs {:.3} ms over {nc}/{ns} requests",
                 r.p_value,
                 j.tolerance * 100.0,
+                j.slack_ms,
                 r.effect,
                 cp.unwrap_or(0.0),
                 sp.unwrap_or(0.0)
@@ -194,5 +200,57 @@ async fn prometheus(p: &PrometheusMetric, t: &Target<'_>, version: &str) -> Resu
             Ok(_) => Ok(None),
             Err(_) => Err(format!("Prometheus gave {v:?}, not a number")),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(version: &str, micros: &[u64]) -> Summary {
+        let mut latency = pave_router::sketch::Sketch::default();
+        for &m in micros {
+            latency.add(m);
+        }
+        Summary {
+            version: version.into(),
+            requests: micros.len() as u64,
+            errors: 0,
+            error_rate: 0.0,
+            p50_ms: latency.quantile(0.5).map(|v| v / 1000.0),
+            p95_ms: None,
+            p99_ms: None,
+            latency,
+        }
+    }
+
+    fn latency_judge(tolerance: f64, slack_ms: f64) -> JudgeMetric {
+        JudgeMetric { test: Test::Latency, alpha: 0.01, min_samples: 30, tolerance, slack_ms }
+    }
+
+    fn outcome(j: &JudgeMetric, canary: &[u64], stable: &[u64]) -> Outcome {
+        let m = |outcome, value, stable, p_value, message: String| Measurement {
+            metric: "latency".into(),
+            outcome,
+            value,
+            stable,
+            p_value,
+            message,
+        };
+        judge(j, (Some(summary("2", canary)), Some(summary("1", stable))), m).outcome
+    }
+
+    #[test]
+    fn sub_millisecond_warm_up_is_not_a_regression_but_a_real_slowdown_is() {
+        // A fresh process: 0.15 ms -> 0.22 ms, 47 % slower, 0.07 ms in absolute terms.
+        let stable: Vec<u64> = (0..300).map(|i| 140 + i % 20).collect();
+        let warm_up: Vec<u64> = (0..300).map(|i| 210 + i % 20).collect();
+        assert_eq!(outcome(&latency_judge(0.2, 0.25), &warm_up, &stable), Outcome::Successful);
+        assert_eq!(outcome(&latency_judge(0.2, 0.0), &warm_up, &stable), Outcome::Failed, "no slack: caught");
+        // 6.4 ms -> 7.4 ms (15 %, 1 ms) is past both the 5 % tolerance and the slack.
+        let stable: Vec<u64> = (0..300).map(|i| 6300 + i % 200).collect();
+        let slower: Vec<u64> = (0..300).map(|i| 7300 + i % 200).collect();
+        assert_eq!(outcome(&latency_judge(0.05, 0.25), &slower, &stable), Outcome::Failed);
+        assert_eq!(outcome(&latency_judge(0.05, 0.25), &stable, &stable), Outcome::Successful);
     }
 }

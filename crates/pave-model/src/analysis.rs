@@ -134,10 +134,19 @@ pub struct JudgeMetric {
     /// that is not a regression.
     #[serde(default = "default_tolerance")]
     pub tolerance: f64,
+    /// Latency: the least slowdown, in milliseconds, that counts whatever the tolerance says.
+    /// At sub-millisecond latencies a fresh process is slower by a large fraction of very
+    /// little (0.15 ms -> 0.22 ms), which is warm-up, not a regression.
+    #[serde(default = "default_slack_ms")]
+    pub slack_ms: f64,
 }
 
 fn default_tolerance() -> f64 {
     0.05
+}
+
+fn default_slack_ms() -> f64 {
+    0.25
 }
 
 // Documents compare whole (the apply planner diffs them); an alpha is never NaN once validated.
@@ -246,6 +255,12 @@ impl AnalysisSpec {
                     }
                     if !(0.0..=1.0).contains(&j.tolerance) {
                         e.push(FieldError::new(format!("{p}.provider.judge.tolerance"), "between 0 and 1, e.g. 0.05"));
+                    }
+                    if !(0.0..=1000.0).contains(&j.slack_ms) {
+                        e.push(FieldError::new(
+                            format!("{p}.provider.judge.slackMs"),
+                            "between 0 and 1000 (milliseconds), e.g. 0.25",
+                        ));
                     }
                     if m.success_condition.is_some() || m.failure_condition.is_some() {
                         e.push(FieldError::new(
