@@ -140,7 +140,9 @@ async fn an_error_rate_regression_is_rolled_back_automatically_and_counted_by_do
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_latency_only_regression_is_caught_by_the_judge_where_a_2x_threshold_passes() {
     let steps = json!([{"setWeight": 50}, {"analysis": {"metrics": [
-        {"name": "p99-under-2x", "provider": {"router": {"signal": "p99", "minSamples": 40}},
+        // The median, not p99: a 2x bound on p99 is sometimes crossed by one slow request
+        // on a busy machine, which is not the regression this test is about.
+        {"name": "p50-under-2x", "provider": {"router": {"signal": "p50", "minSamples": 40}},
          "interval": "1s", "count": 3, "failureCondition": "result > stable * 2"},
         {"name": "slower", "provider": {"judge": {"test": "latency", "minSamples": 40}}, "interval": "1s", "count": 3},
     ]}}]);
@@ -157,7 +159,7 @@ async fn a_latency_only_regression_is_caught_by_the_judge_where_a_2x_threshold_p
     assert!(r["reason"].as_str().unwrap_or("").contains("metric slower"), "{r}");
     let measured = events(&p, "analysis.measurement").await;
     let threshold: Vec<&Value> =
-        measured.iter().filter(|e| e["data"]["measurement"]["metric"] == "p99-under-2x").collect();
+        measured.iter().filter(|e| e["data"]["measurement"]["metric"] == "p50-under-2x").collect();
     assert!(
         !threshold.is_empty() && threshold.iter().all(|e| e["data"]["measurement"]["outcome"] != "failed"),
         "the 2x threshold did not catch it: {threshold:?}"
