@@ -6,7 +6,7 @@
 //! [`Files`]. Every parser refuses malformed input with the file and the problem named, and
 //! never guesses a version: a range, a branch or a URL is not an installed version.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use serde_json::Value;
 
@@ -228,14 +228,7 @@ fn npm(text: &str, files: &dyn Files) -> Result<Vec<Package>, String> {
         return Ok(out);
     }
     // v1: nested `dependencies`; direct ones from package.json when it is there.
-    let manifest: Option<Value> = files.read("package.json").and_then(|t| serde_json::from_str(&t).ok());
-    let direct: Option<HashSet<String>> = manifest.map(|m| {
-        ["dependencies", "devDependencies", "optionalDependencies"]
-            .iter()
-            .filter_map(|k| m.get(*k).and_then(Value::as_object))
-            .flat_map(|o| o.keys().cloned())
-            .collect()
-    });
+    let direct = manifest_direct(files);
     fn walk(
         deps: &serde_json::Map<String, Value>,
         top: bool,
@@ -784,13 +777,4 @@ fn pnpm_key(key: &str, v5: bool) -> Option<(String, String)> {
     }
     let (name, ver) = split_spec(k)?;
     Some((name.to_owned(), ver.to_owned()))
-}
-
-/// Counts per origin, for summaries.
-pub fn origins(packages: &[Package]) -> BTreeMap<Origin, usize> {
-    let mut m = BTreeMap::new();
-    for p in packages {
-        *m.entry(p.origin).or_insert(0) += 1;
-    }
-    m
 }

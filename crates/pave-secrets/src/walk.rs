@@ -46,7 +46,7 @@ fn files(root: &Path, set: &Ruleset) -> Result<Vec<(PathBuf, String)>, Error> {
         return Ok(vec![(root.to_path_buf(), relative(root, root))]);
     }
     let mut out = Vec::new();
-    let mut it = walk_dir(root)?;
+    let mut it = read_dir(root)?;
     while let Some((path, is_dir)) = it.pop() {
         let rel = relative(root, &path);
         if is_dir {
@@ -60,10 +60,6 @@ fn files(root: &Path, set: &Ruleset) -> Result<Vec<(PathBuf, String)>, Error> {
     }
     out.sort_by(|a, b| a.1.cmp(&b.1));
     Ok(out)
-}
-
-fn walk_dir(root: &Path) -> Result<Vec<(PathBuf, bool)>, Error> {
-    read_dir(root)
 }
 
 /// Entries of a directory; symbolic links are not followed.

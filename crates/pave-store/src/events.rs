@@ -1,9 +1,9 @@
 //! The event log: appending inside a transaction, and paging through it.
 
-use pave_model::{Event, NewEvent, Timestamp};
+use pave_model::{Event, NewEvent};
 use sqlx::Row;
 
-use crate::{Result, Store, StoreError, WriteContext, with_read_pool, with_write_tx};
+use crate::{Result, Store, WriteContext, with_read_pool, with_write_tx};
 
 /// Appends one event inside the transaction `$tx` and evaluates to its id.
 macro_rules! insert_event {
@@ -24,6 +24,27 @@ macro_rules! insert_event {
     }};
 }
 pub(crate) use insert_event;
+
+/// Reads an event from a row of `SELECT id, kind, subject, time, actor, request_id, data`
+/// (a macro: the row type differs per backend).
+macro_rules! event_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let id: i64 = sqlx::Row::try_get(row, 0)?;
+        let data: String = sqlx::Row::try_get(row, 6)?;
+        pave_model::Event {
+            id,
+            kind: sqlx::Row::try_get(row, 1)?,
+            subject: sqlx::Row::try_get(row, 2)?,
+            time: pave_model::Timestamp(sqlx::Row::try_get(row, 3)?),
+            actor: sqlx::Row::try_get(row, 4)?,
+            request_id: sqlx::Row::try_get(row, 5)?,
+            data: serde_json::from_str(&data)
+                .map_err(|e| crate::StoreError::Corrupt { what: format!("event {id}"), reason: e.to_string() })?,
+        }
+    }};
+}
+pub(crate) use event_from_row;
 
 /// A page request: events after `after`, optionally only some kinds or one subject.
 #[derive(Debug, Clone, Default)]
@@ -82,22 +103,7 @@ impl Store {
                 query = query.bind(a);
             }
             let rows = query.fetch_all(pool).await?;
-            rows.iter()
-                .map(|row| {
-                    let data: String = row.try_get(6)?;
-                    let id: i64 = row.try_get(0)?;
-                    Ok(Event {
-                        id,
-                        kind: row.try_get(1)?,
-                        subject: row.try_get(2)?,
-                        time: Timestamp(row.try_get(3)?),
-                        actor: row.try_get(4)?,
-                        request_id: row.try_get(5)?,
-                        data: serde_json::from_str(&data)
-                            .map_err(|e| StoreError::Corrupt { what: format!("event {id}"), reason: e.to_string() })?,
-                    })
-                })
-                .collect()
+            rows.iter().map(|row| Ok(event_from_row!(row))).collect()
         })
     }
 

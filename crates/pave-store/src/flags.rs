@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::events::insert_event;
+use crate::events::{event_from_row, insert_event};
 use crate::{Result, Store, StoreError, WriteContext, with_read_pool, with_write_tx};
 
 /// A flag as stored, with who changed it when and its exposure per environment.
@@ -670,19 +670,7 @@ impl Store {
             .await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
-                let id: i64 = row.try_get(0)?;
-                let data: String = row.try_get(6)?;
-                let event = pave_model::Event {
-                    id,
-                    kind: row.try_get(1)?,
-                    subject: row.try_get(2)?,
-                    time: Timestamp(row.try_get(3)?),
-                    actor: row.try_get(4)?,
-                    request_id: row.try_get(5)?,
-                    data: serde_json::from_str(&data)
-                        .map_err(|e| StoreError::Corrupt { what: format!("event {id}"), reason: e.to_string() })?,
-                };
-                out.extend(FlagChangeFact::from_event(&event));
+                out.extend(FlagChangeFact::from_event(&event_from_row!(row)));
             }
             Ok(out)
         })
