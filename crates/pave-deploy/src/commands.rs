@@ -2,6 +2,7 @@
 //! written to the store. These touch only the database, so any control-plane replica can take
 //! them; the replica running the engine picks the change up.
 
+use pave_model::policy::GateCheck;
 use pave_model::rollout::{self, Rollout, RolloutKind, RolloutState, RouteState, Step, Strategy};
 use pave_model::runtime::parse_duration;
 use pave_model::{Kind, NewEvent, Resource, Role, Timestamp};
@@ -19,6 +20,10 @@ pub enum DeployError {
     Forbidden(String),
     #[error("{0}")]
     Conflict(String),
+    /// The release does not meet the environment's release policy; the message names each
+    /// failed gate and why.
+    #[error("{message}")]
+    Policy { message: String, failed: Vec<GateCheck> },
     #[error(transparent)]
     Store(StoreError),
 }
@@ -52,8 +57,17 @@ pub struct DeployRequest {
     pub environment: String,
     pub version: String,
     pub strategy: Option<Strategy>,
-    /// Skip the promotion path and the approval (admins only); the reason is recorded.
+    /// Skip the promotion path, the approval and the release policy (admins only); the
+    /// reason is recorded.
     pub override_reason: Option<String>,
+}
+
+/// A recorded deployment request, and the checks an admin's override skipped.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    pub rollout: Rollout,
+    /// `promotion path`, `approval`, and each failed policy gate, when overridden.
+    pub overridden: Vec<String>,
 }
 
 fn subject(service: &str) -> String {
@@ -75,7 +89,7 @@ async fn previous_environment(store: &Store, env_order: u32) -> Result<Option<St
 
 /// Checks and records a deployment request. The rollout starts at once, or waits for an
 /// approval where the environment requires one.
-pub async fn deploy(store: &Store, req: &DeployRequest, actor: &Actor, now: i64) -> Result<Rollout> {
+pub async fn deploy(store: &Store, req: &DeployRequest, actor: &Actor, now: i64) -> Result<Deployed> {
     let service = match store.get(Kind::Service, &req.service).await?.map(|s| s.resource) {
         Some(Resource::Service(s)) => s,
         _ => return Err(DeployError::NotFound(format!("service {:?} does not exist", req.service))),
@@ -102,26 +116,66 @@ pub async fn deploy(store: &Store, req: &DeployRequest, actor: &Actor, now: i64)
     }
     if overriding.is_some() && actor.role != Role::Admin {
         return Err(DeployError::Forbidden(format!(
-            "only an admin can override the promotion path or approvals; {} is a {}",
+            "only an admin can override the promotion path, approvals or the release policy; {} is a {}",
             actor.name,
             actor.role.as_str()
         )));
     }
     let mut events = Vec::new();
+    let mut overridden = Vec::new();
+    // Both checks run before either refuses, so one answer names everything in the way.
+    let mut unpromoted = None;
     if let Some(prev) = previous_environment(store, env.spec.order).await?
         && !store.succeeded_in(&req.service, &req.version, &prev).await?
     {
-        if overriding.is_none() {
-            return Err(DeployError::Forbidden(format!(
-                "release {} {} has not succeeded in {prev}, the environment before {} on the promotion path; \
-                 deploy it there first (an admin may override with a reason)",
-                req.service, req.version, req.environment
-            )));
+        unpromoted = Some(prev);
+    }
+    let mut failed: Vec<GateCheck> = Vec::new();
+    if let Some(policy) = env.spec.policy.as_ref().filter(|p| !p.require.is_empty()) {
+        let scans = store.release_scans(&req.service, &req.version).await?;
+        failed = pave_model::policy::evaluate(policy, &scans).into_iter().filter(|c| !c.passed).collect();
+    }
+    let promotion_note = unpromoted.as_ref().map(|prev| {
+        format!(
+            "release {} {} has not succeeded in {prev}, the environment before {} on the promotion path; deploy it there first",
+            req.service, req.version, req.environment
+        )
+    });
+    if overriding.is_none() {
+        if !failed.is_empty() {
+            let why: Vec<String> = failed.iter().map(|c| format!("gate `{}` failed: {}", c.gate, c.reason)).collect();
+            return Err(DeployError::Policy {
+                message: format!(
+                    "release {} {} does not meet the release policy of {}: {}. Attach new scans of a fixed release{} \
+                     (an admin may override with a reason)",
+                    req.service,
+                    req.version,
+                    req.environment,
+                    why.join("; "),
+                    promotion_note.map(|n| format!("; also, {n}")).unwrap_or_default()
+                ),
+                failed,
+            });
         }
+        if let Some(note) = promotion_note {
+            return Err(DeployError::Forbidden(format!("{note} (an admin may override with a reason)")));
+        }
+    }
+    if let Some(prev) = unpromoted {
         events.push(NewEvent::new(
             "deployment.override",
             subject(&req.service),
             json!({"environment": req.environment, "version": req.version, "skipped": format!("not yet succeeded in {prev}"), "by": actor.name, "reason": overriding}),
+        ));
+        overridden.push("promotion path".to_owned());
+    }
+    if !failed.is_empty() {
+        overridden.extend(failed.iter().map(|c| format!("policy gate {}", c.gate)));
+        events.push(NewEvent::new(
+            "deployment.override",
+            subject(&req.service),
+            json!({"environment": req.environment, "version": req.version, "skipped": "release policy",
+                   "gates": failed, "by": actor.name, "reason": overriding}),
         ));
     }
     let spec = service.spec.rollout.as_deref().cloned().unwrap_or_default();
@@ -145,6 +199,7 @@ pub async fn deploy(store: &Store, req: &DeployRequest, actor: &Actor, now: i64)
             subject(&req.service),
             json!({"environment": req.environment, "version": req.version, "skipped": "approval", "by": actor.name, "reason": overriding}),
         ));
+        overridden.push("approval".to_owned());
     }
     let r = Rollout {
         id: 0,
@@ -180,7 +235,8 @@ pub async fn deploy(store: &Store, req: &DeployRequest, actor: &Actor, now: i64)
                    "awaitingApproval": needs_approval}),
         ),
     );
-    Ok(store.create_rollout(&r, &events, &ctx(actor, now)).await?)
+    let rollout = store.create_rollout(&r, &events, &ctx(actor, now)).await?;
+    Ok(Deployed { rollout, overridden })
 }
 
 /// `pave rollout undo`: back to the release that served before the current one.

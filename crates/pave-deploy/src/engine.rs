@@ -36,6 +36,9 @@ pub struct EngineConfig {
     pub router: RouterConfig,
     /// Where rollout events are POSTed (see [`crate::notify`]).
     pub webhooks: Vec<crate::notify::Webhook>,
+    /// Opens the services' secrets for their replicas. Without it a service that has
+    /// secrets cannot start.
+    pub master_key: Option<Arc<pave_vault::MasterKey>>,
 }
 
 impl EngineConfig {
@@ -48,6 +51,7 @@ impl EngineConfig {
             drain_timeout: Duration::from_secs(30),
             router: RouterConfig::default(),
             webhooks: Vec::new(),
+            master_key: None,
         }
     }
 }
@@ -96,6 +100,15 @@ pub struct Engine<R: Runtime> {
     /// One change at a time per route: a rollout step and a background retirement of the
     /// same route must not interleave their read-modify-write of its desired state.
     route_locks: Mutex<HashMap<(String, String), RouteLock>>,
+    /// Routes whose replicas are being restarted with changed secrets.
+    rolling: Mutex<HashSet<(String, String)>>,
+    /// The secret revision a route's roll failed at: not retried until the secrets change
+    /// again (or a deployment starts fresh replicas).
+    failed_rolls: Mutex<HashMap<(String, String), i64>>,
+    /// Extra replicas started for a roll, served beside the desired ones until it ends.
+    surge: Mutex<HashSet<String>>,
+    /// Replicas taken out of the router to be restarted.
+    draining: Mutex<HashSet<String>>,
 }
 
 type RouteLock = Arc<tokio::sync::Mutex<()>>;
@@ -123,6 +136,10 @@ impl<R: Runtime> Engine<R> {
             leader: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             route_locks: Mutex::new(HashMap::new()),
+            rolling: Mutex::new(HashSet::new()),
+            failed_rolls: Mutex::new(HashMap::new()),
+            surge: Mutex::new(HashSet::new()),
+            draining: Mutex::new(HashSet::new()),
         })
     }
 
@@ -160,6 +177,7 @@ impl<R: Runtime> Engine<R> {
                 if leader {
                     engine.dispatch().await;
                     engine.retire_due().await;
+                    engine.roll_due().await;
                 }
                 tokio::select! {
                     _ = engine.wake.notified() => {}
@@ -270,6 +288,17 @@ impl<R: Runtime> Engine<R> {
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("artifact of {service} {version}: {e}"))?;
         let ms = |s: &str| parse_duration(s).map(Duration::from_millis);
+        let sealed = self.store.sealed_secrets(service, env).await.map_err(|e| e.to_string())?;
+        let mut secrets = std::collections::BTreeMap::new();
+        if !sealed.secrets.is_empty() {
+            let key = self.config.master_key.as_ref().ok_or_else(|| {
+                format!("{service} has secrets in {env}, but this control plane has no master key to open them")
+            })?;
+            for s in &sealed.secrets {
+                let at = pave_vault::SecretRef { service, environment: env, name: &s.name, version: s.version };
+                secrets.insert(s.name.clone(), key.open(&at, &s.sealed).map_err(|e| e.to_string())?);
+            }
+        }
         Ok(ReplicaSpec {
             service: service.to_owned(),
             env: env.to_owned(),
@@ -279,6 +308,8 @@ impl<R: Runtime> Engine<R> {
             args: rt.args.clone(),
             cwd,
             vars: rt.env.clone(),
+            secrets,
+            config_rev: sealed.revision,
             port_env: rt.port_env.clone(),
             health: Health {
                 path: rt.health_check.path.clone(),
@@ -307,17 +338,7 @@ impl<R: Runtime> Engine<R> {
             if have.iter().any(|i| i.replica == idx) {
                 continue;
             }
-            let spec = self.spec(service, env, version, idx).await?;
-            let inst = self.runtime.start(spec).await.map_err(|e| e.to_string())?;
-            let doc = serde_json::to_value(&inst).map_err(|e| e.to_string())?;
-            self.store.save_instance(&inst.id, service, env, &doc, now_ms()).await.map_err(|e| e.to_string())?;
-            self.event(
-                "replica.started",
-                service,
-                json!({"environment": env, "version": version, "replica": idx, "pid": inst.pid, "port": inst.port}),
-            )
-            .await;
-            self.apply(service, env).await;
+            self.start_replica(service, env, version, idx, false).await?;
         }
         let mut extra: Vec<Instance> = have.into_iter().filter(|i| i.replica >= replicas).collect();
         extra.sort_by_key(|i| std::cmp::Reverse(i.replica));
@@ -458,6 +479,8 @@ impl<R: Runtime> Engine<R> {
     fn apply_state(&self, service: &str, env: &str, state: &RouteState) {
         let running = self.runtime.running();
         let unhealthy = lock(&self.unhealthy).clone();
+        let surge = lock(&self.surge).clone();
+        let draining = lock(&self.draining).clone();
         let table = RouteTable {
             sticky: state.sticky,
             versions: state
@@ -472,8 +495,9 @@ impl<R: Runtime> Engine<R> {
                             i.service == service
                                 && i.env == env
                                 && i.version == v.version
-                                && i.replica < v.replicas
+                                && (i.replica < v.replicas || surge.contains(&i.id))
                                 && !unhealthy.contains(&i.id)
+                                && !draining.contains(&i.id)
                         })
                         .map(Instance::addr)
                         .collect(),
@@ -485,6 +509,148 @@ impl<R: Runtime> Engine<R> {
         {
             tracing::error!(service, env, error = %e, "route state is inconsistent");
         }
+    }
+
+    // ---- secrets ---------------------------------------------------------------------
+
+    /// Starts a roll for every route with a replica that runs an older secret revision than
+    /// the store has. One query per poll, and none while nothing runs.
+    async fn roll_due(self: &Arc<Self>) {
+        let running = self.runtime.running();
+        if running.is_empty() {
+            return;
+        }
+        let revisions = match self.store.secret_revisions().await {
+            Ok(r) => r,
+            Err(e) => {
+                if !self.stopped.load(Ordering::SeqCst) {
+                    tracing::warn!(error = %e, "cannot read secret revisions");
+                }
+                return;
+            }
+        };
+        let mut due: HashMap<(String, String), i64> = HashMap::new();
+        for i in running {
+            let key = (i.service, i.env);
+            let rev = revisions.get(&key).copied().unwrap_or(0);
+            if i.config_rev != rev {
+                due.insert(key, rev);
+            }
+        }
+        for (key, rev) in due {
+            if lock(&self.failed_rolls).get(&key) == Some(&rev) || !lock(&self.rolling).insert(key.clone()) {
+                continue;
+            }
+            let engine = self.clone();
+            tokio::spawn(async move {
+                let (service, env) = &key;
+                if let Err(reason) = engine.roll(service, env, rev).await {
+                    tracing::warn!(service, env, %reason, "replicas keep their previous secrets");
+                    lock(&engine.failed_rolls).insert(key.clone(), rev);
+                    engine
+                        .event(
+                            "replicas.roll-failed",
+                            service,
+                            json!({"environment": env, "revision": rev, "reason": reason}),
+                        )
+                        .await;
+                }
+                lock(&engine.rolling).remove(&key);
+            });
+        }
+    }
+
+    /// Restarts a route's replicas that run older secrets, one at a time, without losing
+    /// capacity: first one extra replica with the new secrets (if it fails its health check,
+    /// nothing else changes), then each old one leaves the router, drains, stops and starts
+    /// again on its slot with the new secrets, then the extra one leaves. A rollout in
+    /// progress goes first: it starts its replicas with the new secrets, and what it leaves
+    /// running is rolled after it.
+    async fn roll(&self, service: &str, env: &str, rev: i64) -> Result<(), String> {
+        let guard = self.route_lock(service, env);
+        let _held = guard.lock().await;
+        let active = self.store.active_rollouts().await.map_err(|e| e.to_string())?;
+        if active.iter().any(|r| r.service == service && r.environment == env) {
+            return Ok(());
+        }
+        let Some(state) = self.store.route_state(service, env).await.map_err(|e| e.to_string())? else {
+            return Ok(());
+        };
+        let mut rolled = 0;
+        for v in state.versions.iter().filter(|v| v.replicas > 0) {
+            let mut stale: Vec<Instance> = self
+                .instances_of(service, env, &v.version)
+                .into_iter()
+                .filter(|i| i.config_rev != rev && i.replica < v.replicas)
+                .collect();
+            if stale.is_empty() {
+                continue;
+            }
+            stale.sort_by_key(|i| i.replica);
+            let surge = self.start_replica(service, env, &v.version, v.replicas, true).await?;
+            let mut outcome = Ok(());
+            for old in &stale {
+                lock(&self.draining).insert(old.id.clone());
+                self.apply(service, env).await;
+                let route = lock(&self.routes).get(&(service.to_owned(), env.to_owned())).map(|l| l.route.clone());
+                if let Some(route) = route {
+                    route.drain(old.addr(), self.config.drain_timeout).await;
+                }
+                let _ = self.runtime.stop(&old.id).await;
+                let started = self.start_replica(service, env, &v.version, old.replica, false).await;
+                lock(&self.draining).remove(&old.id);
+                self.apply(service, env).await;
+                if let Err(e) = started {
+                    // The slot stays empty; the extra replica keeps serving in its place.
+                    outcome = Err(e);
+                    break;
+                }
+                rolled += 1;
+            }
+            outcome?;
+            lock(&self.surge).remove(&surge.id);
+            self.apply(service, env).await;
+            self.retire(&surge).await;
+        }
+        lock(&self.failed_rolls).remove(&(service.to_owned(), env.to_owned()));
+        if rolled > 0 {
+            self.event(
+                "replicas.rolled",
+                service,
+                json!({"environment": env, "reason": "secrets changed", "revision": rev, "replicas": rolled}),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Starts one replica with the current secrets, records it, and puts it in the router
+    /// (as an extra one beside the desired replicas when `surge`).
+    async fn start_replica(
+        &self,
+        service: &str,
+        env: &str,
+        version: &str,
+        replica: u32,
+        surge: bool,
+    ) -> Result<Instance, String> {
+        let spec = self.spec(service, env, version, replica).await?;
+        let inst = self.runtime.start(spec).await.map_err(|e| e.to_string())?;
+        let doc = serde_json::to_value(&inst).map_err(|e| e.to_string())?;
+        self.store.save_instance(&inst.id, service, env, &doc, now_ms()).await.map_err(|e| e.to_string())?;
+        lock(&self.unhealthy).remove(&inst.id);
+        if surge {
+            lock(&self.surge).insert(inst.id.clone());
+        }
+        self.event(
+            "replica.started",
+            service,
+            json!({"environment": env, "version": version, "replica": replica, "pid": inst.pid, "port": inst.port,
+                   "revision": inst.config_rev}),
+        )
+        .await;
+        self.apply(service, env).await;
+        Ok(inst)
     }
 
     // ---- recovery ----------------------------------------------------------------------

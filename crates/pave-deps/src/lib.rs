@@ -9,7 +9,7 @@ pub mod version;
 
 pub use db::{Database, DbError, Finding};
 pub use lockfile::{Format, LockError, Origin, Package};
-pub use osv::{Hit, Record, Severity, cvss3_base_score};
+pub use osv::{Hit, Record, Severity, cvss3_base_score, cvss4_base_score};
 pub use version::{Ecosystem, compare_semver};
 
 /// A package name as its ecosystem compares names: PyPI by PEP 503 (case-insensitive, runs

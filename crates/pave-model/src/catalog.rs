@@ -187,6 +187,9 @@ pub struct EnvironmentSpec {
     /// Deployments here wait for `pave rollout approve` by someone other than the requester.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_approval: bool,
+    /// Gates a release must pass before it is deployed here (an admin may override).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::ReleasePolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }

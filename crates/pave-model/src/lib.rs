@@ -10,9 +10,11 @@ pub mod diff;
 pub mod event;
 pub mod flags;
 pub mod name;
+pub mod policy;
 pub mod release;
 pub mod rollout;
 pub mod runtime;
+pub mod secrets;
 pub mod selector;
 pub mod time;
 

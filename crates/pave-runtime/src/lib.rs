@@ -53,6 +53,12 @@ pub struct ReplicaSpec {
     pub cwd: PathBuf,
     /// Variables from the runtime spec; the runtime adds the port and `PAVE_*` identity.
     pub vars: BTreeMap<String, String>,
+    /// The service's secrets in this environment, set after `vars` (a secret wins over a
+    /// variable of the same name). Their values print as `<redacted>`.
+    pub secrets: BTreeMap<String, pave_vault::SecretValue>,
+    /// Which configuration (secret versions) the replica starts with; recorded on its
+    /// [`Instance`] so the engine can tell which replicas to roll when a secret changes.
+    pub config_rev: i64,
     pub port_env: String,
     pub health: Health,
     /// How long a new replica may take to become healthy before it counts as failed.
@@ -96,6 +102,9 @@ pub struct Instance {
     pub proc_start: u64,
     pub port: u16,
     pub log: PathBuf,
+    /// The [`ReplicaSpec::config_rev`] it was started with (0 in records from before secrets).
+    #[serde(default)]
+    pub config_rev: i64,
 }
 
 impl Instance {

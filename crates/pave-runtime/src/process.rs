@@ -169,6 +169,9 @@ fn spawn(config: &ProcessConfig, spec: &ReplicaSpec, port: u16) -> Result<(Child
         .env("PAVE_ENV", &spec.env)
         .env("PAVE_VERSION", &spec.version)
         .env("PAVE_REPLICA", spec.replica.to_string());
+    for (name, value) in &spec.secrets {
+        cmd.env(name, value.expose());
+    }
     if !config.owner.is_empty() {
         cmd.env("PAVE_OWNER", &config.owner);
     }
@@ -185,6 +188,7 @@ fn spawn(config: &ProcessConfig, spec: &ReplicaSpec, port: u16) -> Result<(Child
         proc_start,
         port,
         log: log_path,
+        config_rev: spec.config_rev,
     };
     Ok((child, instance))
 }

@@ -28,6 +28,8 @@ fn spec(version: &str, vars: &[(&str, &str)]) -> ReplicaSpec {
         args: ["--exact", "helper_sample_server", "--nocapture", "--test-threads", "1"].map(String::from).to_vec(),
         cwd: std::env::temp_dir(),
         vars: all,
+        secrets: BTreeMap::new(),
+        config_rev: 0,
         port_env: "PORT".into(),
         health: Health {
             path: "/healthz".into(),
@@ -173,4 +175,35 @@ async fn a_new_control_plane_adopts_a_running_replica() {
     stale.proc_start += 1;
     stale.pid = std::process::id();
     assert_eq!(second.adopt(spec("5.0.0", &[]), stale).await, Adoption::Gone, "a reused pid is not ours");
+}
+
+/// The environment a process was started with, from `/proc`.
+fn environ(pid: u32) -> Vec<(String, String)> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    raw.split(|b| *b == 0)
+        .filter(|e| !e.is_empty())
+        .filter_map(|e| String::from_utf8_lossy(e).split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect()
+}
+
+#[tokio::test]
+async fn secrets_reach_the_replica_environment_and_no_log_or_debug_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path());
+    let mut s = spec("3.0.0", &[("DB_PASSWORD", "from-vars"), ("PLAIN", "p")]);
+    let value = "pw-7f3a9c1e-never-print-me";
+    s.secrets.insert("DB_PASSWORD".into(), pave_vault::SecretValue::new(value.into()));
+    s.secrets.insert("API_KEY".into(), pave_vault::SecretValue::new("k-2".into()));
+    s.config_rev = 42;
+    assert!(!format!("{s:?}").contains(value), "a spec's Debug output shows no secret");
+    let inst = rt.start(s).await.unwrap();
+    assert_eq!(inst.config_rev, 42);
+    let env = environ(inst.pid);
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("DB_PASSWORD"), Some(value), "a secret wins over a variable of the same name");
+    assert_eq!(get("API_KEY"), Some("k-2"));
+    assert_eq!(get("PLAIN"), Some("p"));
+    rt.stop(&inst.id).await.unwrap();
+    let log = std::fs::read_to_string(&inst.log).unwrap();
+    assert!(!log.contains(value), "{log}");
 }

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod request_id;
 pub mod routes;
+pub mod scans;
 pub mod webhooks;
 
 use std::future::Future;
@@ -42,6 +43,8 @@ pub struct Shared {
     pub engine: Option<Arc<ProcessEngine>>,
     /// What the flag SDK endpoints serve, kept current by a refresher `serve` runs.
     pub flags: Arc<flags::FlagServing>,
+    /// Seals secrets as they arrive; `None` refuses them (the store cannot open them anyway).
+    pub master_key: Option<Arc<pave_vault::MasterKey>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -64,7 +67,14 @@ impl AppState {
             facts: Arc::default(),
             engine: None,
             flags: Arc::default(),
+            master_key: None,
         }))
+    }
+
+    /// Adds the master key secrets are sealed under; call before the state is shared.
+    pub fn with_master_key(mut self, key: Arc<pave_vault::MasterKey>) -> Self {
+        Arc::get_mut(&mut self.0).expect("with_master_key is called before the state is cloned").master_key = Some(key);
+        self
     }
 
     /// Adds the delivery engine; call before the state is shared.
@@ -122,6 +132,13 @@ pub fn app(state: AppState) -> Router {
             )),
         )
         .route("/api/v1/services/{name}/releases/{version}", get(routes::releases::get_one))
+        .route("/api/v1/services/{name}/releases/{version}/scans", post(routes::releases::attach))
+        .route("/api/v1/services/{name}/releases/{version}/sbom", get(routes::releases::sbom))
+        .route("/api/v1/services/{name}/secrets", get(routes::secrets::list))
+        .route(
+            "/api/v1/services/{name}/secrets/{secret}",
+            axum::routing::put(routes::secrets::put).delete(routes::secrets::remove),
+        )
         .route("/api/v1/deployments", post(routes::deploy::deploy))
         .route("/api/v1/rollouts", get(routes::deploy::list))
         .route("/api/v1/rollouts/{id}", get(routes::deploy::get_one))

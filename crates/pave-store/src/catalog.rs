@@ -228,6 +228,16 @@ impl Store {
                     .await?;
             }
             for change in plan.changes.iter().filter(|c| c.action == Action::Delete) {
+                // A deleted service or environment takes its secrets with it: a later one of
+                // the same name must not inherit them.
+                let owned = match change.kind {
+                    Kind::Service => Some("DELETE FROM secrets WHERE service = $1"),
+                    Kind::Environment => Some("DELETE FROM secrets WHERE environment = $1"),
+                    Kind::Team => None,
+                };
+                if let Some(sql) = owned {
+                    sqlx::query(sql).bind(&change.name).execute(&mut *tx).await?;
+                }
                 sqlx::query(&format!("DELETE FROM {} WHERE name = $1", table(change.kind)))
                     .bind(&change.name)
                     .execute(&mut *tx)

@@ -11,6 +11,7 @@ mod flags;
 mod migrate;
 mod releases;
 mod rollouts;
+mod secrets;
 mod tokens;
 
 pub mod testing;
@@ -28,6 +29,7 @@ pub use catalog::{ListQuery, StoredResource};
 pub use delivery::{DeliveryFacts, ReportAction};
 pub use events::EventQuery;
 pub use flags::{FlagChange, FlagSnapshot, FlagUsage, SdkClient, SdkToken, SdkTokenKind, StoredFlag, UsageCount};
+pub use secrets::{SealedSecret, SecretSet};
 /// The database driver's error, for callers that classify failures (unavailable or not).
 pub use sqlx::Error as SqlxError;
 pub use tokens::{NewToken, TokenRecord};

@@ -31,6 +31,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_releases"),
     migration!(4, "0004_rollouts"),
     migration!(5, "0005_flags"),
+    migration!(6, "0006_secrets_scans"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS pave_migrations (

@@ -2,6 +2,7 @@
 
 use pave_model::NewEvent;
 use pave_model::Timestamp;
+use pave_model::policy::ReleaseScans;
 use pave_model::release::Release;
 use serde_json::json;
 use sqlx::Row;
@@ -99,6 +100,115 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM releases WHERE service = $1 AND version = $2");
         with_read_pool!(self, |pool| {
             sqlx::query(&sql).bind(service).bind(version).fetch_optional(pool).await?.map(|r| r.release()).transpose()
+        })
+    }
+
+    /// Attaches scan results to a release, replacing earlier ones of the same kinds (a later
+    /// audit against a newer advisory database supersedes an older one). `sbom_document` is
+    /// the SBOM itself, kept to be served back. Appends `release.scanned` with the summary.
+    pub async fn attach_scans(
+        &self,
+        service: &str,
+        version: &str,
+        scans: &ReleaseScans,
+        sbom_document: Option<&str>,
+        ctx: &WriteContext,
+    ) -> Result<ReleaseScans> {
+        let encode = |v: serde_json::Result<String>| {
+            v.map_err(|e| StoreError::Corrupt { what: "scan summary".into(), reason: e.to_string() })
+        };
+        let mut rows: Vec<(&str, String, Option<&str>)> = Vec::new();
+        if let Some(s) = &scans.secrets {
+            rows.push(("secrets", encode(serde_json::to_string(s))?, None));
+        }
+        if let Some(d) = &scans.deps {
+            rows.push(("deps", encode(serde_json::to_string(d))?, None));
+        }
+        if let Some(b) = &scans.sbom {
+            rows.push(("sbom", encode(serde_json::to_string(b))?, sbom_document));
+        }
+        if rows.is_empty() {
+            return Err(StoreError::Invalid(
+                "nothing to attach: give a secret scan, a dependency audit or an SBOM".into(),
+            ));
+        }
+        with_write_tx!(self, |tx| {
+            if sqlx::query("SELECT 1 FROM releases WHERE service = $1 AND version = $2")
+                .bind(service)
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_none()
+            {
+                return Err(StoreError::NotFound(format!("service {service:?} has no release {version:?}")));
+            }
+            for (kind, summary, document) in &rows {
+                sqlx::query(
+                    "INSERT INTO release_scans (service, version, kind, summary, document, created_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (service, version, kind) DO UPDATE SET \
+                     summary = excluded.summary, document = excluded.document, created_at = excluded.created_at, \
+                     created_by = excluded.created_by",
+                )
+                .bind(service)
+                .bind(version)
+                .bind(*kind)
+                .bind(summary)
+                .bind(*document)
+                .bind(ctx.now)
+                .bind(&ctx.actor)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let event = NewEvent::new(
+                "release.scanned",
+                format!("service/{service}"),
+                json!({
+                    "version": version,
+                    "secrets": scans.secrets.as_ref().map(|s| json!({"findings": s.findings.len(), "source": s.origin.source})),
+                    "deps": scans.deps.as_ref().map(|d| json!({"packages": d.packages, "vulnerabilities": d.vulnerabilities.len(), "source": d.origin.source})),
+                    "sbom": scans.sbom.as_ref().map(|b| json!({"components": b.components, "digest": b.digest, "source": b.origin.source})),
+                }),
+            );
+            insert_event!(tx, ctx, &event);
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })?;
+        self.release_scans(service, version).await
+    }
+
+    /// The scan results a release carries.
+    pub async fn release_scans(&self, service: &str, version: &str) -> Result<ReleaseScans> {
+        let sql = "SELECT kind, summary FROM release_scans WHERE service = $1 AND version = $2";
+        let rows: Vec<(String, String)> = with_read_pool!(self, |pool| {
+            let rows = sqlx::query(sql).bind(service).bind(version).fetch_all(pool).await?;
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>>>()
+        })?;
+        let mut scans = ReleaseScans::default();
+        for (kind, summary) in rows {
+            let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+                what: format!("{kind} scan of {service} {version}"),
+                reason: e.to_string(),
+            };
+            match kind.as_str() {
+                "secrets" => scans.secrets = Some(serde_json::from_str(&summary).map_err(corrupt)?),
+                "deps" => scans.deps = Some(serde_json::from_str(&summary).map_err(corrupt)?),
+                "sbom" => scans.sbom = Some(serde_json::from_str(&summary).map_err(corrupt)?),
+                _ => {}
+            }
+        }
+        Ok(scans)
+    }
+
+    /// The SBOM document attached to a release.
+    pub async fn release_sbom(&self, service: &str, version: &str) -> Result<Option<String>> {
+        let sql = "SELECT document FROM release_scans WHERE service = $1 AND version = $2 AND kind = 'sbom'";
+        with_read_pool!(self, |pool| {
+            Ok(sqlx::query(sql)
+                .bind(service)
+                .bind(version)
+                .fetch_optional(pool)
+                .await?
+                .and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
         })
     }
 }

@@ -33,12 +33,17 @@ impl Client {
 
     /// POSTs raw bytes (an artifact's tar stream).
     pub async fn post_bytes(&self, path: &str, content_type: &str, bytes: Vec<u8>) -> Result<Value> {
+        self.send_bytes(Method::POST, path, content_type, bytes).await
+    }
+
+    /// Sends raw bytes as the body (an artifact, a secret's value).
+    pub async fn send_bytes(&self, method: Method, path: &str, content_type: &str, bytes: Vec<u8>) -> Result<Value> {
         let req = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method.clone(), format!("{}{path}", self.base))
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(bytes);
-        self.send(Method::POST, path, req).await
+        self.send(method, path, req).await
     }
 
     async fn send(&self, method: Method, path: &str, mut req: reqwest::RequestBuilder) -> Result<Value> {

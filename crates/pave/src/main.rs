@@ -11,6 +11,7 @@ mod output;
 mod release;
 mod rollout;
 mod scan;
+mod secret;
 mod serve;
 
 use std::path::PathBuf;
@@ -68,6 +69,10 @@ enum Command {
     /// Publish and list releases: immutable, content-addressed artifacts of a service.
     #[command(subcommand)]
     Release(release::ReleaseCommand),
+    /// A service's secrets per environment: set (value from stdin), list, rm. Encrypted at
+    /// rest, injected into replicas, never shown again.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
     /// Report a deployment, incident or change from any CI/CD or incident tool.
     #[command(subcommand)]
     Event(delivery::EventCommand),
@@ -125,6 +130,7 @@ fn main() -> std::process::ExitCode {
             Command::Whoami(args) => commands::whoami(args).await,
             Command::Event(cmd) => delivery::event(cmd).await,
             Command::Release(cmd) => release::run(cmd).await,
+            Command::Secret(cmd) => secret::run(cmd).await,
             Command::Flags(cmd) => flags::run(cmd).await,
             Command::Dora(args) => delivery::dora(args).await,
             Command::Timeline(args) => delivery::timeline(args).await,

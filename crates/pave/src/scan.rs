@@ -195,7 +195,9 @@ fn scan_history(path: &Path, set: &Ruleset, max_bytes: u64) -> Result<(Vec<Findi
     Ok((findings, summary))
 }
 
-fn secrets(args: &SecretsArgs) -> Result<ExitCode> {
+/// A secret scan as `args` asks: the findings left after the accepted ones, what was
+/// covered, the rule set and where its rules came from.
+pub fn secret_scan(args: &SecretsArgs) -> Result<(Vec<Finding>, Summary, Ruleset, String)> {
     if !args.path.exists() {
         bail!("{} does not exist", args.path.display());
     }
@@ -213,6 +215,11 @@ fn secrets(args: &SecretsArgs) -> Result<ExitCode> {
     if !args.no_redact {
         findings.iter_mut().for_each(Finding::redact);
     }
+    Ok((findings, summary, set, origin))
+}
+
+fn secrets(args: &SecretsArgs) -> Result<ExitCode> {
+    let (findings, summary, set, origin) = secret_scan(args)?;
     let report = match args.format {
         ReportFormat::Json => {
             serde_json::to_string_pretty(&pave_secrets::json_report(&findings, &summary)).expect("serializes") + "\n"
@@ -256,10 +263,25 @@ fn secrets(args: &SecretsArgs) -> Result<ExitCode> {
 const SKIP_DIRS: [&str; 7] = [".git", "node_modules", "target", "vendor", ".venv", "venv", "__pycache__"];
 
 /// Packages with the lockfile (path relative to the scanned root) that installs each.
-type Installed = Vec<(pave_deps::Package, String)>;
+pub type Installed = Vec<(pave_deps::Package, String)>;
 
-/// Every lockfile under `root` (or `root` itself), parsed, and the lockfiles read.
+/// Every lockfile under `root` (or `root` itself), parsed, and the lockfiles read; finding
+/// none is an error.
 fn installed(root: &Path) -> Result<(Installed, Vec<String>)> {
+    let (out, names) = find_installed(root)?;
+    if names.is_empty() {
+        bail!(
+            "no lockfile under {} (Cargo.lock, package-lock.json, yarn.lock, pnpm-lock.yaml, requirements*.txt, poetry.lock, Pipfile.lock, go.mod, Gemfile.lock, composer.lock)",
+            root.display()
+        );
+    }
+    Ok((out, names))
+}
+
+/// Every lockfile under `root`, parsed; none at all is an empty list (an artifact without
+/// lockfiles installs nothing Pave can audit). A file `root` that is not a lockfile counts
+/// as none.
+pub fn find_installed(root: &Path) -> Result<(Installed, Vec<String>)> {
     struct Beside(PathBuf);
     impl pave_deps::lockfile::Files for Beside {
         fn read(&self, relative: &str) -> Option<String> {
@@ -271,7 +293,10 @@ fn installed(root: &Path) -> Result<(Installed, Vec<String>)> {
     }
     let mut files = Vec::new();
     if root.is_file() {
-        files.push(root.to_path_buf());
+        let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if pave_deps::Format::detect(&name).is_some() {
+            files.push(root.to_path_buf());
+        }
     } else {
         let mut stack = vec![root.to_path_buf()];
         while let Some(dir) = stack.pop() {
@@ -304,12 +329,6 @@ fn installed(root: &Path) -> Result<(Installed, Vec<String>)> {
         out.extend(packages.into_iter().map(|p| (p, rel.clone())));
         names.push(rel);
     }
-    if names.is_empty() {
-        bail!(
-            "no lockfile under {} (Cargo.lock, package-lock.json, yarn.lock, pnpm-lock.yaml, requirements*.txt, poetry.lock, Pipfile.lock, go.mod, Gemfile.lock, composer.lock)",
-            root.display()
-        );
-    }
     Ok((out, names))
 }
 
@@ -334,11 +353,8 @@ fn deps(args: &DepsArgs) -> Result<ExitCode> {
     let registry = packages.iter().filter(|(p, _)| p.origin == pave_deps::Origin::Registry).count();
     let report = match args.format {
         ReportFormat::Json => {
-            let v = serde_json::json!({
-                "tool": "pave", "lockfiles": lockfiles, "packages": packages.len(), "findings": findings,
-                "database": {"records": db.len(), "warnings": db.warnings},
-            });
-            serde_json::to_string_pretty(&v).expect("serializes") + "\n"
+            serde_json::to_string_pretty(&deps_json(&lockfiles, packages.len(), &findings, &db)).expect("serializes")
+                + "\n"
         }
         ReportFormat::Sarif => serde_json::to_string_pretty(&deps_sarif(&findings)).expect("serializes") + "\n",
         ReportFormat::Text => {
@@ -381,6 +397,19 @@ fn deps(args: &DepsArgs) -> Result<ExitCode> {
     Ok(if failing > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
+/// The JSON report of a dependency audit (what `pave release attach --deps` reads).
+pub fn deps_json(
+    lockfiles: &[String],
+    packages: usize,
+    findings: &[pave_deps::Finding],
+    db: &pave_deps::Database,
+) -> serde_json::Value {
+    serde_json::json!({
+        "tool": "pave", "version": env!("CARGO_PKG_VERSION"), "lockfiles": lockfiles, "packages": packages,
+        "findings": findings, "database": {"records": db.len(), "warnings": db.warnings},
+    })
+}
+
 fn deps_sarif(findings: &[pave_deps::Finding]) -> serde_json::Value {
     let mut rules: Vec<serde_json::Value> = Vec::new();
     let mut results = Vec::new();
@@ -420,24 +449,31 @@ fn deps_sarif(findings: &[pave_deps::Finding]) -> serde_json::Value {
     })
 }
 
+/// The CycloneDX SBOM of `packages`, named after `path` (or `name`).
+pub fn sbom_document(path: &Path, name: Option<&str>, packages: &Installed) -> serde_json::Value {
+    let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let name = name
+        .map(str::to_owned)
+        .unwrap_or_else(|| abs.file_name().map_or_else(|| "project".to_owned(), |n| n.to_string_lossy().into_owned()));
+    let serial = uuid_v4();
+    let now = pave_model::Timestamp(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
+    )
+    .to_string();
+    let subject = pave_deps::sbom::Subject {
+        name: &name,
+        serial: &serial,
+        timestamp: &now,
+        tool_version: env!("CARGO_PKG_VERSION"),
+    };
+    pave_deps::sbom::cyclonedx(&subject, packages)
+}
+
 /// `pave sbom`: the CycloneDX 1.5 SBOM of what the lockfiles install.
 pub fn sbom(args: &SbomArgs) -> ExitCode {
     let run = || -> Result<()> {
         let (packages, lockfiles) = installed(&args.path)?;
-        let abs = std::fs::canonicalize(&args.path).unwrap_or_else(|_| args.path.clone());
-        let name = abs.file_name().map_or_else(|| "project".to_owned(), |n| n.to_string_lossy().into_owned());
-        let serial = uuid_v4();
-        let now = pave_model::Timestamp(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
-        )
-        .to_string();
-        let subject = pave_deps::sbom::Subject {
-            name: &name,
-            serial: &serial,
-            timestamp: &now,
-            tool_version: env!("CARGO_PKG_VERSION"),
-        };
-        let bom = pave_deps::sbom::cyclonedx(&subject, &packages);
+        let bom = sbom_document(&args.path, None, &packages);
         let text = serde_json::to_string_pretty(&bom).expect("serializes") + "\n";
         match &args.output {
             Some(p) => std::fs::write(p, &text).with_context(|| format!("cannot write {}", p.display()))?,

@@ -75,6 +75,12 @@ pub struct ServeArgs {
     /// start adopts them; this is for development and tests).
     #[arg(long, env = "PAVE_STOP_REPLICAS_ON_EXIT")]
     pub stop_replicas_on_exit: bool,
+    /// File holding the master key that seals secrets, created (mode 0600) with a new random
+    /// key when missing [default: DATA_DIR/master.key]. `PAVE_MASTER_KEY` (32 bytes as
+    /// base64 or hex), when set, is used instead; set the same on every replica sharing a
+    /// PostgreSQL database.
+    #[arg(long, env = "PAVE_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
 }
 
 pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
@@ -105,6 +111,7 @@ struct FileConfig {
     router_threads: Option<usize>,
     webhooks: Option<Vec<String>>,
     webhook_secret: Option<String>,
+    master_key_file: Option<PathBuf>,
 }
 
 /// The settings in force after merging every source.
@@ -123,6 +130,9 @@ pub struct Settings {
     pub router_ports: (u16, u16),
     pub router_threads: usize,
     pub webhooks: Vec<pave_deploy::notify::Webhook>,
+    /// The key itself is never a setting (settings are printable): it is read from
+    /// `PAVE_MASTER_KEY` or this file when the server starts.
+    pub master_key_file: PathBuf,
 }
 
 impl ServeArgs {
@@ -131,9 +141,15 @@ impl ServeArgs {
             Some(path) => read_config(path)?,
             None => FileConfig::default(),
         };
+        let data_dir = self.data_dir.clone().or(file.data_dir).unwrap_or_else(crate::default_data_dir);
         Ok(Settings {
+            master_key_file: self
+                .master_key_file
+                .clone()
+                .or(file.master_key_file)
+                .unwrap_or_else(|| data_dir.join("master.key")),
             listen: self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7700))),
-            data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or_else(crate::default_data_dir),
+            data_dir,
             database_url: self.database_url.clone().or(file.database_url).filter(|u| !u.is_empty()),
             log_format: self.log_format.or(file.log_format).unwrap_or(LogFormat::Pretty),
             log: self.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
@@ -254,13 +270,35 @@ pub async fn start(
         logs_dir: settings.data_dir.join("logs"),
         ..Default::default()
     };
-    let engine = start_engine(&store, settings)?;
+    let master_key = std::sync::Arc::new(load_master_key(settings, backend)?);
+    // A wrong key is refused before the engine starts: it would otherwise fail to rebuild the
+    // replicas of every service with secrets, and stop them.
+    let mut foreign: Vec<String> = store
+        .secrets(None, None)
+        .await
+        .context("cannot read the stored secrets")?
+        .into_iter()
+        .filter(|s| s.key_id != master_key.id())
+        .map(|s| s.key_id)
+        .collect();
+    foreign.sort();
+    foreign.dedup();
+    if !foreign.is_empty() {
+        anyhow::bail!(
+            "stored secrets are sealed under master key {}, but this server's master key is {}: start it with the \
+             key they were written under (PAVE_MASTER_KEY, or --master-key-file {})",
+            foreign.join(", "),
+            master_key.id(),
+            settings.master_key_file.display()
+        );
+    }
+    let engine = start_engine(&store, settings, master_key.clone())?;
     let halting = engine.clone();
     let shutdown = async move {
         shutdown.await;
         halting.halt();
     };
-    let state = pave_server::AppState::new(store, config).with_engine(engine.clone());
+    let state = pave_server::AppState::new(store, config).with_engine(engine.clone()).with_master_key(master_key);
     // Build the DORA read model in the background, so the first query does not pay for it.
     let warm = state.clone();
     tokio::spawn(async move {
@@ -278,9 +316,42 @@ pub async fn start(
     Ok(Running { addr, backend, new_admin_token, task, engine })
 }
 
+/// The master key secrets are sealed under: `PAVE_MASTER_KEY`, else the key file (created on
+/// the first start).
+fn load_master_key(settings: &Settings, backend: &str) -> Result<pave_vault::MasterKey> {
+    let from_env = std::env::var("PAVE_MASTER_KEY").ok().filter(|v| !v.trim().is_empty());
+    let (key, origin) = pave_vault::load_master_key(from_env.as_deref(), &settings.master_key_file)
+        .context("cannot load the master key that seals secrets")?;
+    match origin {
+        pave_vault::KeyOrigin::Created(path) => {
+            // Said on stdout once, like the first admin token: an operator must act on it.
+            println!(
+                "Created the master key that seals secrets ({}) in {}. Back it up: secrets stored under it cannot be opened without it.",
+                key.id(),
+                path.display()
+            );
+            tracing::info!(path = %path.display(), key = key.id(), "created a new master key for secrets");
+            if backend == "postgres" {
+                tracing::warn!(
+                    "this key file is local to this machine: every control plane sharing the PostgreSQL database needs the same key (set PAVE_MASTER_KEY on each)"
+                );
+            }
+        }
+        pave_vault::KeyOrigin::File(path) => {
+            tracing::info!(path = %path.display(), key = key.id(), "master key loaded")
+        }
+        pave_vault::KeyOrigin::Environment => tracing::info!(key = key.id(), "master key from PAVE_MASTER_KEY"),
+    }
+    Ok(key)
+}
+
 /// The delivery engine over the process runtime. Replicas are marked with this data
 /// directory, so a restarted control plane finds its own and never another's.
-fn start_engine(store: &pave_store::Store, settings: &Settings) -> Result<std::sync::Arc<pave_server::ProcessEngine>> {
+fn start_engine(
+    store: &pave_store::Store,
+    settings: &Settings,
+    master_key: std::sync::Arc<pave_vault::MasterKey>,
+) -> Result<std::sync::Arc<pave_server::ProcessEngine>> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&settings.data_dir)?;
@@ -292,6 +363,7 @@ fn start_engine(store: &pave_store::Store, settings: &Settings) -> Result<std::s
     config.router_ports = settings.router_ports.0..=settings.router_ports.1;
     config.router.threads = settings.router_threads;
     config.webhooks = settings.webhooks.clone();
+    config.master_key = Some(master_key);
     let engine = pave_deploy::Engine::new(store.clone(), pave_runtime::ProcessRuntime::new(runtime), config);
     engine.start();
     Ok(engine)

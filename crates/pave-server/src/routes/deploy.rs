@@ -16,7 +16,7 @@ use serde_json::json;
 use super::Caller;
 use crate::AppState;
 use crate::auth::AuditDetail;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, InvalidField, Problem};
 use crate::extract::{ApiQuery, JsonBody};
 
 impl From<DeployError> for ApiError {
@@ -26,6 +26,19 @@ impl From<DeployError> for ApiError {
             DeployError::Invalid(m) => ApiError::invalid(m, Vec::new()),
             DeployError::Forbidden(m) => ApiError::forbidden(m),
             DeployError::Conflict(m) => ApiError::new(Problem::Conflict, m),
+            DeployError::Policy { message, failed } => {
+                let mut e = ApiError::new(Problem::PolicyFailed, message);
+                e.errors = failed
+                    .into_iter()
+                    .map(|c| InvalidField {
+                        document: None,
+                        resource: None,
+                        field: c.gate.to_string(),
+                        reason: c.reason,
+                    })
+                    .collect();
+                e
+            }
             DeployError::Store(e) => e.into(),
         }
     }
@@ -72,12 +85,13 @@ pub async fn deploy(
         strategy,
         override_reason: body.override_reason,
     };
-    let r = commands::deploy(&state.store, &req, &actor(&caller), crate::now_millis()).await?;
+    let commands::Deployed { rollout: r, overridden } =
+        commands::deploy(&state.store, &req, &actor(&caller), crate::now_millis()).await?;
     wake(&state);
     let mut resp = (StatusCode::CREATED, Json(json!({ "rollout": r }))).into_response();
     resp.extensions_mut().insert(AuditDetail(json!({
         "rollout": r.id, "environment": r.environment, "version": r.version, "strategy": r.strategy,
-        "override": r.override_reason,
+        "override": r.override_reason, "overridden": overridden,
     })));
     Ok(resp)
 }

@@ -10,6 +10,7 @@ pub mod health;
 pub mod hooks;
 pub mod releases;
 pub mod sdk;
+pub mod secrets;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

@@ -87,12 +87,74 @@ pub async fn list(State(state): State<AppState>, Path(service): Path<String>) ->
     Ok(Json(json!({ "releases": state.store.releases(&service).await? })).into_response())
 }
 
+/// A release with the scans it carries and, for every environment with a release policy,
+/// whether it may be deployed there and why.
 pub async fn get_one(
     State(state): State<AppState>,
     Path((service, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    match state.store.release(&service, &version).await? {
-        Some(r) => Ok(Json(r).into_response()),
-        None => Err(ApiError::not_found(format!("service {service:?} has no release {version:?}"))),
+    let Some(release) = state.store.release(&service, &version).await? else {
+        return Err(ApiError::not_found(format!("service {service:?} has no release {version:?}")));
+    };
+    let scans = state.store.release_scans(&service, &version).await?;
+    let mut policies = Vec::new();
+    for env in state.store.list(pave_model::Kind::Environment, &Default::default()).await? {
+        if let pave_model::Resource::Environment(e) = env.resource
+            && let Some(policy) = e.spec.policy.as_ref().filter(|p| !p.require.is_empty())
+        {
+            let checks = pave_model::policy::evaluate(policy, &scans);
+            policies.push(json!({
+                "environment": e.metadata.name, "order": e.spec.order,
+                "passed": checks.iter().all(|c| c.passed), "gates": checks,
+            }));
+        }
+    }
+    let mut doc = serde_json::to_value(&release).map_err(|e| ApiError::new(Problem::Internal, e.to_string()))?;
+    doc["scans"] = serde_json::to_value(&scans).map_err(|e| ApiError::new(Problem::Internal, e.to_string()))?;
+    doc["policy"] = json!(policies);
+    Ok(Json(doc).into_response())
+}
+
+/// `POST …/releases/{version}/scans`: attaches scan reports (Pave's JSON, gitleaks' JSON, a
+/// CycloneDX SBOM) to a release. When `digest` is given it must be the release's artifact.
+pub async fn attach(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((service, version)): Path<(String, String)>,
+    crate::extract::JsonBody(upload): crate::extract::JsonBody<crate::scans::Upload>,
+) -> Result<Response, ApiError> {
+    let Some(release) = state.store.release(&service, &version).await? else {
+        return Err(ApiError::not_found(format!("service {service:?} has no release {version:?}")));
+    };
+    if let Some(d) = upload.digest.as_deref().filter(|d| *d != release.digest) {
+        return Err(ApiError::new(
+            Problem::Conflict,
+            format!("the reports are of artifact {d}, but release {service} {version} is {}", release.digest),
+        ));
+    }
+    let ctx = caller.write_context();
+    let (scans, document) =
+        crate::scans::read(&upload, &ctx.actor, ctx.now).map_err(|e| ApiError::invalid(e, vec![]))?;
+    let stored = state.store.attach_scans(&service, &version, &scans, document.as_deref(), &ctx).await?;
+    let mut resp = Json(json!({"release": release, "scans": stored})).into_response();
+    resp.extensions_mut().insert(AuditDetail(json!({
+        "version": version,
+        "secrets": scans.secrets.as_ref().map(|s| s.findings.len()),
+        "vulnerabilities": scans.deps.as_ref().map(|d| d.vulnerabilities.len()),
+        "sbomComponents": scans.sbom.as_ref().map(|b| b.components),
+    })));
+    Ok(resp)
+}
+
+/// `GET …/releases/{version}/sbom`: the SBOM attached to the release, as it was attached.
+pub async fn sbom(
+    State(state): State<AppState>,
+    Path((service, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    match state.store.release_sbom(&service, &version).await? {
+        Some(doc) => Ok(([(axum::http::header::CONTENT_TYPE, "application/vnd.cyclonedx+json")], doc).into_response()),
+        None => Err(ApiError::not_found(format!(
+            "release {service} {version} has no SBOM; attach one with `pave release attach {service} {version} --sbom FILE`"
+        ))),
     }
 }

@@ -2,6 +2,7 @@
 //! `PAVE_TEST_DATABASE_URL` is set (CI sets it), so both backends are proven to behave alike.
 
 mod flags;
+mod secrets;
 
 use pave_model::apply::Request;
 use pave_model::{Action, Kind, Resource, Role, Selector};

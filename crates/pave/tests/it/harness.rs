@@ -24,6 +24,22 @@ pub struct Server {
 impl Server {
     /// Starts a server on `db` with extra flags; waits for its "listening" line.
     pub fn start_on(db: &TestDatabase, extra: &[&str]) -> Server {
+        Server::start_with(db, extra, &[], None)
+    }
+
+    /// As [`Server::start_on`], with extra environment variables and, when `log` is given,
+    /// the server's log at debug level written to that file.
+    pub fn start_with(db: &TestDatabase, extra: &[&str], envs: &[(&str, &str)], log: Option<&Path>) -> Server {
+        Server::try_start(db, extra, envs, log).expect("pave serve printed its address within 30 s")
+    }
+
+    /// Starts a server, or returns its exit status when it stops before listening.
+    pub fn try_start(
+        db: &TestDatabase,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> Result<Server, std::process::ExitStatus> {
         let mut cmd = Command::new(pave_bin());
         // Each server takes router ports from its own random block, so parallel tests do not
         // race for the same port.
@@ -42,10 +58,20 @@ impl Server {
             cmd.arg("--database-url").arg(url);
         }
         cmd.env("PAVE_BOOTSTRAP_TOKEN", ADMIN)
-            .env("PAVE_LOG", "warn")
+            .env("PAVE_LOG", if log.is_some() { "debug" } else { "warn" })
             .env_remove("PAVE_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .env_remove("PAVE_MASTER_KEY")
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped());
+        match log {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("log file");
+                cmd.stderr(Stdio::from(file));
+            }
+            None => {
+                cmd.stderr(Stdio::inherit());
+            }
+        }
         let mut child = cmd.spawn().expect("spawn pave serve");
         let stdout = child.stdout.take().expect("stdout piped");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -56,8 +82,19 @@ impl Server {
                 }
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(30)).expect("pave serve printed its address within 30 s");
-        Server { child, url, http: reqwest::Client::new() }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let url = loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(url) => break url,
+                Err(_) if std::time::Instant::now() > deadline => panic!("pave serve did not listen within 30 s"),
+                Err(_) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        return Err(status);
+                    }
+                }
+            }
+        };
+        Ok(Server { child, url, http: reqwest::Client::new() })
     }
 
     pub async fn request(
@@ -182,6 +219,19 @@ pub fn cli_in(args: &[&str], url: &str, token: Option<&str>, dir: Option<&Path>)
         cmd.current_dir(d);
     }
     cmd.output().expect("run pave")
+}
+
+/// Runs the CLI with `input` on its standard input.
+pub fn cli_stdin(args: &[&str], url: &str, token: Option<&str>, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(pave_bin());
+    cmd.args(args).env("PAVE_URL", url).env_remove("PAVE_TOKEN");
+    if let Some(t) = token {
+        cmd.env("PAVE_TOKEN", t);
+    }
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run pave");
+    child.stdin.take().expect("stdin").write_all(input).expect("write stdin");
+    child.wait_with_output().expect("pave finishes")
 }
 
 pub async fn start() -> (Server, TestDatabase) {

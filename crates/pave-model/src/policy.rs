@@ -1,0 +1,450 @@
+//! Release policy: what a release must show before it may reach an environment.
+//!
+//! An environment names its gates (`policy: {require: [secrets-clean, no-vulns-above: high,
+//! sbom]}`); a release carries the results of its scans (made by `pave release create --scan`
+//! or uploaded from CI). [`evaluate`] judges one against the other, purely, and says for each
+//! gate why it passed or failed, so the deployment error names the gate and the reason.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::Timestamp;
+
+/// Vulnerability severity, as CVSS bands name it. An advisory without one ranks as
+/// `Critical` for the gates: it may be, and nobody said it is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    None,
+    Low,
+    Medium,
+    High,
+    Critical,
+    Unknown,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::None => "none",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+            Severity::Unknown => "unknown",
+        }
+    }
+
+    /// `none`, `low`, `medium` (or GHSA's `moderate`), `high`, `critical`, `unknown`.
+    pub fn parse(s: &str) -> Option<Severity> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Severity::None,
+            "low" => Severity::Low,
+            "medium" | "moderate" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            "unknown" => Severity::Unknown,
+            _ => return None,
+        })
+    }
+
+    /// The rank a gate compares: unknown counts as critical.
+    fn rank(self) -> Severity {
+        if self == Severity::Unknown { Severity::Critical } else { self }
+    }
+}
+
+/// One requirement of a release policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// A secret scan of the artifact is attached and found nothing.
+    SecretsClean,
+    /// A dependency audit is attached and found no vulnerability above this severity.
+    NoVulnsAbove(Severity),
+    /// An SBOM of the artifact is attached.
+    Sbom,
+}
+
+const GATES: &str = "`secrets-clean`, `sbom`, or `no-vulns-above: none|low|medium|high|critical`";
+
+impl Gate {
+    fn parse(text: &str) -> Result<Gate, String> {
+        let t = text.trim();
+        match t {
+            "secrets-clean" => return Ok(Gate::SecretsClean),
+            "sbom" => return Ok(Gate::Sbom),
+            _ => {}
+        }
+        if let Some(level) = t.strip_prefix("no-vulns-above").map(|r| r.trim_start_matches([':', '=', ' '])) {
+            return Gate::vulns(level);
+        }
+        Err(format!("unknown gate {t:?}; gates are {GATES}"))
+    }
+
+    fn vulns(level: &str) -> Result<Gate, String> {
+        match Severity::parse(level) {
+            Some(Severity::Unknown) | None => {
+                Err(format!("no-vulns-above needs a severity (none, low, medium, high or critical), not {level:?}"))
+            }
+            Some(s) => Ok(Gate::NoVulnsAbove(s)),
+        }
+    }
+}
+
+impl fmt::Display for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Gate::SecretsClean => f.write_str("secrets-clean"),
+            Gate::Sbom => f.write_str("sbom"),
+            Gate::NoVulnsAbove(s) => write!(f, "no-vulns-above: {}", s.as_str()),
+        }
+    }
+}
+
+impl Serialize for Gate {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Gate::NoVulnsAbove(level) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("no-vulns-above", level.as_str())?;
+                m.end()
+            }
+            other => s.serialize_str(&other.to_string()),
+        }
+    }
+}
+
+/// A gate is a word (`sbom`) or a one-entry map (`no-vulns-above: high`, which is what YAML
+/// makes of that flow item); `"no-vulns-above: high"` as one string is read too.
+impl<'de> Deserialize<'de> for Gate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Gate, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Gate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a gate: {GATES}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Gate, E> {
+                Gate::parse(v).map_err(E::custom)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Gate, A::Error> {
+                let Some((key, value)) = map.next_entry::<String, String>()? else {
+                    return Err(de::Error::custom(format!("an empty map is not a gate; gates are {GATES}")));
+                };
+                if map.next_entry::<String, String>()?.is_some() {
+                    return Err(de::Error::custom("a gate is one `name: value` pair; list each gate on its own"));
+                }
+                match key.as_str() {
+                    "no-vulns-above" => Gate::vulns(&value).map_err(de::Error::custom),
+                    other => Err(de::Error::custom(format!("unknown gate {other:?}; gates are {GATES}"))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An environment's release policy.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleasePolicy {
+    /// Every gate must pass (or an admin overrides, with a reason).
+    #[serde(default)]
+    pub require: Vec<Gate>,
+}
+
+/// Where a scan result came from and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanOrigin {
+    pub at: Timestamp,
+    pub by: String,
+    /// `pave` (made by `pave release create --scan`) or `upload` (a report from elsewhere).
+    pub source: String,
+    /// The tool that made the report (`pave 0.1.0`, `gitleaks`).
+    pub tool: String,
+}
+
+/// A secret finding, as a release keeps it: where and which rule, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretHit {
+    pub rule: String,
+    pub file: String,
+    pub line: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretScan {
+    pub origin: ScanOrigin,
+    /// Files scanned, when the report says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<u64>,
+    pub findings: Vec<SecretHit>,
+}
+
+/// A vulnerable package, as a release keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vulnerability {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    pub ecosystem: String,
+    pub package: String,
+    pub version: String,
+    pub severity: Severity,
+    /// The version to move to, when one is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DepsScan {
+    pub origin: ScanOrigin,
+    pub packages: u64,
+    pub lockfiles: Vec<String>,
+    pub vulnerabilities: Vec<Vulnerability>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SbomInfo {
+    pub origin: ScanOrigin,
+    /// `CycloneDX 1.5`.
+    pub format: String,
+    pub components: u64,
+    /// `sha256:` of the SBOM document as stored.
+    pub digest: String,
+}
+
+/// Everything a release carries about its own safety.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseScans {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<SecretScan>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deps: Option<DepsScan>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<SbomInfo>,
+}
+
+/// One gate judged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GateCheck {
+    pub gate: Gate,
+    pub passed: bool,
+    pub reason: String,
+}
+
+const HOW_TO_SCAN: &str = "`pave release create --scan`, or `pave release attach` with a report from CI";
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Judges `scans` against every gate of `policy`, in the policy's order.
+pub fn evaluate(policy: &ReleasePolicy, scans: &ReleaseScans) -> Vec<GateCheck> {
+    policy.require.iter().map(|gate| check(*gate, scans)).collect()
+}
+
+fn check(gate: Gate, scans: &ReleaseScans) -> GateCheck {
+    let (passed, reason) = match gate {
+        Gate::SecretsClean => match &scans.secrets {
+            None => (false, format!("no secret scan is attached to the release ({HOW_TO_SCAN})")),
+            Some(s) if s.findings.is_empty() => (
+                true,
+                format!(
+                    "the secret scan found nothing{}",
+                    s.files.map(|f| format!(" in {}", plural(f as usize, "file", "files"))).unwrap_or_default()
+                ),
+            ),
+            Some(s) => {
+                let mut rules: Vec<&str> = s.findings.iter().map(|f| f.rule.as_str()).collect();
+                rules.sort_unstable();
+                rules.dedup();
+                let first = &s.findings[0];
+                (
+                    false,
+                    format!(
+                        "the secret scan found {} ({}), first at {}:{}",
+                        plural(s.findings.len(), "secret", "secrets"),
+                        rules.join(", "),
+                        first.file,
+                        first.line
+                    ),
+                )
+            }
+        },
+        Gate::NoVulnsAbove(limit) => match &scans.deps {
+            None => (false, format!("no dependency audit is attached to the release ({HOW_TO_SCAN})")),
+            Some(d) => {
+                let mut above: Vec<&Vulnerability> =
+                    d.vulnerabilities.iter().filter(|v| v.severity.rank() > limit).collect();
+                above.sort_by(|a, b| b.severity.rank().cmp(&a.severity.rank()).then_with(|| a.id.cmp(&b.id)));
+                if above.is_empty() {
+                    (
+                        true,
+                        format!(
+                            "{} audited, {}, none above {}",
+                            plural(d.packages as usize, "package", "packages"),
+                            plural(d.vulnerabilities.len(), "vulnerability", "vulnerabilities"),
+                            limit.as_str()
+                        ),
+                    )
+                } else {
+                    let listed: Vec<String> = above
+                        .iter()
+                        .take(5)
+                        .map(|v| {
+                            let sev = if v.severity == Severity::Unknown {
+                                "no severity given, counted as critical".to_owned()
+                            } else {
+                                v.severity.as_str().to_owned()
+                            };
+                            let fix =
+                                v.fix.as_deref().map_or_else(|| "no fix known".to_owned(), |f| format!("fix: {f}"));
+                            format!("{} ({sev}) in {} {} {}, {fix}", v.id, v.ecosystem, v.package, v.version)
+                        })
+                        .collect();
+                    let more = if above.len() > 5 { format!("; and {} more", above.len() - 5) } else { String::new() };
+                    (
+                        false,
+                        format!(
+                            "{} above {}: {}{more}",
+                            plural(above.len(), "vulnerability", "vulnerabilities"),
+                            limit.as_str(),
+                            listed.join("; ")
+                        ),
+                    )
+                }
+            }
+        },
+        Gate::Sbom => match &scans.sbom {
+            None => (false, format!("no SBOM is attached to the release ({HOW_TO_SCAN})")),
+            Some(s) => {
+                (true, format!("{} SBOM with {}", s.format, plural(s.components as usize, "component", "components")))
+            }
+        },
+    };
+    GateCheck { gate, passed, reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> ScanOrigin {
+        ScanOrigin { at: Timestamp(0), by: "ci".into(), source: "upload".into(), tool: "pave".into() }
+    }
+
+    fn vuln(id: &str, severity: Severity) -> Vulnerability {
+        Vulnerability {
+            id: id.into(),
+            aliases: vec![],
+            ecosystem: "npm".into(),
+            package: "lodash".into(),
+            version: "4.17.20".into(),
+            severity,
+            fix: Some("4.17.21".into()),
+        }
+    }
+
+    #[test]
+    fn gates_read_as_yaml_writes_them_and_bad_ones_are_named() {
+        let p: ReleasePolicy =
+            serde_yaml::from_str("require: [secrets-clean, no-vulns-above: high, sbom, 'no-vulns-above: none']")
+                .unwrap();
+        assert_eq!(
+            p.require,
+            vec![
+                Gate::SecretsClean,
+                Gate::NoVulnsAbove(Severity::High),
+                Gate::Sbom,
+                Gate::NoVulnsAbove(Severity::None)
+            ]
+        );
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"require": ["secrets-clean", {"no-vulns-above": "high"}, "sbom", {"no-vulns-above": "none"}]})
+        );
+        assert_eq!(serde_json::from_value::<ReleasePolicy>(json).unwrap(), p);
+        for (bad, says) in [
+            ("require: [signed]", "unknown gate \"signed\""),
+            ("require: [no-vulns-above: severe]", "not \"severe\""),
+            ("require: [no-vulns-above: unknown]", "needs a severity"),
+            ("require: [{no-vulns-above: high, sbom: x}]", "one `name: value` pair"),
+            ("require: [{scanned: yes}]", "unknown gate \"scanned\""),
+            ("require: [secrets-clean]\nextra: 1", "unknown field `extra`"),
+        ] {
+            let err = serde_yaml::from_str::<ReleasePolicy>(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn each_gate_says_why_it_passed_or_failed() {
+        let policy =
+            ReleasePolicy { require: vec![Gate::SecretsClean, Gate::NoVulnsAbove(Severity::High), Gate::Sbom] };
+        let none = evaluate(&policy, &ReleaseScans::default());
+        assert!(none.iter().all(|c| !c.passed));
+        assert!(none[0].reason.contains("no secret scan"), "{}", none[0].reason);
+        assert!(none[1].reason.contains("no dependency audit"));
+        assert!(none[2].reason.contains("no SBOM"));
+
+        let mut scans = ReleaseScans {
+            secrets: Some(SecretScan { origin: origin(), files: Some(12), findings: vec![] }),
+            deps: Some(DepsScan {
+                origin: origin(),
+                packages: 40,
+                lockfiles: vec!["package-lock.json".into()],
+                vulnerabilities: vec![vuln("GHSA-low", Severity::Low), vuln("GHSA-high", Severity::High)],
+            }),
+            sbom: Some(SbomInfo {
+                origin: origin(),
+                format: "CycloneDX 1.5".into(),
+                components: 40,
+                digest: "sha256:x".into(),
+            }),
+        };
+        let ok = evaluate(&policy, &scans);
+        assert!(ok.iter().all(|c| c.passed), "{ok:?}");
+        assert_eq!(ok[0].reason, "the secret scan found nothing in 12 files");
+        assert_eq!(ok[1].reason, "40 packages audited, 2 vulnerabilities, none above high");
+        assert_eq!(ok[2].reason, "CycloneDX 1.5 SBOM with 40 components");
+
+        // A critical one, and one without a severity (counted as critical), fail `above high`.
+        let deps = scans.deps.as_mut().unwrap();
+        deps.vulnerabilities.push(vuln("GHSA-crit", Severity::Critical));
+        deps.vulnerabilities.push(vuln("OSV-unrated", Severity::Unknown));
+        scans.secrets.as_mut().unwrap().findings.push(SecretHit {
+            rule: "aws-access-token".into(),
+            file: "config/app.yaml".into(),
+            line: 12,
+            fingerprint: String::new(),
+        });
+        let bad = evaluate(&policy, &scans);
+        assert!(
+            !bad[0].passed
+                && bad[0].reason == "the secret scan found 1 secret (aws-access-token), first at config/app.yaml:12"
+        );
+        assert!(!bad[1].passed);
+        assert!(bad[1].reason.starts_with("2 vulnerabilities above high: GHSA-crit (critical) in npm lodash 4.17.20, fix: 4.17.21; OSV-unrated (no severity given, counted as critical)"), "{}", bad[1].reason);
+        // `above critical` tolerates every rated one.
+        let lenient = evaluate(&ReleasePolicy { require: vec![Gate::NoVulnsAbove(Severity::Critical)] }, &scans);
+        assert!(lenient[0].passed, "{lenient:?}");
+        // `above none` tolerates nothing.
+        let strict = evaluate(&ReleasePolicy { require: vec![Gate::NoVulnsAbove(Severity::None)] }, &scans);
+        assert!(strict[0].reason.starts_with("4 vulnerabilities above none"), "{}", strict[0].reason);
+    }
+}

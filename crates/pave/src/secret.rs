@@ -1,0 +1,152 @@
+//! `pave secret …`: a service's secrets per environment. Values are read from standard input
+//! (never from an argument, which `ps` and shell history keep), without echo on a terminal.
+
+use std::io::{IsTerminal, Read, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use reqwest::Method;
+
+use crate::ClientArgs;
+use crate::client::Client;
+use crate::output::{self, Format, cell};
+
+/// Largest value read (the server refuses more than 64 KiB anyway).
+const MAX_VALUE: u64 = 64 * 1024 + 2;
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Set NAME for SERVICE in an environment; the value is read from standard input
+    /// (`pave secret set api DB_PASSWORD --env prod < file`, or typed without echo). Running
+    /// replicas are restarted with it, one at a time.
+    Set {
+        service: String,
+        name: String,
+        #[arg(long)]
+        env: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// A service's secrets: names, versions, who set them and when — never values.
+    List {
+        service: String,
+        #[arg(long)]
+        env: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove a secret; running replicas are restarted without it.
+    Rm {
+        service: String,
+        name: String,
+        #[arg(long)]
+        env: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+fn path(service: &str, name: &str, env: &str) -> String {
+    format!(
+        "/api/v1/services/{}/secrets/{}?environment={}",
+        crate::commands::encode(service),
+        crate::commands::encode(name),
+        crate::commands::encode(env)
+    )
+}
+
+/// Reads one line from the terminal with echo off, restoring the terminal afterwards.
+fn read_hidden(prompt: &str) -> Result<Vec<u8>> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    eprint!("{prompt}");
+    std::io::stderr().flush().ok();
+    let saved = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    tcsetattr(&stdin, OptionalActions::Now, &quiet).context("cannot turn off the terminal's echo")?;
+    let mut line = String::new();
+    let read = stdin.read_line(&mut line);
+    let _ = tcsetattr(&stdin, OptionalActions::Now, &saved);
+    eprintln!();
+    read.context("cannot read the value")?;
+    Ok(line.into_bytes())
+}
+
+fn read_value(name: &str) -> Result<Vec<u8>> {
+    if std::io::stdin().is_terminal() {
+        return read_hidden(&format!("value of {name} (not shown): "));
+    }
+    let mut value = Vec::new();
+    std::io::stdin().take(MAX_VALUE).read_to_end(&mut value).context("cannot read the value from standard input")?;
+    if value.is_empty() {
+        bail!("standard input is empty: pipe the value in, e.g. `pave secret set SERVICE {name} --env ENV < file`");
+    }
+    Ok(value)
+}
+
+pub async fn run(cmd: SecretCommand) -> Result<ExitCode> {
+    match cmd {
+        SecretCommand::Set { service, name, env, client } => {
+            let value = read_value(&name)?;
+            let v = Client::new(&client)?
+                .send_bytes(Method::PUT, &path(&service, &name, &env), "application/octet-stream", value)
+                .await?;
+            match client.output {
+                Format::Json => output::json(&v),
+                Format::Table => {
+                    let s = &v["secret"];
+                    println!(
+                        "secret {} of {} in {} set: version {} (sealed under {})",
+                        cell(&s["name"]),
+                        cell(&s["service"]),
+                        cell(&s["environment"]),
+                        s["version"],
+                        cell(&s["keyId"])
+                    );
+                    if v["rolling"].as_bool() == Some(true) {
+                        println!("running replicas restart with it, one at a time");
+                    }
+                }
+            }
+        }
+        SecretCommand::Rm { service, name, env, client } => {
+            let v = Client::new(&client)?.call(Method::DELETE, &path(&service, &name, &env), None).await?;
+            match client.output {
+                Format::Json => output::json(&v),
+                Format::Table => {
+                    println!("secret {name} of {service} in {env} removed");
+                    if v["rolling"].as_bool() == Some(true) {
+                        println!("running replicas restart without it, one at a time");
+                    }
+                }
+            }
+        }
+        SecretCommand::List { service, env, client } => {
+            let mut url = format!("/api/v1/services/{}/secrets", crate::commands::encode(&service));
+            if let Some(e) = &env {
+                url.push_str(&format!("?environment={}", crate::commands::encode(e)));
+            }
+            let v = Client::new(&client)?.get(&url).await?;
+            output::list(
+                client.output,
+                &v,
+                "secrets",
+                &["ENVIRONMENT", "NAME", "VERSION", "UPDATED", "BY", "CREATED", "BY"],
+                |s| {
+                    vec![
+                        cell(&s["environment"]),
+                        cell(&s["name"]),
+                        cell(&s["version"]),
+                        cell(&s["updatedAt"]),
+                        cell(&s["updatedBy"]),
+                        cell(&s["createdAt"]),
+                        cell(&s["createdBy"]),
+                    ]
+                },
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

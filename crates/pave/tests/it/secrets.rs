@@ -1,0 +1,232 @@
+//! The secrets store for real: values set through the CLI (standard input), sealed under a
+//! master key, injected into the replicas the engine starts, rolled into running replicas
+//! without dropping a request, and never seen again — not in the server's debug log, the
+//! event log, the audit trail, API responses, or any file of the data directory.
+
+use std::time::Duration;
+
+use pave_store::testing::fresh;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::deploy::{Load, service};
+use crate::harness::{ADMIN, Server, cli_stdin, reap, stderr, stdout};
+
+/// The environment a process was started with.
+fn environ(pid: u64) -> Vec<(String, String)> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    raw.split(|b| *b == 0)
+        .filter_map(|e| String::from_utf8_lossy(e).split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect()
+}
+
+fn var(pid: u64, name: &str) -> Option<String> {
+    environ(pid).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+async fn replica_pids(server: &Server) -> Vec<u64> {
+    let (s, v) = server.get("/api/v1/services/shop/environments/dev/status").await;
+    assert_eq!(s, 200, "{v}");
+    let mut pids: Vec<u64> =
+        v["replicas"].as_array().expect("replicas").iter().filter_map(|r| r["pid"].as_u64()).collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// Waits until the two desired replicas all see `value` (or no variable, for `None`).
+async fn wait_for_value(server: &Server, value: Option<&str>) -> Vec<u64> {
+    for _ in 0..200 {
+        let pids = replica_pids(server).await;
+        if pids.len() == 2 && pids.iter().all(|p| var(*p, "DB_PASSWORD").as_deref() == value) {
+            return pids;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("replicas never ran with DB_PASSWORD={value:?}: {:?}", replica_pids(server).await);
+}
+
+/// Waits until the engine has finished `n` rolls (a replica set can show the new value on
+/// every pid for a moment mid-roll, while one slot is between its stop and its start).
+async fn wait_rolled(server: &Server, n: usize) {
+    for _ in 0..200 {
+        let (_, v) = server.get("/api/v1/events?kind=replicas.rolled&limit=100").await;
+        if v["events"].as_array().map_or(0, Vec::len) >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("roll {n} never finished");
+}
+
+fn set(server: &Server, value: &[u8], token: &str) -> std::process::Output {
+    cli_stdin(&["secret", "set", "shop", "DB_PASSWORD", "--env", "dev"], &server.url, Some(token), value)
+}
+
+/// Every file under `dir`, as bytes.
+fn files(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(b) = std::fs::read(&p) {
+                out.push((p, b));
+            }
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_sealed_injected_rolled_without_downtime_and_never_shown() {
+    let db = fresh().await;
+    let log = db.dir.path().join("server.log");
+    let mut server = Server::start_with(&db, &[], &[], Some(&log));
+    let artifacts = tempfile::tempdir().expect("tempdir");
+    let docs = json!({"documents": [
+        {"kind": "Team", "metadata": {"name": "core"}, "spec": {"type": "platform"}},
+        {"kind": "Environment", "metadata": {"name": "dev"}, "spec": {"order": 1}},
+        service(json!({"strategy": "rolling"}), 2),
+    ]});
+    let (s, v) = server.send(Method::POST, "/api/v1/apply", ADMIN, docs).await;
+    assert_eq!(s, 200, "{v}");
+    std::fs::write(artifacts.path().join("sample.env"), "").expect("write");
+    let out = server.cli(
+        &["release", "create", "shop", "--version", "1.0.0", "--artifact", artifacts.path().to_str().expect("utf-8")],
+        Some(ADMIN),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A secret set before the first deployment reaches the replicas when they start.
+    let first = format!("pw-{}-first", std::process::id());
+    let out = set(&server, format!("{first}\n").as_bytes(), ADMIN);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("secret DB_PASSWORD of shop in dev set: version 1"), "{}", stdout(&out));
+    let out = server.cli(&["deploy", "shop", "1.0.0", "--env", "dev"], Some(ADMIN));
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let pids_v1 = wait_for_value(&server, Some(&first)).await;
+
+    // A change rolls the running replicas, one at a time behind an extra one: no request
+    // fails meanwhile.
+    let url =
+        server.get("/api/v1/services/shop/environments/dev/status").await.1["url"].as_str().expect("url").to_owned();
+    let load = Load::start(&url, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = format!("pw-{}-second", std::process::id());
+    let out = set(&server, second.as_bytes(), ADMIN);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("version 2") && stdout(&out).contains("restart"), "{}", stdout(&out));
+    wait_rolled(&server, 1).await;
+    let pids_v2 = wait_for_value(&server, Some(&second)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (sent, failed) = load.finish().await;
+    assert!(sent > 50, "{sent}");
+    assert_eq!(failed, 0, "{failed} of {sent} requests failed while the secret rolled");
+    assert!(pids_v2.iter().all(|p| !pids_v1.contains(p)), "{pids_v1:?} -> {pids_v2:?}");
+    let (_, events) = server.get("/api/v1/events?limit=1000").await;
+    let events = events["events"].as_array().expect("events").clone();
+    let rolled = events.iter().find(|e| e["kind"] == "replicas.rolled").expect("a replicas.rolled event");
+    assert_eq!(rolled["data"]["replicas"], 2, "{rolled}");
+
+    // Listing shows names, versions, who and when.
+    let out = server.cli(&["secret", "list", "shop"], Some(ADMIN));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = stdout(&out);
+    assert!(listed.contains("DB_PASSWORD") && listed.contains(" 2 ") && listed.contains("admin"), "{listed}");
+    let (_, listed_json) = server.get("/api/v1/services/shop/secrets?environment=dev").await;
+    assert_eq!(listed_json["secrets"][0]["version"], 2, "{listed_json}");
+
+    // Bad input is named and changes nothing; a viewer may not set secrets.
+    let viewer = server.token("viewer", "viewer").await;
+    for (args, token, input, says) in [
+        (vec!["secret", "set", "shop", "db-password", "--env", "dev"], ADMIN, &b"x"[..], "not a secret name"),
+        (vec!["secret", "set", "shop", "PORT", "--env", "dev"], ADMIN, &b"x"[..], "runtime sets itself"),
+        (
+            vec!["secret", "set", "shop", "API_KEY", "--env", "nowhere"],
+            ADMIN,
+            &b"x"[..],
+            "environment \"nowhere\" does not exist",
+        ),
+        (
+            vec!["secret", "set", "nosuch", "API_KEY", "--env", "dev"],
+            ADMIN,
+            &b"x"[..],
+            "service \"nosuch\" does not exist",
+        ),
+        (vec!["secret", "set", "shop", "API_KEY", "--env", "dev"], ADMIN, &b"\n"[..], "empty"),
+        (vec!["secret", "set", "shop", "API_KEY", "--env", "dev"], ADMIN, &b"bad\0value-hidden"[..], "NUL byte"),
+        (
+            vec!["secret", "set", "shop", "API_KEY", "--env", "dev"],
+            viewer.as_str(),
+            &b"viewer-value-hidden"[..],
+            "needs the developer role",
+        ),
+        (vec!["secret", "rm", "shop", "API_KEY", "--env", "dev"], ADMIN, &b""[..], "has no secret \"API_KEY\""),
+    ] {
+        let out = cli_stdin(&args, &server.url, Some(token), input);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("hidden"), "{}", stderr(&out));
+    }
+    let (s, v, _) =
+        server.request(Method::PUT, "/api/v1/services/shop/secrets/API_KEY", Some(ADMIN), Some(&json!("x"))).await;
+    assert_eq!(s, 400, "the environment is required: {v}");
+    assert_eq!(server.get("/api/v1/services/shop/secrets").await.1["secrets"].as_array().map(Vec::len), Some(1));
+
+    // Removing it rolls the replicas again, without the variable.
+    let out = server.cli(&["secret", "rm", "shop", "DB_PASSWORD", "--env", "dev"], Some(ADMIN));
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_rolled(&server, 2).await;
+    wait_for_value(&server, None).await;
+    assert_eq!(server.get("/api/v1/services/shop/secrets").await.1["secrets"], json!([]));
+
+    // Nowhere to be seen: events, audit, API answers, the server's debug log, any file of the
+    // data directory (the database holds only sealed values).
+    let (_, events) = server.get("/api/v1/events?limit=1000").await;
+    let (_, audit) = server.get("/api/v1/audit?limit=1000").await;
+    let audit_text = audit.to_string();
+    assert!(audit_text.contains("PUT /api/v1/services/{name}/secrets/{secret}"), "the sets are audited");
+    assert!(audit_text.contains("\"denied\""), "the viewer's attempt is audited");
+    let set_events: Vec<&Value> =
+        events["events"].as_array().expect("events").iter().filter(|e| e["kind"] == "secret.set").collect();
+    assert_eq!(set_events.len(), 2);
+    server.stop();
+    let mut seen =
+        vec![("events".to_owned(), events.to_string().into_bytes()), ("audit".to_owned(), audit_text.into_bytes())];
+    seen.push(("listing".to_owned(), format!("{listed}{listed_json}").into_bytes()));
+    for (path, bytes) in files(db.dir.path()) {
+        seen.push((path.display().to_string(), bytes));
+    }
+    assert!(seen.iter().any(|(p, b)| p.ends_with("server.log") && contains(b, "DEBUG")), "the log ran at debug level");
+    for (what, bytes) in &seen {
+        for value in [&first, &second, "viewer-value-hidden", "value-hidden"] {
+            assert!(!contains(bytes, value), "{value:?} appears in {what}");
+        }
+    }
+    let key = db.dir.path().join("master.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).expect("key file").permissions().mode() & 0o777, 0o600);
+
+    // A secret sealed under one key: a server started with another key refuses to start,
+    // naming both, instead of failing to rebuild (and stopping) the replicas.
+    let mut server = Server::start_with(&db, &[], &[], None);
+    let out = set(&server, b"third-value", ADMIN);
+    assert!(out.status.success(), "{}", stderr(&out));
+    server.stop();
+    let other = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let status = Server::try_start(&db, &[], &[("PAVE_MASTER_KEY", other)], Some(&log)).err().expect("refused");
+    assert!(!status.success());
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.contains("stored secrets are sealed under master key k-"),
+        "{}",
+        &text[text.len().saturating_sub(2000)..]
+    );
+    reap(db.dir.path());
+}
