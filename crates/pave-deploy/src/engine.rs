@@ -38,7 +38,7 @@ pub struct EngineConfig {
     pub webhooks: Vec<crate::notify::Webhook>,
     /// Opens the services' secrets for their replicas. Without it a service that has
     /// secrets cannot start.
-    pub master_key: Option<Arc<pave_vault::MasterKey>>,
+    pub master_key: Option<Arc<pave_vault::Keyring>>,
 }
 
 impl EngineConfig {

@@ -44,7 +44,7 @@ pub struct Shared {
     /// What the flag SDK endpoints serve, kept current by a refresher `serve` runs.
     pub flags: Arc<flags::FlagServing>,
     /// Seals secrets as they arrive; `None` refuses them (the store cannot open them anyway).
-    pub master_key: Option<Arc<pave_vault::MasterKey>>,
+    pub master_key: Option<Arc<pave_vault::Keyring>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -72,7 +72,7 @@ impl AppState {
     }
 
     /// Adds the master key secrets are sealed under; call before the state is shared.
-    pub fn with_master_key(mut self, key: Arc<pave_vault::MasterKey>) -> Self {
+    pub fn with_master_key(mut self, key: Arc<pave_vault::Keyring>) -> Self {
         Arc::get_mut(&mut self.0).expect("with_master_key is called before the state is cloned").master_key = Some(key);
         self
     }

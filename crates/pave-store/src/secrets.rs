@@ -29,6 +29,9 @@ pub struct SecretSet {
     pub secrets: Vec<SealedSecret>,
 }
 
+/// Seals one secret again: `(service, environment, name, version, sealed) -> sealed`.
+pub type Reseal<'a> = dyn Fn(&str, &str, &str, i64, &str) -> std::result::Result<String, String> + Sync + 'a;
+
 const INFO: &str = "service, environment, name, version, created_at, created_by, updated_at, updated_by, key_id";
 
 macro_rules! info_row {
@@ -200,6 +203,48 @@ impl Store {
                 }
             }
             Ok(set)
+        })
+    }
+
+    /// Seals again, under key `key_id`, every secret sealed under another key: `reseal(service,
+    /// environment, name, version, sealed)` returns the new sealed text. Values do not change,
+    /// so neither does the revision (no replica restarts). Appends one `secrets.resealed`
+    /// event; returns how many were sealed again. All or nothing.
+    pub async fn reseal_secrets(&self, key_id: &str, reseal: &Reseal<'_>, ctx: &WriteContext) -> Result<usize> {
+        with_write_tx!(self, |tx| {
+            let rows = sqlx::query(
+                "SELECT service, environment, name, version, sealed, key_id FROM secrets \
+                 WHERE sealed IS NOT NULL AND key_id <> $1 ORDER BY service, environment, name",
+            )
+            .bind(key_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut from = std::collections::BTreeSet::new();
+            for row in &rows {
+                let (service, environment, name): (String, String, String) =
+                    (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+                let version: i64 = row.try_get(3)?;
+                let sealed: String = row.try_get(4)?;
+                from.insert(row.try_get::<String, _>(5)?);
+                let again = reseal(&service, &environment, &name, version, &sealed).map_err(StoreError::Invalid)?;
+                sqlx::query(
+                    "UPDATE secrets SET sealed = $4, key_id = $5 WHERE service = $1 AND environment = $2 AND name = $3",
+                )
+                .bind(&service)
+                .bind(&environment)
+                .bind(&name)
+                .bind(&again)
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            if !rows.is_empty() {
+                let event =
+                    NewEvent::new("secrets.resealed", "pave", json!({"count": rows.len(), "from": from, "to": key_id}));
+                insert_event!(tx, ctx, &event);
+            }
+            tx.commit().await?;
+            Ok(rows.len())
         })
     }
 

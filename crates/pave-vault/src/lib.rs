@@ -179,6 +179,69 @@ impl MasterKey {
     }
 }
 
+/// The current master key, which seals, and earlier ones, which still open what they sealed
+/// until it is sealed again under the current key (a rotation: start with the new key as
+/// `PAVE_MASTER_KEY` and the old one in `PAVE_MASTER_KEY_PREVIOUS`; the server re-seals every
+/// secret at start, after which the old key can go).
+#[derive(Debug)]
+pub struct Keyring {
+    current: MasterKey,
+    previous: Vec<MasterKey>,
+}
+
+impl Keyring {
+    pub fn new(current: MasterKey, previous: Vec<MasterKey>) -> Self {
+        let previous = previous.into_iter().filter(|k| k.id() != current.id()).collect();
+        Keyring { current, previous }
+    }
+
+    /// The id of the key that seals.
+    pub fn id(&self) -> &str {
+        self.current.id()
+    }
+
+    /// Whether a sealed value was made under the current key.
+    pub fn is_current(&self, sealed: &str) -> bool {
+        sealed_key_id(sealed) == Some(self.current.id())
+    }
+
+    /// Whether some key of the ring can open what key `id` sealed.
+    pub fn knows(&self, id: &str) -> bool {
+        self.current.id() == id || self.previous.iter().any(|k| k.id() == id)
+    }
+
+    pub fn seal(&self, at: &SecretRef<'_>, value: &SecretValue) -> Result<String> {
+        self.current.seal(at, value)
+    }
+
+    /// Opens a value sealed under any key of the ring.
+    pub fn open(&self, at: &SecretRef<'_>, sealed: &str) -> Result<SecretValue> {
+        let id = sealed_key_id(sealed);
+        match self.previous.iter().find(|k| Some(k.id()) == id) {
+            Some(old) => old.open(at, sealed),
+            None => self.current.open(at, sealed),
+        }
+    }
+}
+
+/// The key id a sealed value names.
+fn sealed_key_id(sealed: &str) -> Option<&str> {
+    let mut parts = sealed.splitn(3, ':');
+    match (parts.next(), parts.next()) {
+        (Some(FORMAT), Some(id)) => Some(id),
+        _ => None,
+    }
+}
+
+/// Reads earlier keys, separated by commas or whitespace (`PAVE_MASTER_KEY_PREVIOUS`).
+pub fn parse_previous_keys(text: &str) -> Result<Vec<MasterKey>> {
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .enumerate()
+        .map(|(i, t)| MasterKey::parse(t, &format!("number {} in PAVE_MASTER_KEY_PREVIOUS", i + 1)))
+        .collect()
+}
+
 /// Where the master key came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyOrigin {
@@ -330,6 +393,25 @@ mod tests {
         for junk in ["", "pave1", "pave2:x:y", &format!("pave1:{}:!!", k.id()), &format!("pave1:{}:AAAA", k.id())] {
             assert!(k.open(&AT, junk).is_err(), "{junk}");
         }
+    }
+
+    #[test]
+    fn a_keyring_opens_what_earlier_keys_sealed_and_seals_under_the_current_one() {
+        let (old, new) = (key(1), key(2));
+        let sealed_old = old.seal(&AT, &SecretValue::new("v-old".into())).unwrap();
+        let old_text = old.to_text();
+        let ring = Keyring::new(new, parse_previous_keys(&format!(" {} ,", &*old_text)).unwrap());
+        assert!(ring.knows(key(1).id()) && ring.knows(key(2).id()) && !ring.knows(key(3).id()));
+        assert_eq!(ring.open(&AT, &sealed_old).unwrap().expose(), "v-old");
+        assert!(!ring.is_current(&sealed_old));
+        let sealed_new = ring.seal(&AT, &SecretValue::new("v-new".into())).unwrap();
+        assert!(ring.is_current(&sealed_new));
+        assert_eq!(ring.open(&AT, &sealed_new).unwrap().expose(), "v-new");
+        // A key the ring does not hold is named, not called damage.
+        let foreign = key(3).seal(&AT, &SecretValue::new("x".into())).unwrap();
+        assert!(matches!(ring.open(&AT, &foreign), Err(VaultError::WrongKey { .. })));
+        let err = parse_previous_keys("short").unwrap_err().to_string();
+        assert!(err.contains("number 1 in PAVE_MASTER_KEY_PREVIOUS"), "{err}");
     }
 
     #[test]

@@ -270,28 +270,7 @@ pub async fn start(
         logs_dir: settings.data_dir.join("logs"),
         ..Default::default()
     };
-    let master_key = std::sync::Arc::new(load_master_key(settings, backend)?);
-    // A wrong key is refused before the engine starts: it would otherwise fail to rebuild the
-    // replicas of every service with secrets, and stop them.
-    let mut foreign: Vec<String> = store
-        .secrets(None, None)
-        .await
-        .context("cannot read the stored secrets")?
-        .into_iter()
-        .filter(|s| s.key_id != master_key.id())
-        .map(|s| s.key_id)
-        .collect();
-    foreign.sort();
-    foreign.dedup();
-    if !foreign.is_empty() {
-        anyhow::bail!(
-            "stored secrets are sealed under master key {}, but this server's master key is {}: start it with the \
-             key they were written under (PAVE_MASTER_KEY, or --master-key-file {})",
-            foreign.join(", "),
-            master_key.id(),
-            settings.master_key_file.display()
-        );
-    }
+    let master_key = std::sync::Arc::new(load_keyring(&store, settings, backend).await?);
     let engine = start_engine(&store, settings, master_key.clone())?;
     let halting = engine.clone();
     let shutdown = async move {
@@ -314,6 +293,47 @@ pub async fn start(
     });
     let task = tokio::spawn(async move { pave_server::serve(listener, state, shutdown).await });
     Ok(Running { addr, backend, new_admin_token, task, engine })
+}
+
+/// The master key and any earlier ones (`PAVE_MASTER_KEY_PREVIOUS`). A key the stored secrets
+/// need and the ring lacks is refused here, before the engine starts: the engine could not
+/// rebuild the replicas of every service with secrets, and would stop them. Secrets sealed
+/// under an earlier key are sealed again under the current one (a rotation).
+async fn load_keyring(store: &pave_store::Store, settings: &Settings, backend: &str) -> Result<pave_vault::Keyring> {
+    let current = load_master_key(settings, backend)?;
+    let previous = match std::env::var("PAVE_MASTER_KEY_PREVIOUS") {
+        Ok(text) => pave_vault::parse_previous_keys(&text).context("cannot read PAVE_MASTER_KEY_PREVIOUS")?,
+        Err(_) => Vec::new(),
+    };
+    let ring = pave_vault::Keyring::new(current, previous);
+    let stored = store.secrets(None, None).await.context("cannot read the stored secrets")?;
+    let mut foreign: Vec<&str> = stored.iter().map(|s| s.key_id.as_str()).filter(|id| !ring.knows(id)).collect();
+    foreign.sort_unstable();
+    foreign.dedup();
+    if !foreign.is_empty() {
+        anyhow::bail!(
+            "stored secrets are sealed under master key {}, but this server's master key is {}: start it with the \
+             key they were written under (PAVE_MASTER_KEY, or --master-key-file {}); to rotate keys, give the old one \
+             in PAVE_MASTER_KEY_PREVIOUS",
+            foreign.join(", "),
+            ring.id(),
+            settings.master_key_file.display()
+        );
+    }
+    if stored.iter().any(|s| s.key_id != ring.id()) {
+        let reseal = |service: &str, environment: &str, name: &str, version: i64, sealed: &str| {
+            let at = pave_vault::SecretRef { service, environment, name, version };
+            let value = ring.open(&at, sealed).map_err(|e| e.to_string())?;
+            ring.seal(&at, &value).map_err(|e| e.to_string())
+        };
+        let ctx = pave_store::WriteContext { actor: "pave".into(), request_id: None, now: crate::now_ms() };
+        let n = store
+            .reseal_secrets(ring.id(), &reseal, &ctx)
+            .await
+            .context("cannot seal the secrets under the new key")?;
+        tracing::info!(secrets = n, key = ring.id(), "secrets sealed again under the current master key");
+    }
+    Ok(ring)
 }
 
 /// The master key secrets are sealed under: `PAVE_MASTER_KEY`, else the key file (created on
@@ -350,7 +370,7 @@ fn load_master_key(settings: &Settings, backend: &str) -> Result<pave_vault::Mas
 fn start_engine(
     store: &pave_store::Store,
     settings: &Settings,
-    master_key: std::sync::Arc<pave_vault::MasterKey>,
+    master_key: std::sync::Arc<pave_vault::Keyring>,
 ) -> Result<std::sync::Arc<pave_server::ProcessEngine>> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;

@@ -228,5 +228,20 @@ async fn secrets_are_sealed_injected_rolled_without_downtime_and_never_shown() {
         "{}",
         &text[text.len().saturating_sub(2000)..]
     );
+
+    // A rotation: the new key as PAVE_MASTER_KEY, the old one in PAVE_MASTER_KEY_PREVIOUS. The
+    // server seals every secret again under the new key; after that the old key can go.
+    let old_key = std::fs::read_to_string(&key).expect("key file");
+    let mut server =
+        Server::start_with(&db, &[], &[("PAVE_MASTER_KEY", other), ("PAVE_MASTER_KEY_PREVIOUS", old_key.trim())], None);
+    let listed = server.get("/api/v1/services/shop/secrets").await.1;
+    let new_id = listed["secrets"][0]["keyId"].as_str().expect("key id").to_owned();
+    let (_, resealed) = server.get("/api/v1/events?kind=secrets.resealed").await;
+    assert_eq!(resealed["events"][0]["data"]["count"], 1, "{resealed}");
+    assert_eq!(resealed["events"][0]["data"]["to"], new_id.as_str());
+    server.stop();
+    let mut server = Server::start_with(&db, &[], &[("PAVE_MASTER_KEY", other)], None);
+    assert_eq!(server.get("/api/v1/services/shop/secrets").await.1["secrets"][0]["version"], 3);
+    server.stop();
     reap(db.dir.path());
 }
