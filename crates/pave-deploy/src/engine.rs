@@ -102,9 +102,9 @@ pub struct Engine<R: Runtime> {
     route_locks: Mutex<HashMap<(String, String), RouteLock>>,
     /// Routes whose replicas are being restarted with changed secrets.
     rolling: Mutex<HashSet<(String, String)>>,
-    /// The secret revision a route's roll failed at: not retried until the secrets change
-    /// again (or a deployment starts fresh replicas).
-    failed_rolls: Mutex<HashMap<(String, String), i64>>,
+    /// A route's failed roll: the secret revision, when to try again, and how many tries
+    /// failed (the wait doubles, from 10 s to 10 min, and starts over when the secrets change).
+    failed_rolls: Mutex<HashMap<(String, String), FailedRoll>>,
     /// Extra replicas started for a roll, served beside the desired ones until it ends.
     surge: Mutex<HashSet<String>>,
     /// Replicas taken out of the router to be restarted.
@@ -112,6 +112,19 @@ pub struct Engine<R: Runtime> {
 }
 
 type RouteLock = Arc<tokio::sync::Mutex<()>>;
+
+#[derive(Debug, Clone, Copy)]
+struct FailedRoll {
+    revision: i64,
+    retry_at: std::time::Instant,
+    failures: u32,
+}
+
+impl FailedRoll {
+    fn holds(&self, revision: i64) -> bool {
+        self.revision == revision && std::time::Instant::now() < self.retry_at
+    }
+}
 
 /// How often a waiting step (a pause, an analysis between measurements) looks whether the
 /// rollout was promoted, paused or aborted meanwhile.
@@ -264,9 +277,23 @@ impl<R: Runtime> Engine<R> {
 
     // ---- replicas ----------------------------------------------------------------------
 
-    /// The runtime spec of one replica, from the service's runtime spec and the release's
-    /// verified artifact.
+    /// The runtime spec of one replica, from the service's runtime spec, its secrets and the
+    /// release's verified artifact.
     async fn spec(&self, service: &str, env: &str, version: &str, replica: u32) -> Result<ReplicaSpec, String> {
+        self.spec_with(service, env, version, replica, true).await
+    }
+
+    /// As [`Engine::spec`]; with `strict` false, secrets that cannot be opened are left out
+    /// (with a warning) instead of failing: a running replica to adopt already has them, and
+    /// stopping it would turn a key problem into an outage.
+    async fn spec_with(
+        &self,
+        service: &str,
+        env: &str,
+        version: &str,
+        replica: u32,
+        strict: bool,
+    ) -> Result<ReplicaSpec, String> {
         let svc = match self.store.get(Kind::Service, service).await.map_err(|e| e.to_string())? {
             Some(s) => match s.resource {
                 Resource::Service(s) => s,
@@ -290,7 +317,10 @@ impl<R: Runtime> Engine<R> {
         let ms = |s: &str| parse_duration(s).map(Duration::from_millis);
         let sealed = self.store.sealed_secrets(service, env).await.map_err(|e| e.to_string())?;
         let mut secrets = std::collections::BTreeMap::new();
-        if !sealed.secrets.is_empty() {
+        let mut opened = || -> Result<(), String> {
+            if sealed.secrets.is_empty() {
+                return Ok(());
+            }
             let key = self.config.master_key.as_ref().ok_or_else(|| {
                 format!("{service} has secrets in {env}, but this control plane has no master key to open them")
             })?;
@@ -298,6 +328,12 @@ impl<R: Runtime> Engine<R> {
                 let at = pave_vault::SecretRef { service, environment: env, name: &s.name, version: s.version };
                 secrets.insert(s.name.clone(), key.open(&at, &s.sealed).map_err(|e| e.to_string())?);
             }
+            Ok(())
+        };
+        match opened() {
+            Ok(()) => {}
+            Err(e) if strict => return Err(e),
+            Err(e) => tracing::warn!(service, env, error = %e, "adopting a replica without opening its secrets"),
         }
         Ok(ReplicaSpec {
             service: service.to_owned(),
@@ -363,6 +399,7 @@ impl<R: Runtime> Engine<R> {
         let outcome = self.runtime.stop(&inst.id).await;
         let _ = self.store.delete_instance(&inst.id).await;
         lock(&self.unhealthy).remove(&inst.id);
+        lock(&self.surge).remove(&inst.id);
         self.event(
             "replica.stopped",
             &inst.service,
@@ -395,7 +432,9 @@ impl<R: Runtime> Engine<R> {
                 continue;
             }
             let guard = self.route_lock(&service, &env);
-            let _held = guard.lock().await;
+            // Never wait here: this runs in the loop that renews the lease, and a rollout step
+            // or a roll may hold the route for a while. The next poll tries again.
+            let Ok(_held) = guard.try_lock() else { continue };
             // Read again under the lock: an undo may have brought the version back.
             let Ok(Some(mut state)) = self.store.route_state(&service, &env).await else { continue };
             let due: Vec<String> = state
@@ -538,20 +577,31 @@ impl<R: Runtime> Engine<R> {
             }
         }
         for (key, rev) in due {
-            if lock(&self.failed_rolls).get(&key) == Some(&rev) || !lock(&self.rolling).insert(key.clone()) {
+            if lock(&self.failed_rolls).get(&key).is_some_and(|f| f.holds(rev))
+                || !lock(&self.rolling).insert(key.clone())
+            {
                 continue;
             }
             let engine = self.clone();
             tokio::spawn(async move {
                 let (service, env) = &key;
                 if let Err(reason) = engine.roll(service, env, rev).await {
-                    tracing::warn!(service, env, %reason, "replicas keep their previous secrets");
-                    lock(&engine.failed_rolls).insert(key.clone(), rev);
+                    let failures = {
+                        let mut failed = lock(&engine.failed_rolls);
+                        let failures = failed.get(&key).filter(|f| f.revision == rev).map_or(0, |f| f.failures) + 1;
+                        let wait = Duration::from_secs(10u64.saturating_mul(1 << (failures - 1).min(6)).min(600));
+                        failed.insert(
+                            key.clone(),
+                            FailedRoll { revision: rev, retry_at: std::time::Instant::now() + wait, failures },
+                        );
+                        failures
+                    };
+                    tracing::warn!(service, env, %reason, failures, "replicas keep their previous secrets for now");
                     engine
                         .event(
                             "replicas.roll-failed",
                             service,
-                            json!({"environment": env, "revision": rev, "reason": reason}),
+                            json!({"environment": env, "revision": rev, "reason": reason, "failures": failures}),
                         )
                         .await;
                 }
@@ -569,8 +619,12 @@ impl<R: Runtime> Engine<R> {
     async fn roll(&self, service: &str, env: &str, rev: i64) -> Result<(), String> {
         let guard = self.route_lock(service, env);
         let _held = guard.lock().await;
+        // A rollout waiting for its approval has changed nothing yet: it does not hold up a roll.
         let active = self.store.active_rollouts().await.map_err(|e| e.to_string())?;
-        if active.iter().any(|r| r.service == service && r.environment == env) {
+        if active
+            .iter()
+            .any(|r| r.service == service && r.environment == env && r.state != RolloutState::AwaitingApproval)
+        {
             return Ok(());
         }
         let Some(state) = self.store.route_state(service, env).await.map_err(|e| e.to_string())? else {
@@ -578,6 +632,8 @@ impl<R: Runtime> Engine<R> {
         };
         let mut rolled = 0;
         for v in state.versions.iter().filter(|v| v.replicas > 0) {
+            // Fill an empty slot and retire an extra replica a failed roll left behind.
+            self.ensure_replicas(service, env, &v.version, v.replicas).await?;
             let mut stale: Vec<Instance> = self
                 .instances_of(service, env, &v.version)
                 .into_iter()
@@ -590,6 +646,10 @@ impl<R: Runtime> Engine<R> {
             let surge = self.start_replica(service, env, &v.version, v.replicas, true).await?;
             let mut outcome = Ok(());
             for old in &stale {
+                if self.stopped.load(Ordering::SeqCst) || !self.is_leader() {
+                    // The next engine picks the roll up where it stands.
+                    return Ok(());
+                }
                 lock(&self.draining).insert(old.id.clone());
                 self.apply(service, env).await;
                 let route = lock(&self.routes).get(&(service.to_owned(), env.to_owned())).map(|l| l.route.clone());
@@ -665,7 +725,7 @@ impl<R: Runtime> Engine<R> {
         let (mut adopted, mut gone) = (0, 0);
         for doc in records {
             let Ok(inst) = serde_json::from_value::<Instance>(doc) else { continue };
-            let outcome = match self.spec(&inst.service, &inst.env, &inst.version, inst.replica).await {
+            let outcome = match self.spec_with(&inst.service, &inst.env, &inst.version, inst.replica, false).await {
                 Ok(spec) => self.runtime.adopt(spec, inst.clone()).await,
                 Err(e) => {
                     tracing::warn!(id = %inst.id, error = %e, "cannot rebuild a replica's spec; it will be stopped");

@@ -60,6 +60,14 @@ pub struct Finding {
 }
 
 impl Database {
+    /// The JSON report of an audit (`pave scan deps -f json`; what a release's policy reads).
+    pub fn json_report(&self, lockfiles: &[String], packages: usize, findings: &[Finding]) -> serde_json::Value {
+        serde_json::json!({
+            "tool": "pave", "version": env!("CARGO_PKG_VERSION"), "lockfiles": lockfiles, "packages": packages,
+            "findings": findings, "database": {"records": self.len(), "warnings": self.warnings},
+        })
+    }
+
     pub fn from_records(records: Vec<Record>) -> Database {
         let mut db = Database::default();
         let mut by_id: HashMap<String, usize> = HashMap::new();

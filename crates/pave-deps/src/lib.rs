@@ -2,6 +2,7 @@
 //! advisories with their affected ranges, fixes and severities ([`osv`]).
 
 pub mod db;
+pub mod discover;
 pub mod lockfile;
 pub mod osv;
 pub mod sbom;

@@ -44,6 +44,25 @@ pub fn purl(p: &Package) -> String {
     }
 }
 
+/// A random (version 4) UUID for an SBOM's serial number.
+pub fn new_serial() -> String {
+    let mut b = [0u8; 16];
+    // Without the OS's randomness a serial is still well-formed, if not unique.
+    let _ = getrandom::fill(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// The SBOM of `packages`, made now (`timestamp`, RFC 3339) by this version of Pave, with a
+/// fresh serial number.
+pub fn document(name: &str, timestamp: &str, packages: &[(Package, String)]) -> Value {
+    let serial = new_serial();
+    let subject = Subject { name, serial: &serial, timestamp, tool_version: env!("CARGO_PKG_VERSION") };
+    cyclonedx(&subject, packages)
+}
+
 /// What an SBOM describes and when it was made.
 #[derive(Debug, Clone)]
 pub struct Subject<'a> {

@@ -148,12 +148,30 @@ impl<'de> Deserialize<'de> for Gate {
 }
 
 /// An environment's release policy.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ReleasePolicy {
     /// Every gate must pass (or an admin overrides, with a reason).
     #[serde(default)]
     pub require: Vec<Gate>,
+    /// Whether reports uploaded from elsewhere (CI) count. When false only scans Pave made of
+    /// the stored artifact do, so nobody who may upload a report can vouch for a release.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub accept_uploads: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
+}
+
+impl Default for ReleasePolicy {
+    fn default() -> Self {
+        ReleasePolicy { require: Vec::new(), accept_uploads: true }
+    }
 }
 
 /// Where a scan result came from and when.
@@ -246,7 +264,7 @@ pub struct GateCheck {
     pub reason: String,
 }
 
-const HOW_TO_SCAN: &str = "`pave release create --scan`, or `pave release attach` with a report from CI";
+const HOW_TO_SCAN: &str = "`pave release scan`, or `pave release attach` with a report from CI";
 
 fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -254,7 +272,36 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 /// Judges `scans` against every gate of `policy`, in the policy's order.
 pub fn evaluate(policy: &ReleasePolicy, scans: &ReleaseScans) -> Vec<GateCheck> {
-    policy.require.iter().map(|gate| check(*gate, scans)).collect()
+    if policy.accept_uploads {
+        return policy.require.iter().map(|gate| check(*gate, scans)).collect();
+    }
+    let made_here = |o: &ScanOrigin| o.source == "pave";
+    let trusted = ReleaseScans {
+        secrets: scans.secrets.clone().filter(|s| made_here(&s.origin)),
+        deps: scans.deps.clone().filter(|d| made_here(&d.origin)),
+        sbom: scans.sbom.clone().filter(|b| made_here(&b.origin)),
+    };
+    policy
+        .require
+        .iter()
+        .map(|gate| {
+            let mut c = check(*gate, &trusted);
+            let uploaded = match gate {
+                Gate::SecretsClean => scans.secrets.as_ref().map(|s| &s.origin),
+                Gate::NoVulnsAbove(_) => scans.deps.as_ref().map(|d| &d.origin),
+                Gate::Sbom => scans.sbom.as_ref().map(|b| &b.origin),
+            }
+            .filter(|o| !made_here(o));
+            if let (false, Some(o)) = (c.passed, uploaded) {
+                c.reason = format!(
+                    "only scans Pave made of the artifact count here (`pave release scan`); the attached one was \
+                     uploaded by {}",
+                    o.by
+                );
+            }
+            c
+        })
+        .collect()
 }
 
 fn check(gate: Gate, scans: &ReleaseScans) -> GateCheck {
@@ -394,8 +441,10 @@ mod tests {
 
     #[test]
     fn each_gate_says_why_it_passed_or_failed() {
-        let policy =
-            ReleasePolicy { require: vec![Gate::SecretsClean, Gate::NoVulnsAbove(Severity::High), Gate::Sbom] };
+        let policy = ReleasePolicy {
+            require: vec![Gate::SecretsClean, Gate::NoVulnsAbove(Severity::High), Gate::Sbom],
+            ..Default::default()
+        };
         let none = evaluate(&policy, &ReleaseScans::default());
         assert!(none.iter().all(|c| !c.passed));
         assert!(none[0].reason.contains("no secret scan"), "{}", none[0].reason);
@@ -440,11 +489,25 @@ mod tests {
         );
         assert!(!bad[1].passed);
         assert!(bad[1].reason.starts_with("2 vulnerabilities above high: GHSA-crit (critical) in npm lodash 4.17.20, fix: 4.17.21; OSV-unrated (no severity given, counted as critical)"), "{}", bad[1].reason);
+        // With uploads refused, an uploaded report counts as none, and says so.
+        let strict_source = ReleasePolicy { require: vec![Gate::Sbom], accept_uploads: false };
+        let c = evaluate(&strict_source, &scans);
+        assert!(!c[0].passed && c[0].reason.contains("uploaded by ci"), "{c:?}");
+        scans.sbom.as_mut().unwrap().origin.source = "pave".into();
+        assert!(evaluate(&strict_source, &scans)[0].passed);
+        let yaml: ReleasePolicy = serde_yaml::from_str("require: [sbom]\nacceptUploads: false").unwrap();
+        assert_eq!(yaml, strict_source);
         // `above critical` tolerates every rated one.
-        let lenient = evaluate(&ReleasePolicy { require: vec![Gate::NoVulnsAbove(Severity::Critical)] }, &scans);
+        let lenient = evaluate(
+            &ReleasePolicy { require: vec![Gate::NoVulnsAbove(Severity::Critical)], ..Default::default() },
+            &scans,
+        );
         assert!(lenient[0].passed, "{lenient:?}");
         // `above none` tolerates nothing.
-        let strict = evaluate(&ReleasePolicy { require: vec![Gate::NoVulnsAbove(Severity::None)] }, &scans);
+        let strict = evaluate(
+            &ReleasePolicy { require: vec![Gate::NoVulnsAbove(Severity::None)], ..Default::default() },
+            &scans,
+        );
         assert!(strict[0].reason.starts_with("4 vulnerabilities above none"), "{}", strict[0].reason);
     }
 }

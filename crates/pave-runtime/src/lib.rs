@@ -72,6 +72,20 @@ impl ReplicaSpec {
     pub fn id(&self) -> String {
         instance_id(&self.service, &self.env, &self.version, self.replica)
     }
+
+    /// `text` (a replica's log lines, say, which end up in errors and events) with every
+    /// secret value of 4 bytes or more replaced by `<redacted NAME>`: an application that
+    /// prints its connection string on a failed start must not put the password in Pave's
+    /// event log.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for (name, value) in &self.secrets {
+            if value.expose().len() >= 4 && out.contains(value.expose()) {
+                out = out.replace(value.expose(), &format!("<redacted {name}>"));
+            }
+        }
+        out
+    }
 }
 
 /// The stable id of a replica slot.

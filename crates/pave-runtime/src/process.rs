@@ -163,15 +163,16 @@ fn spawn(config: &ProcessConfig, spec: &ReplicaSpec, port: u16) -> Result<(Child
             cmd.env(name, v);
         }
     }
-    cmd.envs(&spec.vars)
-        .env(&spec.port_env, port.to_string())
+    cmd.envs(&spec.vars);
+    for (name, value) in &spec.secrets {
+        cmd.env(name, value.expose());
+    }
+    // Last, so neither a variable nor a secret can shadow the port or the identity.
+    cmd.env(&spec.port_env, port.to_string())
         .env("PAVE_SERVICE", &spec.service)
         .env("PAVE_ENV", &spec.env)
         .env("PAVE_VERSION", &spec.version)
         .env("PAVE_REPLICA", spec.replica.to_string());
-    for (name, value) in &spec.secrets {
-        cmd.env(name, value.expose());
-    }
     if !config.owner.is_empty() {
         cmd.env("PAVE_OWNER", &config.owner);
     }
@@ -203,7 +204,7 @@ async fn await_healthy(spec: &ReplicaSpec, child: &mut Child, instance: &Instanc
             return Err(RuntimeError::ExitedEarly {
                 id: instance.id.clone(),
                 status: exit_text(status),
-                tail: logs::tail(&instance.log, 10).unwrap_or_default(),
+                tail: spec.scrub(&logs::tail(&instance.log, 10).unwrap_or_default()),
             });
         }
         match probe(instance.port, &spec.health.path, spec.health.timeout).await {
@@ -222,8 +223,8 @@ async fn await_healthy(spec: &ReplicaSpec, child: &mut Child, instance: &Instanc
             return Err(RuntimeError::NeverHealthy {
                 id: instance.id.clone(),
                 waited: started.elapsed(),
-                last,
-                tail: logs::tail(&instance.log, 10).unwrap_or_default(),
+                last: spec.scrub(&last),
+                tail: spec.scrub(&logs::tail(&instance.log, 10).unwrap_or_default()),
             });
         }
         // Poll quickly while starting (a replica is usually up in milliseconds), but never

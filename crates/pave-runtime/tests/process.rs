@@ -207,3 +207,17 @@ async fn secrets_reach_the_replica_environment_and_no_log_or_debug_output() {
     let log = std::fs::read_to_string(&inst.log).unwrap();
     assert!(!log.contains(value), "{log}");
 }
+
+#[tokio::test]
+async fn a_failed_start_reports_its_log_without_the_secrets_it_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path());
+    // An invalid setting makes the sample exit at once, printing the setting it refused: here
+    // the secret's own value, as an application printing its connection string would.
+    let value = "7-not-a-rate-but-a-secret";
+    let mut s = spec("4.0.0", &[]);
+    s.secrets.insert("SAMPLE_FAIL_RATE".into(), pave_vault::SecretValue::new(value.into()));
+    let err = rt.start(s).await.unwrap_err().to_string();
+    assert!(err.contains("SAMPLE_FAIL_RATE=\"<redacted SAMPLE_FAIL_RATE>\""), "{err}");
+    assert!(!err.contains(value), "{err}");
+}

@@ -99,6 +99,11 @@ pub struct ServerConfig {
     pub max_artifact_bytes: u64,
     /// Where the process runtime writes replica logs (read by the logs endpoint).
     pub logs_dir: std::path::PathBuf,
+    /// Secret rules (gitleaks' TOML format) the server scans releases with; the built-in
+    /// rules without it.
+    pub secret_rules: Option<std::path::PathBuf>,
+    /// OSV records (a directory or zip) the server audits releases' dependencies against.
+    pub osv_db: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -110,6 +115,8 @@ impl Default for ServerConfig {
             artifacts_dir: std::path::PathBuf::from(".pave/artifacts"),
             max_artifact_bytes: 1024 * 1024 * 1024,
             logs_dir: std::path::PathBuf::from(".pave/logs"),
+            secret_rules: None,
+            osv_db: None,
         }
     }
 }
@@ -133,11 +140,15 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/services/{name}/releases/{version}", get(routes::releases::get_one))
         .route("/api/v1/services/{name}/releases/{version}/scans", post(routes::releases::attach))
+        .route("/api/v1/services/{name}/releases/{version}/scan", post(routes::releases::scan))
         .route("/api/v1/services/{name}/releases/{version}/sbom", get(routes::releases::sbom))
         .route("/api/v1/services/{name}/secrets", get(routes::secrets::list))
         .route(
             "/api/v1/services/{name}/secrets/{secret}",
-            axum::routing::put(routes::secrets::put).delete(routes::secrets::remove),
+            axum::routing::put(routes::secrets::put)
+                .delete(routes::secrets::remove)
+                // A value is at most 64 KiB (and a newline): refused before a larger one is read.
+                .layer(DefaultBodyLimit::max(pave_model::secrets::MAX_VALUE_BYTES + 2)),
         )
         .route("/api/v1/deployments", post(routes::deploy::deploy))
         .route("/api/v1/rollouts", get(routes::deploy::list))

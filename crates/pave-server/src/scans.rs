@@ -1,7 +1,10 @@
-//! Reading scan reports attached to a release: Pave's own JSON (`pave scan secrets|deps -f
-//! json`), gitleaks' JSON, and CycloneDX SBOMs, into what the release policy reads. Only
-//! locations and rule names of secret findings are kept: an unredacted report uploaded by
-//! mistake stores no secret.
+//! Scans of a release: made here, on the stored artifact, with the platform's rules and
+//! advisory database ([`scan_artifact`]), or uploaded from CI as Pave's own JSON (`pave scan
+//! secrets|deps -f json`), gitleaks' JSON or a CycloneDX SBOM ([`read`]). Both become what
+//! the release policy reads. Only locations and rule names of secret findings are kept: an
+//! unredacted report uploaded by mistake stores no secret.
+
+use std::path::Path;
 
 use pave_model::Timestamp;
 use pave_model::policy::{
@@ -17,9 +20,6 @@ pub struct Upload {
     /// The artifact the reports are of; when given it must be the release's.
     #[serde(default)]
     pub digest: Option<String>,
-    /// `pave` when `pave release create --scan` made the reports, else `upload`.
-    #[serde(default)]
-    pub source: Option<String>,
     #[serde(default)]
     pub secrets: Option<Value>,
     #[serde(default)]
@@ -28,12 +28,18 @@ pub struct Upload {
     pub sbom: Option<Value>,
 }
 
+/// Who made a scan: Pave itself, on the stored artifact, or a client that uploaded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Pave,
+    Upload,
+}
+
 /// The summaries, and the SBOM document to keep; errors name the report and the problem.
-pub fn read(upload: &Upload, by: &str, now: i64) -> Result<(ReleaseScans, Option<String>), String> {
-    let source = match upload.source.as_deref() {
-        None | Some("upload") => "upload",
-        Some("pave") => "pave",
-        Some(other) => return Err(format!("source {other:?} is not `pave` or `upload`")),
+pub fn read(upload: &Upload, by: &str, now: i64, source: Source) -> Result<(ReleaseScans, Option<String>), String> {
+    let source = match source {
+        Source::Pave => "pave",
+        Source::Upload => "upload",
     };
     let origin = |tool: String| ScanOrigin { at: Timestamp(now), by: by.to_owned(), source: source.to_owned(), tool };
     let mut scans = ReleaseScans::default();
@@ -53,6 +59,50 @@ pub fn read(upload: &Upload, by: &str, now: i64) -> Result<(ReleaseScans, Option
         return Err("nothing to attach: give `secrets`, `deps` or `sbom`".into());
     }
     Ok((scans, document))
+}
+
+/// Scans an unpacked artifact: secrets with `rules` (else the built-in ones; the artifact's
+/// own `.paveignore` and `.gitleaksignore` accept findings, its rule files do not replace the
+/// platform's rules), the SBOM of its lockfiles, and, with an advisory database, the audit.
+/// The reports it returns are what `pave scan … -f json` and `pave sbom` print.
+pub fn scan_artifact(
+    dir: &Path,
+    name: &str,
+    rules: Option<&Path>,
+    osv: Option<&Path>,
+    timestamp: &str,
+) -> Result<Upload, String> {
+    let set = match rules {
+        Some(p) => pave_secrets::load(p).map_err(|e| format!("the server's secret rules {}: {e}", p.display()))?,
+        None => pave_secrets::builtin(),
+    };
+    let (mut findings, mut summary) =
+        pave_secrets::walk::scan_tree(dir, &set, &pave_secrets::walk::Options::default()).map_err(|e| e.to_string())?;
+    let mut accepted = pave_secrets::Accepted::default();
+    for list in [".paveignore", ".gitleaksignore"] {
+        if let Ok(text) = std::fs::read_to_string(dir.join(list)) {
+            accepted.extend(pave_secrets::Accepted::parse_list(&text));
+        }
+    }
+    let before = findings.len();
+    findings.retain(|f| !accepted.accepts(f));
+    summary.accepted = (before - findings.len()) as u64;
+    findings.iter_mut().for_each(pave_secrets::Finding::redact);
+    let (packages, lockfiles) = pave_deps::discover::installed(dir).map_err(|e| e.to_string())?;
+    let deps = match osv {
+        Some(p) => {
+            let db = pave_deps::Database::open(p).map_err(|e| format!("the server's OSV database: {e}"))?;
+            let found = db.audit(&packages);
+            Some(db.json_report(&lockfiles, packages.len(), &found))
+        }
+        None => None,
+    };
+    Ok(Upload {
+        digest: None,
+        secrets: Some(pave_secrets::json_report(&findings, &summary)),
+        deps,
+        sbom: Some(pave_deps::sbom::document(name, timestamp, &packages)),
+    })
 }
 
 fn tool_of(o: &serde_json::Map<String, Value>) -> String {
@@ -180,7 +230,7 @@ mod tests {
     fn reports_of_pave_and_gitleaks_become_summaries_without_secrets() {
         let pave = json!({"tool": "pave", "version": "0.1.0", "summary": {"files": 7}, "findings": [
             {"ruleId": "aws-access-token", "file": "a.env", "startLine": 3, "secret": "AKIAIOSFODNN7EXAMPLE", "match": "x", "fingerprint": "a.env:aws-access-token:3"}]});
-        let (s, doc) = read(&upload(json!({"secrets": pave})), "ci", 5).unwrap();
+        let (s, doc) = read(&upload(json!({"secrets": pave})), "ci", 5, Source::Upload).unwrap();
         let s = s.secrets.unwrap();
         assert_eq!(s.files, Some(7));
         assert_eq!(s.origin.tool, "pave 0.1.0");
@@ -196,7 +246,7 @@ mod tests {
         assert!(doc.is_none());
         assert!(!serde_json::to_string(&s).unwrap().contains("AKIA"));
         let gitleaks = json!([{"RuleID": "github-pat", "File": "x.py", "StartLine": 9, "Secret": "ghp_x", "Fingerprint": "x.py:github-pat:9"}]);
-        let (s, _) = read(&upload(json!({"secrets": gitleaks, "source": "upload"})), "ci", 5).unwrap();
+        let (s, _) = read(&upload(json!({"secrets": gitleaks})), "ci", 5, Source::Upload).unwrap();
         assert_eq!(s.secrets.unwrap().findings[0].rule, "github-pat");
     }
 
@@ -207,7 +257,7 @@ mod tests {
              "severity": "high", "fixed": "4.17.21", "upgradeTo": "4.17.21", "summary": "x", "lockfiles": ["package-lock.json"]}]});
         let sbom = json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "metadata": {"tools": {"components": [{"name": "pave"}]}},
             "components": [{"name": "a", "components": [{"name": "b"}]}, {"name": "c"}]});
-        let (s, doc) = read(&upload(json!({"deps": deps, "sbom": sbom, "source": "pave"})), "ci", 5).unwrap();
+        let (s, doc) = read(&upload(json!({"deps": deps, "sbom": sbom})), "ci", 5, Source::Pave).unwrap();
         let d = s.deps.unwrap();
         assert_eq!((d.packages, d.vulnerabilities[0].severity), (3, Severity::High));
         assert_eq!(d.vulnerabilities[0].aliases, vec!["CVE-2021-23337"]);
@@ -229,9 +279,8 @@ mod tests {
             ),
             (json!({"sbom": {"bomFormat": "SPDX"}}), "not a CycloneDX document"),
             (json!({"sbom": {"bomFormat": "CycloneDX", "specVersion": "1.2"}}), "specVersion \"1.2\""),
-            (json!({"sbom": {"bomFormat": "CycloneDX", "specVersion": "1.5"}, "source": "me"}), "source \"me\""),
         ] {
-            let err = read(&upload(bad.clone()), "ci", 5).unwrap_err();
+            let err = read(&upload(bad.clone()), "ci", 5, Source::Upload).unwrap_err();
             assert!(err.contains(says), "{bad}: {err}");
         }
         assert!(

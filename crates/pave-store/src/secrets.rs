@@ -180,8 +180,8 @@ impl Store {
     /// service, environment and name. Never values.
     pub async fn secrets(&self, service: Option<&str>, environment: Option<&str>) -> Result<Vec<SecretInfo>> {
         let sql = format!(
-            "SELECT {INFO} FROM secrets WHERE sealed IS NOT NULL AND ($1 IS NULL OR service = $1) \
-             AND ($2 IS NULL OR environment = $2) ORDER BY service, environment, name"
+            "SELECT {INFO} FROM secrets WHERE sealed IS NOT NULL AND (CAST($1 AS TEXT) IS NULL OR service = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR environment = $2) ORDER BY service, environment, name"
         );
         with_read_pool!(self, |pool| {
             let rows = sqlx::query(&sql).bind(service).bind(environment).fetch_all(pool).await?;
@@ -245,6 +245,37 @@ impl Store {
             }
             tx.commit().await?;
             Ok(rows.len())
+        })
+    }
+
+    /// Records `key_id` as the master key of this database unless one is recorded already;
+    /// returns the recorded one.
+    pub async fn claim_master_key(&self, key_id: &str, now: i64) -> Result<String> {
+        with_write_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO vault (slot, key_id, updated_at) VALUES (1, $1, $2) ON CONFLICT (slot) DO NOTHING",
+            )
+            .bind(key_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let recorded: String =
+                sqlx::query("SELECT key_id FROM vault WHERE slot = 1").fetch_one(&mut *tx).await?.try_get(0)?;
+            tx.commit().await?;
+            Ok(recorded)
+        })
+    }
+
+    /// Records a new master key after every secret was sealed again under it.
+    pub async fn set_master_key(&self, key_id: &str, now: i64) -> Result<()> {
+        with_write_tx!(self, |tx| {
+            sqlx::query("UPDATE vault SET key_id = $1, updated_at = $2 WHERE slot = 1")
+                .bind(key_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
         })
     }
 

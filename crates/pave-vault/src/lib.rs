@@ -281,17 +281,31 @@ pub fn load_master_key(env_value: Option<&str>, file: &Path) -> Result<(MasterKe
     // Written whole to a private temporary file, then linked into place: a crash leaves either
     // no key file or a complete one, and of two processes starting at once one key wins.
     let key = MasterKey::generate()?;
-    let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
+    // A random name: in containers every first process is pid 1.
+    let mut suffix = [0u8; 8];
+    random(&mut suffix)?;
+    let tmp = file.with_extension(format!("tmp-{}", hex::encode(suffix)));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(key.to_text().as_bytes())?;
         f.write_all(b"\n")?;
         f.sync_all()
     };
-    let linked = write().and_then(|()| std::fs::hard_link(&tmp, file));
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    let linked = std::fs::hard_link(&tmp, file);
     let _ = std::fs::remove_file(&tmp);
     match linked {
-        Ok(()) => Ok((key, KeyOrigin::Created(file.to_owned()))),
+        Ok(()) => {
+            // The new name must survive a power loss before any secret is sealed under it.
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+            }
+            Ok((key, KeyOrigin::Created(file.to_owned())))
+        }
+        // Another process created it first: its key is the key.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((read()?, KeyOrigin::File(file.to_owned()))),
         Err(e) => Err(io(e)),
     }

@@ -63,6 +63,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         router_threads: 0,
         webhooks: Vec::new(),
         master_key_file: data_dir.join("master.key"),
+        osv_db: None,
+        secret_rules: None,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
@@ -260,16 +262,9 @@ async fn security(client: &Client, data_dir: &std::path::Path) -> Result<()> {
     std::fs::write(dir.join("settings.ini"), format!("[aws]\naws_access_key_id = {key}\n"))?;
     let mut tar = Vec::new();
     pave_artifacts::pack(&dir, &mut tar)?;
-    let created =
-        client.post_bytes("/api/v1/services/storefront/releases?version=5.0.0", "application/x-tar", tar).await?;
-    let scan_dir = dir.clone();
-    let reports =
-        tokio::task::spawn_blocking(move || crate::release::scan_reports(&scan_dir, "storefront", None, None))
-            .await??;
-    let mut body = reports;
-    body["digest"] = created["release"]["digest"].clone();
-    body["source"] = "pave".into();
-    client.call(Method::POST, "/api/v1/services/storefront/releases/5.0.0/scans", Some(&body)).await?;
+    client.post_bytes("/api/v1/services/storefront/releases?version=5.0.0", "application/x-tar", tar).await?;
+    // Pave scans the stored artifact itself: what `pave release create --scan` asks for.
+    client.call(Method::POST, "/api/v1/services/storefront/releases/5.0.0/scan", None).await?;
     let shown = client.get("/api/v1/services/storefront/releases/5.0.0").await?;
     println!("pave release create storefront --version 5.0.0 --scan, then pave release show storefront 5.0.0:");
     crate::release::print_scans(&shown["scans"]);

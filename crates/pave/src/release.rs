@@ -1,6 +1,6 @@
 //! `pave release …`: publish an artifact as an immutable release of a service.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -26,17 +26,19 @@ pub enum ReleaseCommand {
         /// The commit it was built from.
         #[arg(long)]
         commit: Option<String>,
-        /// Scan the artifact before it is published (secrets, dependency audit, SBOM) and
-        /// attach the results, which environments' release policies read.
+        /// Have Pave scan the stored artifact (secrets with the platform's rules, the
+        /// dependency audit against the server's OSV database, the SBOM) and attach the
+        /// results, which environments' release policies read.
         #[arg(long)]
         scan: bool,
-        /// With --scan: the OSV database for the dependency audit (a directory or zip).
-        #[arg(long, env = "PAVE_OSV_DB")]
-        db: Option<PathBuf>,
-        /// With --scan: secret rules in gitleaks' TOML format [default: the artifact's
-        /// .pave-secrets.toml or .gitleaks.toml, else the built-in rules].
-        #[arg(long)]
-        rules: Option<PathBuf>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Have Pave scan a release's stored artifact again (after the server's advisory database
+    /// or rules changed, say) and attach the results.
+    Scan {
+        service: String,
+        version: String,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -71,17 +73,7 @@ pub enum ReleaseCommand {
 
 pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
     match cmd {
-        ReleaseCommand::Create { service, version, artifact, commit, scan, db, rules, client } => {
-            // Scanned first: a release whose scan cannot run is not published half-done.
-            let reports = if scan {
-                let db = db.context(
-                    "--scan audits dependencies too: give the OSV database with --db or PAVE_OSV_DB (a directory or zip of OSV records)",
-                )?;
-                let (path, name) = (artifact.clone(), service.clone());
-                Some(tokio::task::spawn_blocking(move || scan_reports(&path, &name, Some(&db), rules)).await??)
-            } else {
-                None
-            };
+        ReleaseCommand::Create { service, version, artifact, commit, scan, client } => {
             let path = artifact.clone();
             let tar = tokio::task::spawn_blocking(move || {
                 let mut out = Vec::new();
@@ -95,11 +87,11 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             }
             let api = Client::new(&client)?;
             let mut v = api.post_bytes(&url, "application/x-tar", tar).await?;
-            if let Some(mut body) = reports {
-                body["digest"] = v["release"]["digest"].clone();
-                body["source"] = "pave".into();
-                let scans = api.call(Method::POST, &scans_path(&service, &version), Some(&body)).await?;
-                v["scans"] = scans["scans"].clone();
+            if scan {
+                let scanned =
+                    api.call(Method::POST, &format!("{}/scan", release_path(&service, &version)), None).await?;
+                v["scans"] = scanned["scans"].clone();
+                v["notes"] = scanned["notes"].clone();
             }
             match client.output {
                 Format::Json => output::json(&v),
@@ -116,6 +108,9 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
                         r["bytes"]
                     );
                     if !v["scans"].is_null() {
+                        for n in v["notes"].as_array().into_iter().flatten() {
+                            println!("note: {}", cell(n));
+                        }
                         print_scans(&v["scans"]);
                         let shown = Client::new(&client)?.get(&release_path(&service, &version)).await?;
                         print_policy(&shown["policy"]);
@@ -123,8 +118,23 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
                 }
             }
         }
+        ReleaseCommand::Scan { service, version, client } => {
+            let api = Client::new(&client)?;
+            let v = api.call(Method::POST, &format!("{}/scan", release_path(&service, &version)), None).await?;
+            match client.output {
+                Format::Json => output::json(&v),
+                Format::Table => {
+                    println!("scanned release {service} {version}:");
+                    for n in v["notes"].as_array().into_iter().flatten() {
+                        println!("note: {}", cell(n));
+                    }
+                    print_scans(&v["scans"]);
+                    print_policy(&api.get(&release_path(&service, &version)).await?["policy"]);
+                }
+            }
+        }
         ReleaseCommand::Attach { service, version, secrets, deps, sbom, client } => {
-            let mut body = serde_json::json!({"source": "upload"});
+            let mut body = serde_json::json!({});
             for (key, file) in [("secrets", secrets), ("deps", deps), ("sbom", sbom)] {
                 if let Some(f) = file {
                     let text = std::fs::read_to_string(&f)
@@ -133,7 +143,7 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
                         .with_context(|| format!("the {key} report {} is not JSON", f.display()))?;
                 }
             }
-            if body.as_object().is_some_and(|o| o.len() == 1) {
+            if body.as_object().is_some_and(serde_json::Map::is_empty) {
                 anyhow::bail!("nothing to attach: give --secrets, --deps or --sbom");
             }
             let api = Client::new(&client)?;
@@ -198,50 +208,11 @@ fn scans_path(service: &str, version: &str) -> String {
     format!("{}/scans", release_path(service, version))
 }
 
-/// Runs the scans on an artifact; the body `POST …/scans` takes. Without an OSV database
-/// (`db`) the dependency audit is left out, and the SBOM is still made.
-pub fn scan_reports(path: &Path, service: &str, db: Option<&Path>, rules: Option<PathBuf>) -> Result<Value> {
-    let args = crate::scan::SecretsArgs {
-        path: path.to_path_buf(),
-        git: false,
-        config: rules,
-        baseline: None,
-        ignore_file: None,
-        format: crate::scan::ReportFormat::Json,
-        output: None,
-        no_redact: false,
-        max_file_mb: 32,
-        threads: 0,
-    };
-    let (findings, summary, set, origin) = crate::scan::secret_scan(&args)?;
-    eprintln!(
-        "secret scan: {} finding(s) in {} files with {origin} ({} rules)",
-        findings.len(),
-        summary.files,
-        set.rules().len()
-    );
-    let (packages, lockfiles) = crate::scan::find_installed(path)?;
-    let mut body = serde_json::json!({
-        "secrets": pave_secrets::json_report(&findings, &summary),
-        "sbom": crate::scan::sbom_document(path, Some(service), &packages),
-    });
-    if let Some(db) = db {
-        let database = pave_deps::Database::open(db).with_context(|| "cannot read the OSV database")?;
-        let vulns = database.audit(&packages);
-        eprintln!(
-            "dependency audit: {} vulnerabilit{} in {} packages of {} lockfile(s)",
-            vulns.len(),
-            if vulns.len() == 1 { "y" } else { "ies" },
-            packages.len(),
-            lockfiles.len()
-        );
-        body["deps"] = crate::scan::deps_json(&lockfiles, packages.len(), &vulns, &database);
-    }
-    Ok(body)
-}
-
 pub fn print_scans(scans: &Value) {
-    let origin = |o: &Value| format!("by {} at {}, {}", cell(&o["by"]), cell(&o["at"]), cell(&o["tool"]));
+    let origin = |o: &Value| {
+        let how = if o["source"] == "pave" { "scanned by Pave" } else { "uploaded" };
+        format!("{how}, by {} at {}, {}", cell(&o["by"]), cell(&o["at"]), cell(&o["tool"]))
+    };
     match scans.get("secrets") {
         Some(s) => println!(
             "  secrets: {} finding(s){}  ({})",

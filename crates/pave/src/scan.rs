@@ -258,76 +258,23 @@ fn secrets(args: &SecretsArgs) -> Result<ExitCode> {
     Ok(if findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Directories never searched for lockfiles: installed packages and build output carry
-/// lockfiles of their own that the project does not install.
-const SKIP_DIRS: [&str; 7] = [".git", "node_modules", "target", "vendor", ".venv", "venv", "__pycache__"];
-
-/// Packages with the lockfile (path relative to the scanned root) that installs each.
-pub type Installed = Vec<(pave_deps::Package, String)>;
+pub use pave_deps::discover::Installed;
 
 /// Every lockfile under `root` (or `root` itself), parsed, and the lockfiles read; finding
 /// none is an error.
 fn installed(root: &Path) -> Result<(Installed, Vec<String>)> {
-    let (out, names) = find_installed(root)?;
+    if !root.exists() {
+        bail!("{} does not exist", root.display());
+    }
+    if root.is_file() && pave_deps::Format::detect(&root.file_name().unwrap_or_default().to_string_lossy()).is_none() {
+        bail!("{} is not a lockfile Pave reads", root.display());
+    }
+    let (out, names) = pave_deps::discover::installed(root)?;
     if names.is_empty() {
         bail!(
             "no lockfile under {} (Cargo.lock, package-lock.json, yarn.lock, pnpm-lock.yaml, requirements*.txt, poetry.lock, Pipfile.lock, go.mod, Gemfile.lock, composer.lock)",
             root.display()
         );
-    }
-    Ok((out, names))
-}
-
-/// Every lockfile under `root`, parsed; none at all is an empty list (an artifact without
-/// lockfiles installs nothing Pave can audit). A file `root` that is not a lockfile counts
-/// as none.
-pub fn find_installed(root: &Path) -> Result<(Installed, Vec<String>)> {
-    struct Beside(PathBuf);
-    impl pave_deps::lockfile::Files for Beside {
-        fn read(&self, relative: &str) -> Option<String> {
-            std::fs::read_to_string(self.0.join(relative)).ok()
-        }
-    }
-    if !root.exists() {
-        bail!("{} does not exist", root.display());
-    }
-    let mut files = Vec::new();
-    if root.is_file() {
-        let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if pave_deps::Format::detect(&name).is_some() {
-            files.push(root.to_path_buf());
-        }
-    } else {
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            let entries = std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
-            for e in entries {
-                let e = e.with_context(|| format!("cannot read {}", dir.display()))?;
-                let kind = e.file_type()?;
-                let name = e.file_name().to_string_lossy().into_owned();
-                if kind.is_dir() && !SKIP_DIRS.contains(&name.as_str()) {
-                    stack.push(e.path());
-                } else if kind.is_file() && pave_deps::Format::detect(&name).is_some() {
-                    files.push(e.path());
-                }
-            }
-        }
-    }
-    files.sort();
-    let mut out = Vec::new();
-    let mut names = Vec::new();
-    for f in files {
-        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let Some(format) = pave_deps::Format::detect(&name) else {
-            bail!("{} is not a lockfile Pave reads", f.display());
-        };
-        let rel = f.strip_prefix(root).ok().filter(|r| !r.as_os_str().is_empty()).unwrap_or(&f).display().to_string();
-        let text = std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
-        let dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
-        let packages = pave_deps::lockfile::parse(format, &name, &text, &Beside(dir))
-            .map_err(|e| anyhow::anyhow!("{rel}: {}", e.message))?;
-        out.extend(packages.into_iter().map(|p| (p, rel.clone())));
-        names.push(rel);
     }
     Ok((out, names))
 }
@@ -353,7 +300,7 @@ fn deps(args: &DepsArgs) -> Result<ExitCode> {
     let registry = packages.iter().filter(|(p, _)| p.origin == pave_deps::Origin::Registry).count();
     let report = match args.format {
         ReportFormat::Json => {
-            serde_json::to_string_pretty(&deps_json(&lockfiles, packages.len(), &findings, &db)).expect("serializes")
+            serde_json::to_string_pretty(&db.json_report(&lockfiles, packages.len(), &findings)).expect("serializes")
                 + "\n"
         }
         ReportFormat::Sarif => serde_json::to_string_pretty(&deps_sarif(&findings)).expect("serializes") + "\n",
@@ -395,19 +342,6 @@ fn deps(args: &DepsArgs) -> Result<ExitCode> {
         started.elapsed().as_secs_f64()
     );
     Ok(if failing > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
-}
-
-/// The JSON report of a dependency audit (what `pave release attach --deps` reads).
-pub fn deps_json(
-    lockfiles: &[String],
-    packages: usize,
-    findings: &[pave_deps::Finding],
-    db: &pave_deps::Database,
-) -> serde_json::Value {
-    serde_json::json!({
-        "tool": "pave", "version": env!("CARGO_PKG_VERSION"), "lockfiles": lockfiles, "packages": packages,
-        "findings": findings, "database": {"records": db.len(), "warnings": db.warnings},
-    })
 }
 
 fn deps_sarif(findings: &[pave_deps::Finding]) -> serde_json::Value {
@@ -455,18 +389,11 @@ pub fn sbom_document(path: &Path, name: Option<&str>, packages: &Installed) -> s
     let name = name
         .map(str::to_owned)
         .unwrap_or_else(|| abs.file_name().map_or_else(|| "project".to_owned(), |n| n.to_string_lossy().into_owned()));
-    let serial = uuid_v4();
     let now = pave_model::Timestamp(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
     )
     .to_string();
-    let subject = pave_deps::sbom::Subject {
-        name: &name,
-        serial: &serial,
-        timestamp: &now,
-        tool_version: env!("CARGO_PKG_VERSION"),
-    };
-    pave_deps::sbom::cyclonedx(&subject, packages)
+    pave_deps::sbom::document(&name, &now, packages)
 }
 
 /// `pave sbom`: the CycloneDX 1.5 SBOM of what the lockfiles install.
@@ -493,13 +420,4 @@ pub fn sbom(args: &SbomArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// A random (version 4) UUID.
-fn uuid_v4() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }

@@ -81,6 +81,13 @@ pub struct ServeArgs {
     /// PostgreSQL database.
     #[arg(long, env = "PAVE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// OSV records (a directory or a zip such as osv.dev's all.zip) that release scans audit
+    /// dependencies against; without it, release scans leave the audit out.
+    #[arg(long, env = "PAVE_OSV_DB")]
+    pub osv_db: Option<PathBuf>,
+    /// Secret rules in gitleaks' TOML format for release scans [default: the built-in rules].
+    #[arg(long, env = "PAVE_SECRET_RULES")]
+    pub secret_rules: Option<PathBuf>,
 }
 
 pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
@@ -112,6 +119,8 @@ struct FileConfig {
     webhooks: Option<Vec<String>>,
     webhook_secret: Option<String>,
     master_key_file: Option<PathBuf>,
+    osv_db: Option<PathBuf>,
+    secret_rules: Option<PathBuf>,
 }
 
 /// The settings in force after merging every source.
@@ -133,6 +142,8 @@ pub struct Settings {
     /// The key itself is never a setting (settings are printable): it is read from
     /// `PAVE_MASTER_KEY` or this file when the server starts.
     pub master_key_file: PathBuf,
+    pub osv_db: Option<PathBuf>,
+    pub secret_rules: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -148,6 +159,8 @@ impl ServeArgs {
                 .clone()
                 .or(file.master_key_file)
                 .unwrap_or_else(|| data_dir.join("master.key")),
+            osv_db: self.osv_db.clone().or(file.osv_db),
+            secret_rules: self.secret_rules.clone().or(file.secret_rules),
             listen: self.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7700))),
             data_dir,
             database_url: self.database_url.clone().or(file.database_url).filter(|u| !u.is_empty()),
@@ -268,6 +281,8 @@ pub async fn start(
         gitlab_webhook_token: settings.gitlab_webhook_token.clone(),
         artifacts_dir: settings.data_dir.join("artifacts"),
         logs_dir: settings.data_dir.join("logs"),
+        osv_db: settings.osv_db.clone(),
+        secret_rules: settings.secret_rules.clone(),
         ..Default::default()
     };
     let master_key = std::sync::Arc::new(load_keyring(&store, settings, backend).await?);
@@ -306,6 +321,17 @@ async fn load_keyring(store: &pave_store::Store, settings: &Settings, backend: &
         Err(_) => Vec::new(),
     };
     let ring = pave_vault::Keyring::new(current, previous);
+    let now = crate::now_ms();
+    let recorded = store.claim_master_key(ring.id(), now).await.context("cannot record the master key's id")?;
+    if !ring.knows(&recorded) {
+        anyhow::bail!(
+            "this database's secrets are sealed under master key {recorded}, but this server's master key is {}: \
+             every control plane sharing the database needs the same key (PAVE_MASTER_KEY, or --master-key-file {}); \
+             to rotate keys, give the old one in PAVE_MASTER_KEY_PREVIOUS",
+            ring.id(),
+            settings.master_key_file.display()
+        );
+    }
     let stored = store.secrets(None, None).await.context("cannot read the stored secrets")?;
     let mut foreign: Vec<&str> = stored.iter().map(|s| s.key_id.as_str()).filter(|id| !ring.knows(id)).collect();
     foreign.sort_unstable();
@@ -332,6 +358,9 @@ async fn load_keyring(store: &pave_store::Store, settings: &Settings, backend: &
             .await
             .context("cannot seal the secrets under the new key")?;
         tracing::info!(secrets = n, key = ring.id(), "secrets sealed again under the current master key");
+    }
+    if recorded != ring.id() {
+        store.set_master_key(ring.id(), now).await.context("cannot record the master key's id")?;
     }
     Ok(ring)
 }

@@ -133,10 +133,76 @@ pub async fn attach(
         ));
     }
     let ctx = caller.write_context();
-    let (scans, document) =
-        crate::scans::read(&upload, &ctx.actor, ctx.now).map_err(|e| ApiError::invalid(e, vec![]))?;
+    let (scans, document) = crate::scans::read(&upload, &ctx.actor, ctx.now, crate::scans::Source::Upload)
+        .map_err(|e| ApiError::invalid(e, vec![]))?;
+    // A scan Pave made of the stored artifact is not replaced by a report from elsewhere.
+    let existing = state.store.release_scans(&service, &version).await?;
+    let made_here = [
+        (
+            "secret scan",
+            scans.secrets.is_some() && existing.secrets.as_ref().is_some_and(|s| s.origin.source == "pave"),
+        ),
+        (
+            "a dependency audit",
+            scans.deps.is_some() && existing.deps.as_ref().is_some_and(|d| d.origin.source == "pave"),
+        ),
+        ("an SBOM", scans.sbom.is_some() && existing.sbom.as_ref().is_some_and(|b| b.origin.source == "pave")),
+    ];
+    if let Some((what, _)) = made_here.iter().find(|(_, clash)| *clash) {
+        return Err(ApiError::new(
+            Problem::Conflict,
+            format!(
+                "release {service} {version} carries {what} Pave made of its artifact; an uploaded report cannot \
+                 replace it (run `pave release scan {service} {version}` to scan again)"
+            ),
+        ));
+    }
     let stored = state.store.attach_scans(&service, &version, &scans, document.as_deref(), &ctx).await?;
     let mut resp = Json(json!({"release": release, "scans": stored})).into_response();
+    resp.extensions_mut().insert(AuditDetail(json!({
+        "version": version,
+        "secrets": scans.secrets.as_ref().map(|s| s.findings.len()),
+        "vulnerabilities": scans.deps.as_ref().map(|d| d.vulnerabilities.len()),
+        "sbomComponents": scans.sbom.as_ref().map(|b| b.components),
+    })));
+    Ok(resp)
+}
+
+/// `POST …/releases/{version}/scan`: Pave scans the release's stored artifact (verified by
+/// its digest first) with the platform's secret rules and, when the server has one, its OSV
+/// database, and attaches the results as its own.
+pub async fn scan(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((service, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let Some(release) = state.store.release(&service, &version).await? else {
+        return Err(ApiError::not_found(format!("service {service:?} has no release {version:?}")));
+    };
+    let ctx = caller.write_context();
+    let artifacts = ArtifactStore::new(&state.config.artifacts_dir);
+    let (digest, name) = (release.digest.clone(), service.clone());
+    let (rules, osv) = (state.config.secret_rules.clone(), state.config.osv_db.clone());
+    let timestamp = Timestamp(ctx.now).to_string();
+    let upload = tokio::task::spawn_blocking(move || {
+        let dir = artifacts.verify(&digest).map_err(|e| format!("the artifact {digest}: {e}"))?;
+        crate::scans::scan_artifact(&dir, &name, rules.as_deref(), osv.as_deref(), &timestamp)
+    })
+    .await
+    .map_err(|e| ApiError::new(Problem::Internal, format!("the scan failed: {e}")))?
+    .map_err(|e| {
+        tracing::error!(error = %e, "release scan failed");
+        ApiError::new(Problem::Internal, format!("the scan could not run: {e}"))
+    })?;
+    let (scans, document) = crate::scans::read(&upload, &ctx.actor, ctx.now, crate::scans::Source::Pave)
+        .map_err(|e| ApiError::new(Problem::Internal, e))?;
+    let stored = state.store.attach_scans(&service, &version, &scans, document.as_deref(), &ctx).await?;
+    let notes: Vec<&str> = if state.config.osv_db.is_none() {
+        vec!["dependencies not audited: this server has no OSV database (pave serve --osv-db)"]
+    } else {
+        vec![]
+    };
+    let mut resp = Json(json!({"release": release, "scans": stored, "notes": notes})).into_response();
     resp.extensions_mut().insert(AuditDetail(json!({
         "version": version,
         "secrets": scans.secrets.as_ref().map(|s| s.findings.len()),

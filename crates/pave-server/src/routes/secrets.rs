@@ -5,7 +5,6 @@
 //! log line carries it.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use pave_model::secrets::{validate_name, validate_value};
@@ -18,7 +17,7 @@ use super::Caller;
 use crate::AppState;
 use crate::auth::AuditDetail;
 use crate::error::{ApiError, InvalidField, Problem};
-use crate::extract::ApiQuery;
+use crate::extract::{ApiQuery, RawBody};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,7 +57,7 @@ pub async fn put(
     caller: Caller,
     Path((service, name)): Path<(String, String)>,
     ApiQuery(p): ApiQuery<EnvParam>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let Some(key) = state.master_key.clone() else {
         return Err(ApiError::new(

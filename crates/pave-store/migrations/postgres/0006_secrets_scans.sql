@@ -29,3 +29,12 @@ CREATE TABLE release_scans (
     created_by TEXT NOT NULL,
     PRIMARY KEY (service, version, kind)
 );
+
+-- The id (a hash, never the key) of the master key this database's secrets are sealed under,
+-- recorded by the first control plane to start: one started with another key is refused even
+-- before any secret exists (replicas on PostgreSQL that each made their own key file).
+CREATE TABLE vault (
+    slot INTEGER PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);

@@ -109,3 +109,12 @@ async fn release_scans_attach_replace_and_need_their_release() {
     let empty = store.attach_scans("shop", "1.0.0", &ReleaseScans::default(), None, &ctx(6)).await;
     assert!(matches!(empty, Err(StoreError::Invalid(_))));
 }
+
+#[tokio::test]
+async fn the_first_master_key_id_is_recorded_and_kept_until_a_rotation_moves_it() {
+    let (store, _db) = open().await;
+    assert_eq!(store.claim_master_key("k-a", 1).await.expect("claim"), "k-a");
+    assert_eq!(store.claim_master_key("k-b", 2).await.expect("claim"), "k-a", "the first one stays");
+    store.set_master_key("k-b", 3).await.expect("rotate");
+    assert_eq!(store.claim_master_key("k-c", 4).await.expect("claim"), "k-b");
+}

@@ -1,8 +1,9 @@
-//! Release policy for real: `pave release create --scan` scans the artifact (secrets,
-//! dependency audit against OSV records, SBOM) and attaches the results; an environment's
-//! `policy.require` gates block a release that fails them, naming the gate and why; an admin
-//! override goes through, recorded as an event and in the audit trail; reports made in CI
-//! are attached with `pave release attach`.
+//! Release policy for real: `pave release create --scan` has the server scan the stored
+//! artifact (secrets, dependency audit against its OSV records, SBOM) and attach the results;
+//! an environment's `policy.require` gates block a release that fails them, naming the gate
+//! and why; an admin override goes through, recorded as an event and in the audit trail;
+//! reports made in CI are attached with `pave release attach`, count unless the policy says
+//! `acceptUploads: false`, and never replace a scan Pave made.
 
 use std::path::Path;
 
@@ -46,7 +47,8 @@ fn osv_db() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_release_policy_blocks_what_fails_its_gates_and_an_admin_override_is_audited() {
     let db = fresh().await;
-    let mut server = Server::start_on(&db, &[]);
+    let osv = osv_db();
+    let mut server = Server::start_on(&db, &["--osv-db", &osv]);
     let docs = json!({"documents": [
         {"kind": "Team", "metadata": {"name": "core"}, "spec": {"type": "platform"}},
         {"kind": "Environment", "metadata": {"name": "dev"}, "spec": {"order": 1}},
@@ -68,24 +70,14 @@ async fn a_release_policy_blocks_what_fails_its_gates_and_an_admin_override_is_a
     artifact(&v1, "4.17.15", true);
     artifact(&v2, "4.17.21", false);
     artifact(&v3, "4.17.21", false);
-    let osv = osv_db();
     let create = |version: &str, dir: &Path, scan: bool| {
         let mut args =
             vec!["release", "create", "shop", "--version", version, "--artifact", dir.to_str().expect("utf-8")];
         if scan {
-            args.extend(["--scan", "--db", osv.as_str()]);
+            args.push("--scan");
         }
         server.cli(&args, Some(ADMIN))
     };
-
-    // --scan needs the OSV database, and publishes nothing without it.
-    let out = server.cli(
-        &["release", "create", "shop", "--version", "1.0.0", "--artifact", v1.to_str().expect("utf-8"), "--scan"],
-        Some(ADMIN),
-    );
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("--scan audits dependencies too"), "{}", stderr(&out));
-    assert_eq!(server.get("/api/v1/services/shop/releases").await.1["releases"], json!([]));
 
     // 1.0.0 carries a secret and a high-severity lodash: scanned, shown failing prod's policy.
     let out = create("1.0.0", &v1, true);
@@ -96,6 +88,7 @@ async fn a_release_policy_blocks_what_fails_its_gates_and_an_admin_override_is_a
     assert!(shown.contains("policy of prod: FAILS"), "{shown}");
     let (_, rel) = server.get("/api/v1/services/shop/releases/1.0.0").await;
     assert_eq!(rel["scans"]["secrets"]["origin"]["source"], "pave", "{rel}");
+    assert!(shown.contains("scanned by Pave"), "{shown}");
     assert_eq!(rel["scans"]["secrets"]["findings"][0]["rule"], "aws-access-key-id", "{rel}");
     assert!(!rel.to_string().contains(PLANTED_KEY), "the secret itself is never stored: {rel}");
     assert_eq!(rel["policy"][0]["environment"], "prod");
@@ -221,6 +214,22 @@ async fn a_release_policy_blocks_what_fails_its_gates_and_an_admin_override_is_a
     );
     let out = server.cli(&["deploy", "shop", "1.0.2", "--env", "prod"], Some(ADMIN));
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    // A policy that trusts only Pave's own scans: the uploaded reports no longer count...
+    let strict = json!({"documents": [{"kind": "Environment", "metadata": {"name": "prod"}, "spec": {"order": 2,
+        "production": true, "policy": {"require": ["secrets-clean", {"no-vulns-above": "medium"}, "sbom"],
+        "acceptUploads": false}}}]});
+    let (s, v) = server.send(Method::POST, "/api/v1/apply", ADMIN, strict).await;
+    assert_eq!(s, 200, "{v}");
+    let out = server.cli(&["release", "show", "shop", "1.0.2"], Some(ADMIN));
+    assert!(stdout(&out).contains("policy of prod: FAILS"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("only scans Pave made of the artifact count here"), "{}", stdout(&out));
+    // ...until Pave scans the artifact itself; and an upload cannot replace what Pave made.
+    let out = server.cli(&["release", "scan", "shop", "1.0.2"], Some(ADMIN));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("policy of prod: passes"), "{}", stdout(&out));
+    let out = server.cli(&["release", "attach", "shop", "1.0.2", "--sbom", bom.to_str().expect("utf-8")], Some(ADMIN));
+    assert!(stderr(&out).contains("carries an SBOM Pave made of its artifact"), "{}", stderr(&out));
     // Reports of another artifact are refused.
     let (s, v) = server
         .send(
