@@ -118,6 +118,10 @@ fn alive(pid: u32, start: u64) -> bool {
 }
 
 fn signal_group(pid: u32, signal: Signal) {
+    // Group 1 would be kill(-1): every process this user may signal. No replica is pid 0 or 1.
+    if pid <= 1 {
+        return;
+    }
     if let Some(pid) = Pid::from_raw(pid as i32) {
         // ESRCH (already gone) is the normal case after a clean exit.
         let _ = rustix::process::kill_process_group(pid, signal);

@@ -204,8 +204,11 @@ pub fn replicas_of(data_dir: &Path) -> Vec<u32> {
 /// Kills whatever replicas a test left behind (after a failed assertion, say).
 pub fn reap(data_dir: &Path) {
     for pid in replicas_of(data_dir) {
-        let _ = Command::new("kill").arg("-KILL").arg(format!("-{pid}")).status();
-        let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+        // Signals sent directly: procps' `kill -KILL -PID` reads `-PID` as options and can end
+        // up signalling every process (-1). And never pid 1 or 0, whatever /proc said.
+        let Some(p) = rustix::process::Pid::from_raw(pid as i32).filter(|_| pid > 1) else { continue };
+        let _ = rustix::process::kill_process_group(p, rustix::process::Signal::KILL);
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
     }
 }
 

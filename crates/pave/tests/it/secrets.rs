@@ -252,3 +252,68 @@ async fn secrets_are_sealed_injected_rolled_without_downtime_and_never_shown() {
     server.stop();
     reap(db.dir.path());
 }
+
+/// A secret that makes the service fail to start: the extra replica started first fails its
+/// health check, so the running replicas are untouched and keep serving; the failure is an
+/// event whose reason (the replica's last log lines) has the value scrubbed out; a corrected
+/// value rolls through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_that_breaks_startup_changes_nothing_and_its_value_stays_out_of_the_failure() {
+    let db = fresh().await;
+    let mut server = Server::start_on(&db, &[]);
+    let artifacts = tempfile::tempdir().expect("tempdir");
+    let docs = json!({"documents": [
+        {"kind": "Team", "metadata": {"name": "core"}, "spec": {"type": "platform"}},
+        {"kind": "Environment", "metadata": {"name": "dev"}, "spec": {"order": 1}},
+        service(json!({"strategy": "rolling"}), 2),
+    ]});
+    assert_eq!(server.send(Method::POST, "/api/v1/apply", ADMIN, docs).await.0, 200);
+    std::fs::write(artifacts.path().join("sample.env"), "").expect("write");
+    let dir = artifacts.path().to_str().expect("utf-8");
+    let out = server.cli(&["release", "create", "shop", "--version", "1.0.0", "--artifact", dir], Some(ADMIN));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = server.cli(&["deploy", "shop", "1.0.0", "--env", "dev"], Some(ADMIN));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = replica_pids(&server).await;
+    assert_eq!(before.len(), 2);
+
+    // The sample refuses a fail rate that is not a number, printing it: as an application
+    // printing a connection string with a wrong password would.
+    let bad = format!("not-a-rate-{}", std::process::id());
+    let set_rate = |value: &str| {
+        cli_stdin(
+            &["secret", "set", "shop", "SAMPLE_FAIL_RATE", "--env", "dev"],
+            &server.url,
+            Some(ADMIN),
+            value.as_bytes(),
+        )
+    };
+    assert!(set_rate(&bad).status.success());
+    let mut failed = Value::Null;
+    for _ in 0..200 {
+        let (_, v) = server.get("/api/v1/events?kind=replicas.roll-failed").await;
+        if let Some(e) = v["events"].as_array().and_then(|a| a.first()) {
+            failed = e.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reason = failed["data"]["reason"].as_str().unwrap_or_else(|| panic!("no roll-failed event: {failed}"));
+    assert!(reason.contains("<redacted SAMPLE_FAIL_RATE>"), "{reason}");
+    assert!(!failed.to_string().contains(&bad), "{failed}");
+    assert_eq!(replica_pids(&server).await, before, "the running replicas were not touched");
+    let url =
+        server.get("/api/v1/services/shop/environments/dev/status").await.1["url"].as_str().expect("url").to_owned();
+    assert_eq!(reqwest::get(&url).await.expect("router answers").status(), 200);
+
+    // A corrected value (a new revision) rolls at once, without waiting out the backoff.
+    assert!(set_rate("0").status.success());
+    wait_rolled(&server, 1).await;
+    let after = replica_pids(&server).await;
+    assert_eq!(after.len(), 2);
+    assert!(after.iter().all(|p| var(*p, "SAMPLE_FAIL_RATE").as_deref() == Some("0")), "{after:?}");
+    let (_, all) = server.get("/api/v1/events?limit=1000").await;
+    assert!(!all.to_string().contains(&bad), "the bad value is nowhere in the event log");
+    server.stop();
+    reap(db.dir.path());
+}
