@@ -330,10 +330,17 @@ impl<R: Runtime> Engine<R> {
             }
             Ok(())
         };
+        let mut config_rev = sealed.revision;
         match opened() {
             Ok(()) => {}
             Err(e) if strict => return Err(e),
-            Err(e) => tracing::warn!(service, env, error = %e, "adopting a replica without opening its secrets"),
+            Err(e) => {
+                // Should it crash and restart, it would run without its secrets: its revision
+                // says it is behind, so a roll (which opens them, or fails and says so) follows.
+                tracing::warn!(service, env, error = %e, "adopting a replica without opening its secrets");
+                secrets.clear();
+                config_rev = -1;
+            }
         }
         Ok(ReplicaSpec {
             service: service.to_owned(),
@@ -345,7 +352,7 @@ impl<R: Runtime> Engine<R> {
             cwd,
             vars: rt.env.clone(),
             secrets,
-            config_rev: sealed.revision,
+            config_rev,
             port_env: rt.port_env.clone(),
             health: Health {
                 path: rt.health_check.path.clone(),
@@ -574,6 +581,14 @@ impl<R: Runtime> Engine<R> {
             let rev = revisions.get(&key).copied().unwrap_or(0);
             if i.config_rev != rev {
                 due.insert(key, rev);
+            }
+        }
+        // A failed roll is tried again when its wait is over even if every running replica
+        // is current: it may have left a slot empty with only the extra replica serving.
+        for (key, f) in lock(&self.failed_rolls).iter() {
+            let rev = revisions.get(key).copied().unwrap_or(0);
+            if !f.holds(rev) {
+                due.entry(key.clone()).or_insert(rev);
             }
         }
         for (key, rev) in due {

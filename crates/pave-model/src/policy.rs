@@ -338,7 +338,9 @@ fn check(gate: Gate, scans: &ReleaseScans) -> GateCheck {
                 let mut above: Vec<&Vulnerability> =
                     d.vulnerabilities.iter().filter(|v| v.severity.rank() > limit).collect();
                 above.sort_by(|a, b| b.severity.rank().cmp(&a.severity.rank()).then_with(|| a.id.cmp(&b.id)));
-                if above.is_empty() {
+                if above.is_empty() && d.lockfiles.is_empty() {
+                    (true, "no lockfile in the artifact, so there was nothing to audit".to_owned())
+                } else if above.is_empty() {
                     (
                         true,
                         format!(

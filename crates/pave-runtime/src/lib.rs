@@ -76,12 +76,23 @@ impl ReplicaSpec {
     /// `text` (a replica's log lines, say, which end up in errors and events) with every
     /// secret value of 4 bytes or more replaced by `<redacted NAME>`: an application that
     /// prints its connection string on a failed start must not put the password in Pave's
-    /// event log.
+    /// event log. Longer values go first (one value may contain another), and each line of a multi-line
+    /// value (a PEM key) goes too, since a log tail may hold only part of it.
     pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_owned();
+        let mut pieces: Vec<(&str, &str)> = Vec::new();
         for (name, value) in &self.secrets {
-            if value.expose().len() >= 4 && out.contains(value.expose()) {
-                out = out.replace(value.expose(), &format!("<redacted {name}>"));
+            let v = value.expose();
+            pieces.push((name, v));
+            if v.contains('\n') {
+                pieces.extend(v.lines().map(|l| (name.as_str(), l.trim_end_matches('\r'))));
+            }
+        }
+        pieces.retain(|(_, p)| p.len() >= 4);
+        pieces.sort_by_key(|p| std::cmp::Reverse(p.1.len()));
+        let mut out = text.to_owned();
+        for (name, piece) in pieces {
+            if out.contains(piece) {
+                out = out.replace(piece, &format!("<redacted {name}>"));
             }
         }
         out
@@ -204,5 +215,39 @@ mod tests {
         assert_eq!(super::parse_instance_id(&id), Some(("shop", "dev", "1.2.0-rc.1", 3)));
         assert_eq!(super::parse_instance_id("shop/dev/r1"), None);
         assert_eq!(super::parse_instance_id("shop/dev/1.0/x1"), None);
+    }
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::*;
+
+    #[test]
+    fn scrubbing_takes_longer_values_first_and_the_lines_of_multi_line_ones() {
+        let mut spec = ReplicaSpec {
+            service: "s".into(),
+            env: "e".into(),
+            version: "1".into(),
+            replica: 0,
+            program: "x".into(),
+            args: vec![],
+            cwd: PathBuf::from("/"),
+            vars: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            config_rev: 0,
+            port_env: "PORT".into(),
+            health: Health { path: "/".into(), interval: Duration::ZERO, timeout: Duration::ZERO, threshold: 1 },
+            start_timeout: Duration::ZERO,
+            stop_timeout: Duration::ZERO,
+        };
+        let put = |spec: &mut ReplicaSpec, k: &str, v: &str| {
+            spec.secrets.insert(k.into(), pave_vault::SecretValue::new(v.into()));
+        };
+        put(&mut spec, "A_SHORT", "hunter");
+        put(&mut spec, "B_LONG", "hunter2-and-more");
+        put(&mut spec, "KEY", "-----BEGIN KEY-----\r\nMIIEabcdefgh\r\nijklmnopqrst\r\n-----END KEY-----");
+        put(&mut spec, "TINY", "abc");
+        let out = spec.scrub("pw=hunter2-and-more user=hunter tail: ijklmnopqrst abc");
+        assert_eq!(out, "pw=<redacted B_LONG> user=<redacted A_SHORT> tail: <redacted KEY> abc");
     }
 }

@@ -117,6 +117,9 @@ fn alive(pid: u32, start: u64) -> bool {
     proc_stat(pid).is_some_and(|p| p.running && p.start == start)
 }
 
+/// The line the runtime writes to a replica's log before each start.
+const START_MARKER: &str = "--- pave: starting";
+
 fn signal_group(pid: u32, signal: Signal) {
     // Group 1 would be kill(-1): every process this user may signal. No replica is pid 0 or 1.
     if pid <= 1 {
@@ -144,7 +147,7 @@ fn spawn(config: &ProcessConfig, spec: &ReplicaSpec, port: u16) -> Result<(Child
     let mut out = logs::open(&log_path).map_err(io_err(format!("open log {}", log_path.display())))?;
     {
         use std::io::Write;
-        let _ = writeln!(out, "--- pave: starting {id} on port {port} ---");
+        let _ = writeln!(out, "{START_MARKER} {id} on port {port} ---");
     }
     let err = out.try_clone().map_err(io_err(format!("open log {}", log_path.display())))?;
     let program = if spec.program.contains('/') && !Path::new(&spec.program).is_absolute() {
@@ -198,6 +201,14 @@ fn spawn(config: &ProcessConfig, spec: &ReplicaSpec, port: u16) -> Result<(Child
     Ok((child, instance))
 }
 
+/// The last lines this start of the replica logged, scrubbed of its secrets. Lines of an
+/// earlier run on the same slot (which may print older secret values) are left out.
+fn start_tail(spec: &ReplicaSpec, instance: &Instance) -> String {
+    let tail = logs::tail(&instance.log, 10).unwrap_or_default();
+    let own = tail.rfind(START_MARKER).map_or(&tail[..], |i| &tail[i..]);
+    spec.scrub(own)
+}
+
 /// Waits until `threshold` checks in a row pass, the child exits, or the start timeout ends.
 async fn await_healthy(spec: &ReplicaSpec, child: &mut Child, instance: &Instance) -> Result<(), RuntimeError> {
     let started = Instant::now();
@@ -208,7 +219,7 @@ async fn await_healthy(spec: &ReplicaSpec, child: &mut Child, instance: &Instanc
             return Err(RuntimeError::ExitedEarly {
                 id: instance.id.clone(),
                 status: exit_text(status),
-                tail: spec.scrub(&logs::tail(&instance.log, 10).unwrap_or_default()),
+                tail: start_tail(spec, instance),
             });
         }
         match probe(instance.port, &spec.health.path, spec.health.timeout).await {
@@ -228,7 +239,7 @@ async fn await_healthy(spec: &ReplicaSpec, child: &mut Child, instance: &Instanc
                 id: instance.id.clone(),
                 waited: started.elapsed(),
                 last: spec.scrub(&last),
-                tail: spec.scrub(&logs::tail(&instance.log, 10).unwrap_or_default()),
+                tail: start_tail(spec, instance),
             });
         }
         // Poll quickly while starting (a replica is usually up in milliseconds), but never

@@ -43,6 +43,9 @@ pub struct Ruleset {
     /// Rules with a regex and no keywords: they see the whole text.
     unkeyed: Vec<u32>,
     global: Vec<Allowlist>,
+    /// Whether `gitleaks:allow` / `pave:allow` on a line excuses it (see
+    /// [`Ruleset::without_inline_allow`]).
+    inline_allow: bool,
 }
 
 /// One compiled rule.
@@ -281,6 +284,13 @@ fn line_end(b: &[u8], at: usize) -> usize {
 }
 
 impl Ruleset {
+    /// The same rules, with inline `gitleaks:allow` / `pave:allow` markers ignored: for a scan
+    /// that vouches for text its author controls (Pave scanning a release's artifact).
+    pub fn without_inline_allow(mut self) -> Ruleset {
+        self.inline_allow = false;
+        self
+    }
+
     /// Compiles a resolved configuration (see [`crate::config::resolve`]); every regex is
     /// checked and a broken one is named.
     pub fn compile(config: &RawConfig) -> Result<Ruleset, Error> {
@@ -346,7 +356,7 @@ impl Ruleset {
                     .map_err(|e| Error::Invalid(format!("keywords: {e}")))?,
             )
         };
-        Ok(Ruleset { rules, keywords, keyword_rules, unkeyed, global })
+        Ok(Ruleset { rules, keywords, keyword_rules, unkeyed, global, inline_allow: true })
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -446,8 +456,9 @@ impl Ruleset {
         let matched = &text[start..end];
         let (line_lo, line_hi) = (line_start(text, start), line_end(text, end.max(start)));
         let line = &text[line_lo..line_hi];
-        if memchr::memmem::find(line, b"gitleaks:allow").is_some()
-            || memchr::memmem::find(line, b"pave:allow").is_some()
+        if self.inline_allow
+            && (memchr::memmem::find(line, b"gitleaks:allow").is_some()
+                || memchr::memmem::find(line, b"pave:allow").is_some())
         {
             return None;
         }
@@ -574,6 +585,14 @@ mod tests {
         assert!(scan("secret=Q8v2LmX9pT4z # test", "a").is_empty(), "line allowlist");
         assert!(scan("secret=Q8v2LOCALX9pT4z", "a").is_empty(), "stopword, any case");
         assert!(scan("secret=Q8v2LmX9pT4z // pave:allow", "a").is_empty(), "inline allow");
+        let strict = set(r#"
+            [[rules]]
+            id = "generic-x"
+            regex = '''secret=([A-Za-z0-9]+)'''
+            keywords = ["secret="]
+        "#)
+        .without_inline_allow();
+        assert_eq!(strict.scan(b"secret=Q8v2LmX9pT4z // pave:allow", &src("a")).len(), 1, "allow markers ignored");
         assert_eq!(scan("secret=skQ8v2LmX9pT4z", "a"), ["specific"], "the generic finding yields");
         assert!(s.path_allowed("repo/fixtures/x.txt"));
     }

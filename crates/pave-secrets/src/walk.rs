@@ -25,7 +25,9 @@ impl Default for Options {
     }
 }
 
-/// Files never scanned: rule and ignore files name secrets' shapes, not secrets.
+/// Files never scanned at the root of a tree: rule and ignore files name secrets' shapes, not
+/// secrets. Only at the root: elsewhere a file of that name is scanned like any other, so it
+/// cannot hide a secret.
 const OWN_FILES: [&str; 4] = [".pave-secrets.toml", ".gitleaks.toml", ".paveignore", ".gitleaksignore"];
 
 /// Whether `head` looks like binary data (a NUL byte in the first 8 KiB, as git decides).
@@ -54,7 +56,7 @@ fn files(root: &Path, set: &Ruleset) -> Result<Vec<(PathBuf, String)>, Error> {
                 continue;
             }
             it.extend(read_dir(&path)?);
-        } else if !OWN_FILES.iter().any(|f| rel.rsplit('/').next() == Some(*f)) && !set.path_allowed(&rel) {
+        } else if !OWN_FILES.contains(&rel.as_str()) && !set.path_allowed(&rel) {
             out.push((path, rel));
         }
     }

@@ -61,9 +61,9 @@ pub fn read(upload: &Upload, by: &str, now: i64, source: Source) -> Result<(Rele
     Ok((scans, document))
 }
 
-/// Scans an unpacked artifact: secrets with `rules` (else the built-in ones; the artifact's
-/// own `.paveignore` and `.gitleaksignore` accept findings, its rule files do not replace the
-/// platform's rules), the SBOM of its lockfiles, and, with an advisory database, the audit.
+/// Scans an unpacked artifact: secrets with `rules` (else the built-in ones; nothing inside
+/// the artifact — rule files, ignore lists — changes what counts), the SBOM of its lockfiles
+/// (includes confined to the artifact), and, with an advisory database, the audit.
 /// The reports it returns are what `pave scan … -f json` and `pave sbom` print.
 pub fn scan_artifact(
     dir: &Path,
@@ -75,20 +75,15 @@ pub fn scan_artifact(
     let set = match rules {
         Some(p) => pave_secrets::load(p).map_err(|e| format!("the server's secret rules {}: {e}", p.display()))?,
         None => pave_secrets::builtin(),
-    };
+    }
+    .without_inline_allow();
     let (mut findings, mut summary) =
         pave_secrets::walk::scan_tree(dir, &set, &pave_secrets::walk::Options::default()).map_err(|e| e.to_string())?;
-    let mut accepted = pave_secrets::Accepted::default();
-    for list in [".paveignore", ".gitleaksignore"] {
-        if let Ok(text) = std::fs::read_to_string(dir.join(list)) {
-            accepted.extend(pave_secrets::Accepted::parse_list(&text));
-        }
-    }
-    let before = findings.len();
-    findings.retain(|f| !accepted.accepts(f));
-    summary.accepted = (before - findings.len()) as u64;
+    // Neither inline `pave:allow` markers nor ignore lists shipped inside the artifact count:
+    // whoever builds it could accept anything in advance.
+    summary.accepted = 0;
     findings.iter_mut().for_each(pave_secrets::Finding::redact);
-    let (packages, lockfiles) = pave_deps::discover::installed(dir).map_err(|e| e.to_string())?;
+    let (packages, lockfiles) = pave_deps::discover::installed_within(dir).map_err(|e| e.to_string())?;
     let deps = match osv {
         Some(p) => {
             let db = pave_deps::Database::open(p).map_err(|e| format!("the server's OSV database: {e}"))?;

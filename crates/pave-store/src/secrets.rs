@@ -208,8 +208,9 @@ impl Store {
 
     /// Seals again, under key `key_id`, every secret sealed under another key: `reseal(service,
     /// environment, name, version, sealed)` returns the new sealed text. Values do not change,
-    /// so neither does the revision (no replica restarts). Appends one `secrets.resealed`
-    /// event; returns how many were sealed again. All or nothing.
+    /// so neither does the revision (no replica restarts). Records `key_id` as the database's
+    /// key and appends one `secrets.resealed` event, in the same transaction; returns how many
+    /// were sealed again.
     pub async fn reseal_secrets(&self, key_id: &str, reseal: &Reseal<'_>, ctx: &WriteContext) -> Result<usize> {
         with_write_tx!(self, |tx| {
             let rows = sqlx::query(
@@ -238,6 +239,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            // The database's key moves in the same transaction: a crash cannot leave secrets
+            // sealed under a key the database does not name.
+            sqlx::query("UPDATE vault SET key_id = $1, updated_at = $2 WHERE slot = 1")
+                .bind(key_id)
+                .bind(ctx.now)
+                .execute(&mut *tx)
+                .await?;
             if !rows.is_empty() {
                 let event =
                     NewEvent::new("secrets.resealed", "pave", json!({"count": rows.len(), "from": from, "to": key_id}));

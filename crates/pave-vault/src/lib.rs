@@ -300,9 +300,8 @@ pub fn load_master_key(env_value: Option<&str>, file: &Path) -> Result<(MasterKe
     match linked {
         Ok(()) => {
             // The new name must survive a power loss before any secret is sealed under it.
-            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-            }
+            let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
             Ok((key, KeyOrigin::Created(file.to_owned())))
         }
         // Another process created it first: its key is the key.
