@@ -7,7 +7,7 @@ use crate::lockfile::{self, Files, Format, Package};
 
 /// Directories never searched: installed packages and build output carry lockfiles of their
 /// own that the project does not install.
-pub const SKIP_DIRS: [&str; 7] = [".git", "node_modules", "target", "vendor", ".venv", "venv", "__pycache__"];
+const SKIP_DIRS: [&str; 7] = [".git", "node_modules", "target", "vendor", ".venv", "venv", "__pycache__"];
 
 /// Packages with the lockfile (path relative to the root) that installs each.
 pub type Installed = Vec<(Package, String)>;

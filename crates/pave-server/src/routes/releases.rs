@@ -93,9 +93,7 @@ pub async fn get_one(
     State(state): State<AppState>,
     Path((service, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let Some(release) = state.store.release(&service, &version).await? else {
-        return Err(ApiError::not_found(format!("service {service:?} has no release {version:?}")));
-    };
+    let release = release_or_404(&state, &service, &version).await?;
     let scans = state.store.release_scans(&service, &version).await?;
     let mut policies = Vec::new();
     for env in state.store.list(pave_model::Kind::Environment, &Default::default()).await? {
@@ -115,6 +113,24 @@ pub async fn get_one(
     Ok(Json(doc).into_response())
 }
 
+async fn release_or_404(state: &AppState, service: &str, version: &str) -> Result<Release, ApiError> {
+    state
+        .store
+        .release(service, version)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("service {service:?} has no release {version:?}")))
+}
+
+/// What the audit entry of an attached or made scan says: counts, never findings.
+fn scans_audit(version: &str, scans: &pave_model::policy::ReleaseScans) -> AuditDetail {
+    AuditDetail(json!({
+        "version": version,
+        "secrets": scans.secrets.as_ref().map(|s| s.findings.len()),
+        "vulnerabilities": scans.deps.as_ref().map(|d| d.vulnerabilities.len()),
+        "sbomComponents": scans.sbom.as_ref().map(|b| b.components),
+    }))
+}
+
 /// `POST …/releases/{version}/scans`: attaches scan reports (Pave's JSON, gitleaks' JSON, a
 /// CycloneDX SBOM) to a release. When `digest` is given it must be the release's artifact.
 pub async fn attach(
@@ -123,9 +139,7 @@ pub async fn attach(
     Path((service, version)): Path<(String, String)>,
     crate::extract::JsonBody(upload): crate::extract::JsonBody<crate::scans::Upload>,
 ) -> Result<Response, ApiError> {
-    let Some(release) = state.store.release(&service, &version).await? else {
-        return Err(ApiError::not_found(format!("service {service:?} has no release {version:?}")));
-    };
+    let release = release_or_404(&state, &service, &version).await?;
     if let Some(d) = upload.digest.as_deref().filter(|d| *d != release.digest) {
         return Err(ApiError::new(
             Problem::Conflict,
@@ -159,12 +173,7 @@ pub async fn attach(
     }
     let stored = state.store.attach_scans(&service, &version, &scans, document.as_deref(), &ctx).await?;
     let mut resp = Json(json!({"release": release, "scans": stored})).into_response();
-    resp.extensions_mut().insert(AuditDetail(json!({
-        "version": version,
-        "secrets": scans.secrets.as_ref().map(|s| s.findings.len()),
-        "vulnerabilities": scans.deps.as_ref().map(|d| d.vulnerabilities.len()),
-        "sbomComponents": scans.sbom.as_ref().map(|b| b.components),
-    })));
+    resp.extensions_mut().insert(scans_audit(&version, &scans));
     Ok(resp)
 }
 
@@ -176,9 +185,7 @@ pub async fn scan(
     caller: Caller,
     Path((service, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let Some(release) = state.store.release(&service, &version).await? else {
-        return Err(ApiError::not_found(format!("service {service:?} has no release {version:?}")));
-    };
+    let release = release_or_404(&state, &service, &version).await?;
     let ctx = caller.write_context();
     let artifacts = ArtifactStore::new(&state.config.artifacts_dir);
     let (digest, name) = (release.digest.clone(), service.clone());
@@ -203,12 +210,7 @@ pub async fn scan(
         vec![]
     };
     let mut resp = Json(json!({"release": release, "scans": stored, "notes": notes})).into_response();
-    resp.extensions_mut().insert(AuditDetail(json!({
-        "version": version,
-        "secrets": scans.secrets.as_ref().map(|s| s.findings.len()),
-        "vulnerabilities": scans.deps.as_ref().map(|d| d.vulnerabilities.len()),
-        "sbomComponents": scans.sbom.as_ref().map(|b| b.components),
-    })));
+    resp.extensions_mut().insert(scans_audit(&version, &scans));
     Ok(resp)
 }
 

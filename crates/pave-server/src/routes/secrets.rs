@@ -65,6 +65,7 @@ pub async fn put(
             "this control plane has no master key, so it cannot store secrets",
         ));
     };
+    let key_id = key.id().to_owned();
     let port_env = port_env(&state, &service).await?;
     validate_name(&name, port_env.as_deref()).map_err(|r| invalid("name", r))?;
     let value = SecretValue::new(validate_value(&body).map_err(|r| invalid("value", r))?.to_owned());
@@ -73,7 +74,6 @@ pub async fn put(
     let seal = move |version: i64| {
         key.seal(&SecretRef { service: &svc, environment: &env, name: &n, version }, &value).map_err(|e| e.to_string())
     };
-    let key_id = state.master_key.as_ref().map(|k| k.id().to_owned()).unwrap_or_default();
     let info = state.store.set_secret(&service, &p.environment, &name, &key_id, &seal, &caller.write_context()).await?;
     let rolling = running(&state, &service, &p.environment).await?;
     if let Some(engine) = &state.engine {
