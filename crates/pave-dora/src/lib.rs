@@ -184,8 +184,8 @@ pub struct FlagChanges {
 pub struct Explain {
     /// Succeeded deployments counted for frequency.
     pub deployments: Vec<String>,
-    /// `(deployment, commit, lead time in seconds)`.
-    pub commits: Vec<(String, String, f64)>,
+    /// Each commit shipped and its lead time.
+    pub commits: Vec<CommitLead>,
     /// Deployments counted as failures.
     pub failed: Vec<String>,
     pub recoveries: Vec<RecoveryFact>,
@@ -196,6 +196,16 @@ pub struct Explain {
     pub flag_changes: Vec<String>,
 }
 
+/// One commit behind the lead time: which deployment shipped it, and how long after it was
+/// committed that deployment finished.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitLead {
+    pub deployment: String,
+    pub commit: String,
+    pub lead_time_seconds: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecoveryFact {
@@ -204,7 +214,8 @@ pub struct RecoveryFact {
     pub recovered_at: Option<Timestamp>,
     /// `incident:<id>`, `rollback`, or `deployment:<id>`.
     pub recovered_by: Option<String>,
-    pub seconds: Option<f64>,
+    /// From the failure to its recovery; absent while it is not recovered.
+    pub recovery_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -450,7 +461,11 @@ impl<'a> Index<'a> {
                 to_deploy.push(((d.started_at.0 - c.merged_at.unwrap_or(c.committed_at).0) as f64 / 1000.0).max(0.0));
                 duration.push((d.finished_at.0 - d.started_at.0) as f64 / 1000.0);
                 if explain {
-                    ex.commits.push((d.id.clone(), c.sha.clone(), secs));
+                    ex.commits.push(CommitLead {
+                        deployment: d.id.clone(),
+                        commit: c.sha.clone(),
+                        lead_time_seconds: secs,
+                    });
                 }
             }
             if explain {
@@ -489,7 +504,7 @@ impl<'a> Index<'a> {
                     failed_at: began,
                     recovered_at: recovered.as_ref().map(|r| r.0),
                     recovered_by: recovered.map(|r| r.1),
-                    seconds: secs,
+                    recovery_seconds: secs,
                 });
             }
         }

@@ -29,6 +29,7 @@ pub struct DepsArgs {
     /// Exit 1 when a vulnerability at or above this severity is found (unknown counts as medium).
     #[arg(long, value_enum, default_value_t = FailOn::Low)]
     pub fail_on: FailOn,
+    /// Report format: text for people, json, or sarif for code-scanning UIs.
     #[arg(long, short = 'f', value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
     /// Write the report here instead of standard output.
@@ -83,6 +84,7 @@ pub struct SecretsArgs {
     /// and PATH/.gitleaksignore when present].
     #[arg(long)]
     pub ignore_file: Option<PathBuf>,
+    /// Report format: text for people, json, or sarif for code-scanning UIs.
     #[arg(long, short = 'f', value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
     /// Write the report here instead of standard output.

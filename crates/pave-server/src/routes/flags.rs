@@ -75,13 +75,7 @@ pub async fn create(
     JsonBody(v): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let flag = flag_from(v, None)?;
-    if state.store.flag(flag.name()).await?.is_some() {
-        return Err(ApiError::new(
-            crate::error::Problem::Conflict,
-            format!("flag {:?} already exists; PUT /api/v1/flags/{} replaces it", flag.name(), flag.name()),
-        ));
-    }
-    let changes = state.store.apply_flags(&[], std::slice::from_ref(&flag), &caller.write_context(), false).await?;
+    let changes = vec![state.store.create_flag(&flag, &caller.write_context()).await?];
     state.flags.written(&state.store).await;
     let stored = state.store.flag(flag.name()).await?.ok_or_else(|| ApiError::not_found("flag vanished"))?;
     let resp = (StatusCode::CREATED, Json(flag_value(&state, &stored).await?)).into_response();

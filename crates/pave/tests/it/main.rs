@@ -9,6 +9,7 @@ mod crash;
 mod deploy;
 mod dora;
 mod flags;
+mod hardening;
 mod harness;
 mod policy;
 mod releases;
