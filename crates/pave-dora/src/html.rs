@@ -331,7 +331,13 @@ pub fn render(p: &Page<'_>) -> String {
     html.push_str(&chart("Rework rate, trailing 3 months", "%", &labels, &rework, Some(&rework_tips), false));
     html.push_str("<h2>Value stream</h2>");
     html.push_str(&value_stream(&r.totals));
-    let _ = write!(html, "<h2>Failures found in the history ({})</h2>", p.findings.len());
+    let failed = p.findings.iter().filter(|f| f.recovery_seconds.is_some()).count();
+    let _ = write!(
+        html,
+        "<h2>Failures found in the history</h2><p>{failed} failed release(s), fixed by {} fix(es); a release fixed more \
+         than once recovered at its first fix, and each later fix is rework.</p>",
+        p.findings.len()
+    );
     if !p.findings.is_empty() {
         html.push_str("<table><thead><tr><th>Failed</th><th>Fixed by</th><th>Heuristic</th><th>Recovery</th><th>Evidence</th></tr></thead><tbody>");
         for f in p.findings {
@@ -435,6 +441,7 @@ mod tests {
         });
         assert!(page.contains("1,224,654 hours") && page.contains("<strong>1,224,653,958 EUR</strong>"), "{page}");
         assert!(page.find("Warning: the window is 1 s long") < page.find("<h2>Baseline"));
+        assert!(page.contains("1 failed release(s), fixed by 1 fix(es)"), "{page}");
         // Eight month labels for 24 months, and the y axis at zero, half and the top.
         let deployments = &page[page.find("Deployments per month").expect("chart")..];
         let chart = &deployments[..deployments.find("</svg>").expect("end")];
