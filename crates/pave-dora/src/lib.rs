@@ -20,9 +20,11 @@
 //!   incident (the incident names the deployment), over all deployments.
 //! - **Failed deployment recovery time**: from the failure's start (the rollout's start for a
 //!   failed or rolled-back deployment, its finish for one that caused an incident) to
-//!   recovery: the resolution of the last incident it caused; else, if rolled back, the end
-//!   of the rollback; else the finish of the next succeeded deployment of the service to that
-//!   environment. A failure is counted in the window it began in, even when it recovered
+//!   recovery, the moment service is restored: when every incident it caused is resolved
+//!   (the latest resolution among them — an incident is resolved when its service is
+//!   restored, which for a problem fixed several times is the first fix, as
+//!   [`assess`] records it); else, if rolled back, the end of the rollback; else the finish
+//!   of the next succeeded deployment of the service to that environment. A failure is counted in the window it began in, even when it recovered
 //!   after the window ended; one not yet recovered is reported as open.
 //! - **Time to detect**: `detectedAt - openedAt` of the incidents opened in the window.
 //! - **Rework rate**: unplanned deployments (fixes for production problems) over all.
@@ -226,6 +228,25 @@ pub struct Report {
     pub totals: Figures,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<Figures>,
+}
+
+/// The bucket of a window too short to judge (see [`Report::withhold_levels`]).
+pub const TOO_SHORT: &str = "too-short-to-judge";
+
+impl Report {
+    /// Drops every level and frequency bucket, in the totals and the series: over a window
+    /// too short to judge ([`assess::too_short_to_judge`]) they would be verdicts the facts
+    /// cannot carry. The counts stay.
+    pub fn withhold_levels(&mut self) {
+        for f in std::iter::once(&mut self.totals).chain(self.series.iter_mut()) {
+            f.deployment_frequency.level = None;
+            f.deployment_frequency.bucket = TOO_SHORT;
+            f.lead_time.level = None;
+            f.change_failure_rate.level = None;
+            f.recovery_time.level = None;
+            f.rework_rate.level = None;
+        }
+    }
 }
 
 /// Facts indexed once per computation.

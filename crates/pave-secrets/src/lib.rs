@@ -5,6 +5,7 @@
 
 pub mod config;
 mod gocompat;
+pub mod history;
 pub mod report;
 mod ruleset;
 pub mod walk;

@@ -375,13 +375,13 @@ pub fn print_figures(f: &Value) {
     let rows = vec![
         vec![
             "Deployment frequency".into(),
-            format!(
-                "{:.2}/day, {:.1}/week ({} deployments, {})",
-                df["perDay"].as_f64().unwrap_or(0.0),
-                df["perWeek"].as_f64().unwrap_or(0.0),
-                df["deployments"],
-                cell(&df["bucket"])
-            ),
+            match (df["perDay"].as_f64(), df["perWeek"].as_f64()) {
+                (Some(day), Some(week)) => {
+                    format!("{day:.2}/day, {week:.1}/week ({} deployments, {})", df["deployments"], cell(&df["bucket"]))
+                }
+                // No rate (`pave assess` over a window too short to judge).
+                _ => format!("no rate ({} deployments, {})", df["deployments"], cell(&df["bucket"])),
+            },
             lvl(df),
         ],
         vec!["Lead time for changes".into(), durations(&lt["commits"]), lvl(lt)],

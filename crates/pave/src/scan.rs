@@ -69,8 +69,8 @@ pub struct SecretsArgs {
     /// A directory, a file, or (with --git) a repository.
     #[arg(default_value = ".")]
     pub path: PathBuf,
-    /// Scan the repository's whole history: every blob reachable from any reference, once,
-    /// reported with the commit that introduced it.
+    /// Scan the repository's whole history: every blob reachable from any reference, once;
+    /// each secret (rule, value, path) is reported once, with the commit that introduced it.
     #[arg(long)]
     pub git: bool,
     /// Rules in gitleaks' TOML format [default: PATH/.pave-secrets.toml, PATH/.gitleaks.toml,
@@ -179,6 +179,9 @@ fn scan_history(path: &Path, set: &Ruleset, max_bytes: u64) -> Result<(Vec<Findi
     let mut summary = Summary { commits: Some(commits.len() as u64), ..Summary::default() };
     let mut findings = Vec::new();
     let mut buf = Vec::new();
+    // Versions come parents first, so the first version with a secret is the commit that
+    // introduced it; later versions repeat it and are not reported again.
+    let mut introductions = pave_secrets::history::Introductions::default();
     for b in &history.blobs {
         if set.path_allowed(&b.path) {
             summary.skipped += 1;
@@ -191,7 +194,8 @@ fn scan_history(path: &Path, set: &Ruleset, max_bytes: u64) -> Result<(Vec<Findi
         }
         summary.files += 1;
         summary.bytes += data.len() as u64;
-        findings.extend(set.scan(data, &Source { path: &b.path, commit: Some(&commits[b.commit as usize]) }));
+        let found = set.scan(data, &Source { path: &b.path, commit: Some(&commits[b.commit as usize]) });
+        findings.extend(introductions.introduced(found));
     }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok((findings, summary))

@@ -141,6 +141,60 @@ fn history_scan_finds_a_secret_committed_then_deleted() {
     assert_eq!(scan(&[root, "--git"]).status.code(), Some(0));
 }
 
+/// Commits all made in one second, the last one with a clock an hour behind: the secret is
+/// credited to the commit that added it, and later edits of its file do not report it again.
+#[test]
+fn history_scan_credits_the_introducing_commit_once_when_clocks_tie_or_run_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let commit_at = |at: &str, msg: &str| {
+        let out = Command::new("git")
+            .args(["commit", "-q", "-m", msg])
+            .current_dir(d)
+            .env("GIT_AUTHOR_NAME", "Ada Lovelace")
+            .env("GIT_AUTHOR_EMAIL", "ada@example.org")
+            .env("GIT_COMMITTER_NAME", "Ada Lovelace")
+            .env("GIT_COMMITTER_EMAIL", "ada@example.org")
+            .env("GIT_AUTHOR_DATE", at)
+            .env("GIT_COMMITTER_DATE", at)
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = Command::new("git").args(["rev-parse", "HEAD"]).current_dir(d).output().expect("git");
+        stdout(&out).trim().to_owned()
+    };
+    let same = "@1700000000 +0000";
+    git(d, &["init", "-q", "-b", "main"]);
+    write(d, "README.md", "# app\n");
+    git(d, &["add", "."]);
+    commit_at(same, "init");
+    let mut shas = Vec::new();
+    for i in 0..6 {
+        write(d, &format!("notes/{i}.txt"), &format!("note {i}\n"));
+        if i == 2 {
+            write(d, "config/aws.env", &format!("AWS_KEY={}\n", aws_key()));
+        }
+        if i > 2 {
+            // Edits that keep the secret.
+            write(d, "config/aws.env", &format!("# edit {i}\nAWS_KEY={}\n", aws_key()));
+        }
+        git(d, &["add", "."]);
+        shas.push(commit_at(same, &format!("change {i}")));
+    }
+    write(d, "config/aws.env", &format!("# late clock\nAWS_KEY={}\n", aws_key()));
+    git(d, &["add", "."]);
+    commit_at("@1699996400 +0000", "edit behind the clock");
+    let root = d.to_str().expect("utf-8");
+    let out = scan(&[root, "--git", "-f", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let findings = report["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "one secret, reported once: {report:#}");
+    assert_eq!(findings[0]["commit"]["sha"], shas[2].as_str(), "{report:#}");
+    assert_eq!(findings[0]["commit"]["message"], "change 2");
+    assert_eq!(report["summary"]["files"], 12, "README, six notes and five versions of aws.env");
+}
+
 #[test]
 fn bad_configurations_and_paths_are_named_with_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
