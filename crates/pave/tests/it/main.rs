@@ -12,6 +12,7 @@ mod flags;
 mod hardening;
 mod harness;
 mod policy;
+mod readme;
 mod releases;
 mod scan;
 mod sdk;
