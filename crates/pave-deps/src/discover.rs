@@ -129,11 +129,30 @@ fn scan(root: &Path, within: Option<PathBuf>) -> Result<Discovered, DiscoverErro
         });
         match parsed {
             Ok(packages) => out.installed.extend(packages.into_iter().map(|p| (p, rel.clone()))),
-            Err(message) => out.unreadable.push(DiscoverError { path: rel.clone(), message }),
+            Err(message) => out.unreadable.push(DiscoverError { path: rel.clone(), message: brief(&message) }),
         }
         out.lockfiles.push(rel);
     }
     Ok(out)
+}
+
+/// The most of a parser's message kept: a hostile file's error must not carry the file
+/// itself into reports and the database (toml quotes the offending line, however long).
+const MAX_PROBLEM_CHARS: usize = 300;
+
+/// A parser's message on one line: a multi-line one (toml's, with the quoted line and a caret)
+/// becomes its first and last lines, and anything past [`MAX_PROBLEM_CHARS`] is cut.
+fn brief(message: &str) -> String {
+    let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let joined = match lines.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [first, .., last] => format!("{first}: {last}"),
+    };
+    match joined.char_indices().nth(MAX_PROBLEM_CHARS) {
+        Some((at, _)) => format!("{}…", &joined[..at]),
+        None => joined,
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +194,7 @@ mod tests {
              e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n\
              g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n\
              i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]\n";
+        let deep_toml = format!("version = 4\nx = {}1{}\n", "[".repeat(50_000), "]".repeat(50_000));
         let deep_yaml = format!("lockfileVersion: '9.0'\nx: {}1{}\n", "[".repeat(100_000), "]".repeat(100_000));
         for (dir, file, text) in [
             ("a", "package-lock.json", deep_json.as_str()),
@@ -182,18 +202,25 @@ mod tests {
             ("c", "pnpm-lock.yaml", deep_yaml.as_str()),
             ("d", "requirements.txt", "-r /etc/passwd\n"),
             ("e", "requirements.txt", "requests==2.31.0\n"),
+            ("f", "Cargo.lock", deep_toml.as_str()),
         ] {
             std::fs::create_dir_all(root.path().join(dir)).unwrap();
             std::fs::write(root.path().join(dir).join(file), text).unwrap();
         }
         let found = installed_within(root.path()).unwrap();
-        assert_eq!(found.lockfiles.len(), 5);
+        assert_eq!(found.lockfiles.len(), 6);
         assert_eq!(found.installed.len(), 1, "the clean lockfile is still read: {:?}", found.installed);
         let named: Vec<String> = found.unreadable.iter().map(ToString::to_string).collect();
-        assert_eq!(named.len(), 4, "{named:?}");
+        assert_eq!(named.len(), 5, "{named:?}");
         assert!(named[0].starts_with("a/package-lock.json: not JSON"), "{named:?}");
         assert!(named[1].starts_with("b/pnpm-lock.yaml: ") && named[1].contains("repetition limit"), "{named:?}");
         assert!(named[2].starts_with("c/pnpm-lock.yaml: ") && named[2].contains("nested deeper than"), "{named:?}");
         assert!(named[3].starts_with("d/requirements.txt: line 1: includes /etc/passwd"), "{named:?}");
+        // toml quotes the 100 KB line it failed on: the problem keeps its first and last lines.
+        assert_eq!(
+            named[4],
+            "f/Cargo.lock: not a Cargo.lock: TOML parse error at line 2, column 84: recursion limit exceeded"
+        );
+        assert!(named.iter().all(|n| n.len() < 400), "{named:?}");
     }
 }
