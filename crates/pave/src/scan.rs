@@ -317,7 +317,9 @@ fn deps(args: &DepsArgs) -> Result<ExitCode> {
                 .expect("serializes")
                 + "\n"
         }
-        ReportFormat::Sarif => serde_json::to_string_pretty(&deps_sarif(&findings)).expect("serializes") + "\n",
+        ReportFormat::Sarif => {
+            serde_json::to_string_pretty(&deps_sarif(&findings, &found.unreadable)).expect("serializes") + "\n"
+        }
         ReportFormat::Text => {
             let mut s = String::new();
             for f in &findings {
@@ -374,7 +376,9 @@ fn deps(args: &DepsArgs) -> Result<ExitCode> {
     })
 }
 
-fn deps_sarif(findings: &[pave_deps::Finding]) -> serde_json::Value {
+/// SARIF of an audit; lockfiles that could not be read are the run's tool notifications, and
+/// make it unsuccessful.
+fn deps_sarif(findings: &[pave_deps::Finding], unreadable: &[pave_deps::discover::DiscoverError]) -> serde_json::Value {
     let mut rules: Vec<serde_json::Value> = Vec::new();
     let mut results = Vec::new();
     for f in findings {
@@ -420,10 +424,19 @@ fn deps_sarif(findings: &[pave_deps::Finding]) -> serde_json::Value {
             }));
         }
     }
+    let notifications: Vec<serde_json::Value> = unreadable
+        .iter()
+        .map(|e| {
+            serde_json::json!({"level": "error", "message": {"text": format!("lockfile {e}: not audited")},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": e.path}}}]})
+        })
+        .collect();
     serde_json::json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{"tool": {"driver": {"name": "pave", "semanticVersion": env!("CARGO_PKG_VERSION"), "rules": rules}}, "results": results}],
+        "runs": [{"tool": {"driver": {"name": "pave", "semanticVersion": env!("CARGO_PKG_VERSION"), "rules": rules}},
+            "invocations": [{"executionSuccessful": unreadable.is_empty(), "toolExecutionNotifications": notifications}],
+            "results": results}],
     })
 }
 

@@ -341,6 +341,14 @@ fn hostile_lockfiles_are_named_and_the_rest_still_scanned() {
     let report: Value = serde_json::from_str(&stdout(&out)).expect("json");
     assert_eq!(report["findings"][0]["package"], "smallvec", "{report}");
     assert_eq!(report["unreadable"].as_array().map(Vec::len), Some(3), "{report}");
+    let out = deps(&[root, "--db", db, "-f", "sarif"]);
+    let sarif: Value = serde_json::from_str(&stdout(&out)).expect("sarif");
+    let run = &sarif["runs"][0]["invocations"][0];
+    assert_eq!(run["executionSuccessful"], false, "{sarif}");
+    assert_eq!(
+        run["toolExecutionNotifications"][2]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "web/pnpm-lock.yaml"
+    );
 
     let out = Command::new(pave_bin()).args(["sbom", root]).output().expect("pave runs");
     assert!(out.status.success(), "{}", stderr(&out));
