@@ -182,7 +182,8 @@ pub struct FlagConstraint {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FlagVariant {
     pub name: String,
-    /// Parts per thousand. Optional for variable variants: those without share what is left.
+    /// Parts per thousand. Needed for `fix` variants; a variable variant's weight is always
+    /// computed (what the fixed ones leave, shared equally), whatever is written, as Unleash does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
     /// `fix` keeps its weight whatever else changes; `variable` (the default) shares.
@@ -355,7 +356,8 @@ impl Flag {
     }
 
     /// The flag with defaults filled in: a flexibleRollout's groupId (the flag's name) and
-    /// stickiness, and every variant's weight, so what is stored is what is served.
+    /// stickiness, and every variant's weight (Unleash's rule, [`settle_weights`]), so what is
+    /// stored is what is served. Idempotent: stored flags go through it again when read.
     pub fn normalized(mut self) -> Flag {
         let name = self.metadata.name.clone();
         for cfg in self.spec.environments.values_mut() {
@@ -424,10 +426,10 @@ impl Flag {
                     parameters: s.parameters.clone(),
                     constraints: s.constraints.iter().map(FlagConstraint::to_wire).collect(),
                     segments: s.segments.iter().filter_map(|n| segment_id(n)).collect(),
-                    variants: s.variants.iter().map(FlagVariant::to_wire).collect(),
+                    variants: wire_variants(&s.variants),
                 })
                 .collect(),
-            variants: cfg.into_iter().flat_map(|c| &c.variants).map(FlagVariant::to_wire).collect(),
+            variants: cfg.map(|c| wire_variants(&c.variants)).unwrap_or_default(),
             dependencies: self
                 .spec
                 .dependencies
@@ -502,7 +504,45 @@ impl FlagConstraint {
     }
 }
 
+/// Variants as unleash-server stores and serves them: sorted by name (its
+/// `a.name.localeCompare(b.name)`), which decides who gets which variant, since SDKs walk the
+/// list in order. The document keeps the order it was written in: the remainder of the weights
+/// goes by that order ([`settle_weights`]), and keeping it is what makes reading a stored flag
+/// again give the same weights.
+fn wire_variants(variants: &[FlagVariant]) -> Vec<wire::Variant> {
+    let mut sorted: Vec<&FlagVariant> = variants.iter().collect();
+    sorted.sort_by(|a, b| unleash_name_order(&a.name, &b.name));
+    sorted.into_iter().map(FlagVariant::to_wire).collect()
+}
+
+/// The order of Node's `String.prototype.localeCompare` (ICU's root collation, as unleash-server
+/// runs it) for names of printable ASCII: spaces, then punctuation and symbols in ICU's order,
+/// then digits, then letters, case ignored until everything else is equal and then lower case
+/// first. Other characters sort after ASCII by code point (an approximation: ICU interleaves
+/// them by script, which names of flags' variants rarely need).
+pub fn unleash_name_order(a: &str, b: &str) -> std::cmp::Ordering {
+    /// Printable ASCII in ICU's root order, measured with Node 20.20.2 (ICU 78.2):
+    /// `chars.sort((a, b) => a.localeCompare(b))`, letters folded to lower case.
+    const ORDER: &[u8] = b" _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789abcdefghijklmnopqrstuvwxyz";
+    fn primary(c: char) -> u32 {
+        let folded = c.to_ascii_lowercase();
+        match folded.is_ascii() {
+            true => ORDER.iter().position(|&o| char::from(o) == folded).map_or(u32::from(c), |i| i as u32),
+            false => 0x100 + u32::from(c),
+        }
+    }
+    a.chars()
+        .map(primary)
+        .cmp(b.chars().map(primary))
+        .then_with(|| a.chars().map(|c| c.is_ascii_uppercase()).cmp(b.chars().map(|c| c.is_ascii_uppercase())))
+        .then_with(|| a.cmp(b))
+}
+
 impl FlagVariant {
+    fn is_fixed(&self) -> bool {
+        self.weight_type.as_deref() == Some("fix")
+    }
+
     fn to_wire(&self) -> wire::Variant {
         wire::Variant {
             name: self.name.clone(),
@@ -643,8 +683,7 @@ fn validate_variants(variants: &[FlagVariant], at: &str, errors: &mut Vec<FieldE
         return;
     }
     let mut seen = BTreeSet::new();
-    let mut given = 0u64;
-    let mut unweighted = 0usize;
+    let mut fixed = 0u64;
     for (i, v) in variants.iter().enumerate() {
         let vat = format!("{at}[{i}]");
         if v.name.trim().is_empty() {
@@ -666,9 +705,9 @@ fn validate_variants(variants: &[FlagVariant], at: &str, errors: &mut Vec<FieldE
         match v.weight {
             Some(w) if w > 1000 => errors
                 .push(FieldError::new(format!("{vat}.weight"), format!("{w} is more than 1000 (parts per thousand)"))),
-            Some(w) => given += u64::from(w),
+            Some(w) if fix => fixed += u64::from(w),
             None if fix => errors.push(FieldError::new(format!("{vat}.weight"), "a fix variant needs a weight")),
-            None => unweighted += 1,
+            _ => {}
         }
         if let Some(p) = &v.payload {
             let bad = match p.kind.as_str() {
@@ -690,27 +729,34 @@ fn validate_variants(variants: &[FlagVariant], at: &str, errors: &mut Vec<FieldE
             }
         }
     }
-    if unweighted == 0 && given != 1000 {
-        errors.push(FieldError::new(at, format!("variant weights add up to {given}, not 1000 (parts per thousand)")));
-    } else if unweighted > 0 && given > 1000 {
+    // unleash-server's two refusals (`fixVariantWeights`).
+    if variants.iter().all(FlagVariant::is_fixed) {
         errors.push(FieldError::new(
             at,
-            format!("variant weights add up to {given}, more than 1000 (parts per thousand)"),
+            "every variant is weightType fix; at least one must be variable to take what the others leave",
+        ));
+    } else if fixed > 1000 {
+        errors.push(FieldError::new(
+            at,
+            format!("the fix variants' weights add up to {fixed}, more than 1000 (parts per thousand)"),
         ));
     }
 }
 
-/// Gives variants without a weight an equal share of what the others leave (the first ones
-/// one part more when it does not divide evenly), as Unleash does, so weights add to 1000.
+/// Unleash's weights (unleash-server's `FeatureToggleService.fixVariantWeights`,
+/// src/lib/features/feature-toggle/feature-toggle-service.ts): `fix` variants keep theirs; every
+/// variable one gets `floor((1000 - fixed) / count)`, whatever weight it was given, and the first
+/// `(1000 - fixed) % count` variable ones in the order written one part more. (unleash-server
+/// then sorts by name; Pave sorts when it serves, [`wire_variants`].)
 fn settle_weights(variants: &mut [FlagVariant]) {
-    let given: u32 = variants.iter().filter_map(|v| v.weight).sum();
-    let open = variants.iter().filter(|v| v.weight.is_none()).count() as u32;
-    if open == 0 {
+    let fixed: u32 = variants.iter().filter(|v| v.is_fixed()).filter_map(|v| v.weight).sum();
+    let variable = variants.iter().filter(|v| !v.is_fixed()).count() as u32;
+    if variable == 0 {
         return;
     }
-    let left = 1000u32.saturating_sub(given);
-    let (share, mut extra) = (left / open, left % open);
-    for v in variants.iter_mut().filter(|v| v.weight.is_none()) {
+    let left = 1000u32.saturating_sub(fixed);
+    let (share, mut extra) = (left / variable, left % variable);
+    for v in variants.iter_mut().filter(|v| !v.is_fixed()) {
         v.weight = Some(share + u32::from(extra > 0));
         extra = extra.saturating_sub(1);
     }
@@ -822,7 +868,8 @@ mod tests {
                 {"contextName": "age", "operator": "NUM_WITHIN", "value": "3"}]},
             {"name": "remoteAddress", "parameters": {"IPs": "10.0.0.0/8, 300.1.1.1"}},
             {"name": "canary"}],
-            "variants": [{"name": "a", "weight": 600}, {"name": "b", "weight": 300}]}}})));
+            "variants": [{"name": "a", "weight": 600, "weightType": "fix"}, {"name": "b", "weight": 500, "weightType": "fix"},
+                         {"name": "c"}]}}})));
         let want = [
             "spec.environments.production.strategies[0].parameters.rollout: \"150\" is not a whole percentage",
             "strategies[1].constraints[0].value",
@@ -831,7 +878,7 @@ mod tests {
             "strategies[1].constraints[3].operator",
             "strategies[2].parameters.IPs: \"300.1.1.1\" is not an IP address",
             "strategies[3].name: unknown strategy \"canary\"",
-            "spec.environments.production.variants: variant weights add up to 900, not 1000",
+            "spec.environments.production.variants: the fix variants' weights add up to 1100, more than 1000",
         ];
         for w in want {
             assert!(errs.iter().any(|e| e.contains(w)), "no error like {w:?} in {errs:#?}");
@@ -863,6 +910,56 @@ mod tests {
         .expect("valid");
         let w: Vec<_> = f.spec.environments["production"].variants.iter().map(|v| v.weight.unwrap()).collect();
         assert_eq!(w, [500, 250, 250]);
+        // Before Unleash's rule, weights written on variable variants were kept as written.
+        let f = flag(json!({"environments": {"production": {"enabled": true, "variants": [
+            {"name": "a", "weight": 700}, {"name": "b", "weight": 300}]}}}))
+        .expect("valid");
+        let w: Vec<_> = f.spec.environments["production"].variants.iter().map(|v| v.weight.unwrap()).collect();
+        assert_eq!(w, [500, 500]);
+    }
+
+    #[test]
+    fn variants_are_weighted_and_served_as_unleash_server_does() {
+        let f = flag(json!({"environments": {"production": {"enabled": true, "variants": [
+            {"name": "cherry"}, {"name": "banana", "weight": 100, "weightType": "fix"},
+            {"name": "apple", "weight": 800}, {"name": "Date"}]}}}))
+        .expect("valid");
+        // 900 left for three variable variants (apple's 800 is ignored): 300 each.
+        let doc: Vec<_> =
+            f.spec.environments["production"].variants.iter().map(|v| (v.name.as_str(), v.weight.unwrap())).collect();
+        assert_eq!(doc, [("cherry", 300), ("banana", 100), ("apple", 300), ("Date", 300)]);
+        let wire: Vec<_> =
+            f.client_feature("production", &|_| None).variants.into_iter().map(|v| (v.name, v.weight)).collect();
+        let want = [("apple", 300), ("banana", 100), ("cherry", 300), ("Date", 300)];
+        assert_eq!(wire, want.map(|(n, w)| (n.to_owned(), w)));
+
+        // 1000 over three: the first two written get the remainder, then the list is sorted.
+        let f = flag(json!({"environments": {"production": {"enabled": true,
+            "strategies": [{"name": "default", "variants": [{"name": "c"}, {"name": "b"}, {"name": "a"}]}]}}}))
+        .expect("valid");
+        let wire = &f.client_feature("production", &|_| None).strategies[0].variants;
+        let got: Vec<_> = wire.iter().map(|v| (v.name.as_str(), v.weight)).collect();
+        assert_eq!(got, [("a", 333), ("b", 333), ("c", 334)]);
+        // Reading the stored document again changes nothing.
+        assert_eq!(Flag::from_value(f.to_value()).expect("valid"), f);
+
+        let errs = fields(flag(json!({"environments": {"production": {"enabled": true, "variants": [
+            {"name": "a", "weight": 500, "weightType": "fix"}, {"name": "b", "weight": 500, "weightType": "fix"}]}}})));
+        assert!(errs[0].contains("at least one must be variable"), "{errs:?}");
+    }
+
+    #[test]
+    fn names_sort_as_node_locale_compare_does() {
+        // ["b","A","a","B","a-b","ab","a_b","a1","aB","Ab","a b","A-b"].sort((a, b) => a.localeCompare(b))
+        // in Node 20.20.2 (ICU 78.2).
+        let mut names = ["b", "A", "a", "B", "a-b", "ab", "a_b", "a1", "aB", "Ab", "a b", "A-b"];
+        names.sort_by(|a, b| unleash_name_order(a, b));
+        assert_eq!(names, ["a", "A", "a b", "a_b", "a-b", "A-b", "a1", "ab", "aB", "Ab", "b", "B"]);
+        let ascii: String = (32u8..127).map(char::from).collect();
+        let mut chars: Vec<String> = ascii.chars().map(String::from).collect();
+        chars.sort_by(|a, b| unleash_name_order(a, b));
+        let want = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789aAbBcCdDeEfFgGhHiIjJkKlLmMnNoOpPqQrRsStTuUvVwWxXyYzZ";
+        assert_eq!(chars.concat(), want);
     }
 
     #[test]

@@ -274,11 +274,11 @@ async fn flags_are_managed_by_cli_and_served_to_sdks() {
             "/api/v1/flags/search-v2",
             ADMIN,
             json!({"kind": "Flag", "metadata": {"name": "search-v2"},
-        "spec": {"environments": {"production": {"enabled": true, "variants": [{"name": "a", "weight": 10}]}}}}),
+        "spec": {"environments": {"production": {"enabled": true, "variants": [{"name": "a", "weight": 10, "weightType": "fix"}]}}}}),
         )
         .await;
     assert_eq!(status, 422);
-    assert!(v["detail"].as_str().unwrap().contains("add up to 10, not 1000"), "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("at least one must be variable"), "{v}");
     let (status, v) = s.send(Method::PUT, "/api/v1/flags/search-v2", ADMIN, json!({"kind": "Flag", "metadata": {"name": "search-v2"},
         "spec": {"environments": {"production": {"enabled": true, "strategies": [{"name": "default", "segments": ["nobody"]}]}}}})).await;
     assert_eq!(status, 422);
