@@ -444,6 +444,102 @@ impl Flag {
     }
 }
 
+/// Operators of the newest Unleash client specification that SDKs and proxies still in wide use
+/// may read as unknown, and so the constraint as false: such an SDK sees the flag off where
+/// Pave's own answers (frontend API, OFREP) say on. With the version of Yggdrasil, the engine of
+/// Unleash's Python, Ruby, .NET, Java and Go SDKs, that first evaluates each (its changelog).
+pub const RECENT_OPERATORS: [(&str, &str); 4] =
+    [("REGEX", "0.21.0"), ("SEMVER_GTE", "0.21.1"), ("SEMVER_LTE", "0.21.1"), ("IN_CIDR", "0.21.1")];
+
+/// SDKs that evaluate nothing themselves: they ask Pave's frontend API, which evaluates every
+/// operator (their `sdkVersion` names, before the `:version`).
+const REMOTE_SDKS: [&str; 2] = ["unleash-client-js", "unleash-proxy-client"];
+
+/// Why some SDK registered in an environment may answer a flag differently from Pave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperatorWarning {
+    pub environment: String,
+    /// Recent operators the flag uses there, in [`RECENT_OPERATORS`] order.
+    pub operators: Vec<String>,
+    /// The SDKs registered in that environment that evaluate locally (`name:version`, as they
+    /// reported it).
+    pub sdks: Vec<String>,
+    pub message: String,
+}
+
+impl Flag {
+    /// The [`RECENT_OPERATORS`] the flag's live strategies use in `env`, their own constraints
+    /// and those of the segments they name (`segment` finds a segment's constraints).
+    pub fn recent_operators(
+        &self,
+        env: &str,
+        segment: &dyn Fn(&str) -> Option<Vec<FlagConstraint>>,
+    ) -> Vec<&'static str> {
+        let Some(cfg) = self.spec.environments.get(env).filter(|c| c.enabled) else {
+            return Vec::new();
+        };
+        let mut used = BTreeSet::new();
+        for s in cfg.strategies.iter().filter(|s| !s.disabled) {
+            used.extend(s.constraints.iter().map(|c| c.operator.clone()));
+            for name in &s.segments {
+                used.extend(segment(name).into_iter().flatten().map(|c| c.operator));
+            }
+        }
+        RECENT_OPERATORS.iter().map(|(op, _)| *op).filter(|op| used.contains(*op)).collect()
+    }
+
+    /// Warnings for the environments where the flag uses a recent operator and an SDK that
+    /// evaluates locally has registered (`clients`: environment and `sdkVersion` of each). Pave
+    /// cannot tell which engine version an SDK release embeds, so it names each such SDK.
+    pub fn operator_warnings(
+        &self,
+        segment: &dyn Fn(&str) -> Option<Vec<FlagConstraint>>,
+        clients: &[(String, String)],
+    ) -> Vec<OperatorWarning> {
+        let mut out = Vec::new();
+        for env in self.spec.environments.keys() {
+            let operators = self.recent_operators(env, segment);
+            if operators.is_empty() {
+                continue;
+            }
+            let sdks: BTreeSet<&str> = clients
+                .iter()
+                .filter(|(e, sdk)| e == env && evaluates_locally(sdk))
+                .map(|(_, sdk)| if sdk.is_empty() { "an SDK that sent no sdkVersion" } else { sdk.as_str() })
+                .collect();
+            if sdks.is_empty() {
+                continue;
+            }
+            let needs: Vec<String> = operators
+                .iter()
+                .map(|op| {
+                    let since = RECENT_OPERATORS.iter().find(|(o, _)| o == op).map_or("", |(_, v)| v);
+                    format!("{op} (Yggdrasil {since}+)")
+                })
+                .collect();
+            let sdks: Vec<String> = sdks.into_iter().map(String::from).collect();
+            let message = format!(
+                "in {env} the flag uses {}, which older SDKs and proxies read as unknown (the constraint false, the flag off where Pave says on); SDKs registered there that evaluate locally: {}. Check that each evaluates these operators (see the SDK table in README.md)",
+                needs.join(", "),
+                sdks.join(", ")
+            );
+            out.push(OperatorWarning {
+                environment: env.clone(),
+                operators: operators.iter().map(|o| o.to_string()).collect(),
+                sdks,
+                message,
+            });
+        }
+        out
+    }
+}
+
+/// Whether an SDK (its reported `sdkVersion`, `name:version`) evaluates flags itself.
+fn evaluates_locally(sdk: &str) -> bool {
+    let name = sdk.split(':').next().unwrap_or_default();
+    !REMOTE_SDKS.contains(&name)
+}
+
 /// How much of an environment's traffic a flag is on for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -960,6 +1056,50 @@ mod tests {
         chars.sort_by(|a, b| unleash_name_order(a, b));
         let want = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789aAbBcCdDeEfFgGhHiIjJkKlLmMnNoOpPqQrRsStTuUvVwWxXyYzZ";
         assert_eq!(chars.concat(), want);
+    }
+
+    #[test]
+    fn recent_operators_warn_about_sdks_registered_where_they_are_used() {
+        let f = flag(json!({"environments": {
+            "production": {"enabled": true, "strategies": [{"name": "default", "segments": ["eu"], "constraints": [
+                {"contextName": "version", "operator": "SEMVER_GTE", "value": "2.0.0"},
+                {"contextName": "plan", "operator": "IN", "values": ["pro"]}]}]},
+            "staging": {"enabled": true, "strategies": [{"name": "default"}]},
+            "dev": {"enabled": false, "strategies": [{"name": "default", "constraints": [
+                {"contextName": "email", "operator": "REGEX", "value": "x"}]}]}}}))
+        .expect("valid");
+        let segment = |n: &str| {
+            (n == "eu").then(|| {
+                vec![FlagConstraint {
+                    context_name: "remoteAddress".into(),
+                    operator: "IN_CIDR".into(),
+                    values: vec!["10.0.0.0/8".into()],
+                    ..Default::default()
+                }]
+            })
+        };
+        assert_eq!(f.recent_operators("production", &segment), ["SEMVER_GTE", "IN_CIDR"]);
+        assert!(f.recent_operators("dev", &segment).is_empty(), "off in dev: nothing evaluates it");
+        let clients = [
+            ("production".to_owned(), "unleash-client-python:6.0.1".to_owned()),
+            ("production".to_owned(), "unleash-client-js:3.7.0".to_owned()),
+            ("staging".to_owned(), "unleash-client-go:4.1.0".to_owned()),
+        ];
+        let w = f.operator_warnings(&segment, &clients);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(
+            (w[0].environment.as_str(), w[0].sdks.as_slice()),
+            ("production", ["unleash-client-python:6.0.1".to_owned()].as_slice())
+        );
+        assert!(
+            w[0].message.contains("SEMVER_GTE (Yggdrasil 0.21.1+), IN_CIDR (Yggdrasil 0.21.1+)"),
+            "{}",
+            w[0].message
+        );
+        assert!(
+            f.operator_warnings(&segment, &clients[1..]).is_empty(),
+            "a browser SDK asks Pave, which evaluates all"
+        );
     }
 
     #[test]

@@ -428,3 +428,43 @@ async fn ofrep_gives_each_flag_one_value_type() {
     let (_, body, _) = eval("limits", json!({"targetingKey": "ana"})).await;
     assert_eq!(body["value"], json!({"max": 10}));
 }
+
+/// A flag using an operator of the newest client specification warns when an SDK that
+/// evaluates locally has registered in that environment (older ones read it as unknown, so
+/// their users see the flag off where Pave says on): in the API, `pave flags show` and the log.
+#[tokio::test]
+async fn recent_operators_warn_about_registered_sdks() {
+    let (s, _db) = start().await;
+    let env = json!({"kind": "Environment", "metadata": {"name": "production"}, "spec": {"order": 1}});
+    let (status, v) = s.send(Method::POST, "/api/v1/environments", ADMIN, env).await;
+    assert_eq!(status, 201, "{v}");
+    let client = sdk_token(&s, "client", "production");
+    let flag = json!({"kind": "Flag", "metadata": {"name": "beta-app"}, "spec": {"environments": {"production": {"enabled": true,
+        "strategies": [{"name": "default", "constraints": [{"contextName": "version", "operator": "SEMVER_GTE", "value": "2.0.0"}]}]}}}});
+    let (status, v) = s.send(Method::PUT, "/api/v1/flags/beta-app", ADMIN, flag.clone()).await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["status"]["warnings"], json!([]), "no SDK has registered yet: {v}");
+
+    let register = json!({"appName": "billing", "instanceId": "i-1", "sdkVersion": "unleash-edge:20.1.0",
+        "started": "2026-12-04T10:00:00Z", "interval": 15000});
+    let (status, body, _) = sdk(&s, Method::POST, "/api/client/register", Some(&client), Some(register), None).await;
+    assert_eq!(status, 202, "{body}");
+    let (_, v) = s.get("/api/v1/flags/beta-app").await;
+    let warnings = v["status"]["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{v}");
+    assert_eq!(
+        (&warnings[0]["environment"], &warnings[0]["operators"]),
+        (&json!("production"), &json!(["SEMVER_GTE"]))
+    );
+    assert_eq!(warnings[0]["sdks"], json!(["unleash-edge:20.1.0"]));
+    let out = s.cli(&["flags", "show", "beta-app"], Some(ADMIN));
+    let text = stdout(&out);
+    assert!(
+        text.contains("warning: in production the flag uses SEMVER_GTE") && text.contains("unleash-edge:20.1.0"),
+        "{text}"
+    );
+    // Writing it again answers (and logs) the warning.
+    let (status, v) = s.send(Method::PUT, "/api/v1/flags/beta-app", ADMIN, flag).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["status"]["warnings"].as_array().map(Vec::len), Some(1), "{v}");
+}
