@@ -307,7 +307,10 @@ impl Flag {
     /// Reads a flag document (`kind: Flag` optional), naming the first field that is wrong.
     pub fn from_value(mut v: Value) -> Result<Flag, Vec<FieldError>> {
         take_kind(&mut v, "Flag")?;
-        let flag: Flag = serde_path_to_error::deserialize(v).map_err(|e| vec![path_error(e)])?;
+        let mut flag: Flag = serde_path_to_error::deserialize(v).map_err(|e| vec![path_error(e)])?;
+        for c in flag.spec.environments.values_mut().flat_map(|e| &mut e.strategies).flat_map(|s| &mut s.constraints) {
+            c.trim_operands();
+        }
         let errors = flag.validate();
         if errors.is_empty() { Ok(flag.normalized()) } else { Err(errors) }
     }
@@ -556,7 +559,8 @@ impl Segment {
 
     pub fn from_value(mut v: Value) -> Result<Segment, Vec<FieldError>> {
         take_kind(&mut v, "Segment")?;
-        let seg: Segment = serde_path_to_error::deserialize(v).map_err(|e| vec![path_error(e)])?;
+        let mut seg: Segment = serde_path_to_error::deserialize(v).map_err(|e| vec![path_error(e)])?;
+        seg.spec.constraints.iter_mut().for_each(FlagConstraint::trim_operands);
         let mut errors = Vec::new();
         if let Err(e) = validate_flag_name(&seg.metadata.name) {
             errors.push(FieldError::new("metadata.name", e));
@@ -588,6 +592,21 @@ impl Segment {
 }
 
 impl FlagConstraint {
+    /// Trims the operands of operators that compare numbers, dates, versions or networks: SDKs
+    /// on Yggdrasil read `" 10.0.0.0/8"` as no network at all (and Pave reads context values as
+    /// sent, as they do), so what Pave stores is written as every engine reads it. Stored flags
+    /// written before this are trimmed when read.
+    fn trim_operands(&mut self) {
+        let op = self.operator.as_str();
+        let single = op.starts_with("NUM_") || op.starts_with("SEMVER_") || op.starts_with("DATE_");
+        if single && let Some(v) = &mut self.value {
+            *v = v.trim().to_owned();
+        }
+        if single || op == "IN_CIDR" {
+            self.values.iter_mut().for_each(|v| *v = v.trim().to_owned());
+        }
+    }
+
     fn to_wire(&self) -> wire::Constraint {
         wire::Constraint {
             context_name: self.context_name.clone(),
@@ -1100,6 +1119,21 @@ mod tests {
             f.operator_warnings(&segment, &clients[1..]).is_empty(),
             "a browser SDK asks Pave, which evaluates all"
         );
+    }
+
+    #[test]
+    fn operands_engines_compare_are_stored_trimmed() {
+        let f = flag(
+            json!({"environments": {"production": {"enabled": true, "strategies": [{"name": "default", "constraints": [
+            {"contextName": "remoteAddress", "operator": "IN_CIDR", "values": [" 10.0.0.0/8", "192.168.0.1 "]},
+            {"contextName": "version", "operator": "SEMVER_GTE", "value": " 2.0.0 "},
+            {"contextName": "region", "operator": "IN", "values": [" eu "]}]}]}}}),
+        )
+        .expect("valid");
+        let c = &f.spec.environments["production"].strategies[0].constraints;
+        assert_eq!(c[0].values, ["10.0.0.0/8", "192.168.0.1"]);
+        assert_eq!(c[1].value.as_deref(), Some("2.0.0"));
+        assert_eq!(c[2].values, [" eu "], "IN compares strings exactly, spaces included");
     }
 
     #[test]
