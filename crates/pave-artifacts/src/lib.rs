@@ -544,6 +544,7 @@ mod tests {
             store.put_tar(packed(src.path()).as_slice(), Limits::bytes(3)),
             Err(ArtifactError::TooLarge { .. })
         ));
+        assert_eq!(leftovers(root.path()), Vec::<String>::new(), "nothing of a refused upload stays");
         assert!(matches!(
             store.put_tar(&b"not a tar at all, clearly"[..], Limits::bytes(1 << 20)),
             Err(ArtifactError::Tar(_)) | Err(ArtifactError::Empty)
@@ -558,6 +559,7 @@ mod tests {
         evil.append(&h, &b"x"[..]).expect("append");
         let evil = evil.into_inner().expect("tar");
         assert!(matches!(store.put_tar(evil.as_slice(), Limits::bytes(1 << 20)), Err(ArtifactError::UnsafePath(_))));
+        assert_eq!(leftovers(root.path()), Vec::<String>::new(), "nothing of a refused upload stays");
         assert!(matches!(store.verify("md5:abc"), Err(ArtifactError::BadDigest(_))));
         assert!(matches!(store.verify(&format!("sha256:{}", "0".repeat(64))), Err(ArtifactError::NotFound(_))));
     }
