@@ -224,3 +224,27 @@ async fn a_connection_that_never_finishes_its_request_head_is_closed() {
     let (status, _) = s.get("/healthz").await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn concurrent_uploads_of_one_version_keep_only_the_winners_artifact() {
+    let (s, db) = start().await;
+    service_web(&s).await;
+    let mut uploads = Vec::new();
+    for i in 0..6 {
+        let tar = archive(&[(b"app", false, format!("build {i}").as_bytes())]);
+        let (http, url) = (s.http.clone(), s.url.clone());
+        uploads.push(tokio::spawn(async move {
+            let resp =
+                http.post(format!("{url}/api/v1/services/web/releases?version=2.0.0")).bearer_auth(ADMIN).body(tar);
+            resp.send().await.expect("send").status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for u in uploads {
+        statuses.push(u.await.expect("upload task"));
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409, 409, 409, 409, 409]);
+    assert_eq!(listing(db.dir.path(), "sha256").len(), 1, "only the released artifact is stored");
+    assert_eq!(listing(db.dir.path(), "tmp"), Vec::<String>::new());
+}
