@@ -31,6 +31,9 @@ pub const MAX_PATH_BYTES: usize = 1024;
 pub const MAX_NAME_BYTES: usize = 255;
 /// Deepest accepted entry, in directories.
 pub const MAX_DEPTH: usize = 128;
+/// Largest accepted tar extension header (a GNU long name, a pax header), in bytes: they are
+/// read into memory, and real ones carry a path and a few numbers.
+pub const MAX_EXTENSION_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
@@ -250,24 +253,72 @@ fn entry_path(raw: &[u8]) -> Result<PathBuf> {
 /// Unpacks a tar stream under `root`, refusing what [`ArtifactStore::stage_tar`] refuses.
 /// The file system itself tells what earlier entries made, so a clash is found without
 /// keeping every path in memory.
+///
+/// Extension headers (GNU long names, pax headers) are read here rather than by the `tar`
+/// crate, which would read any size of them into memory.
 fn unpack(reader: impl Read, root: &Path, limits: Limits) -> Result<()> {
     let mut archive = tar::Archive::new(reader);
     let (mut total, mut count) = (0u64, 0u64);
     let mut buf = vec![0u8; 64 * 1024];
     // The parent directory the last entry was put in: once checked, it stays a directory.
     let mut last_parent: Option<PathBuf> = None;
-    for entry in archive.entries().map_err(tar_error)? {
+    // What extension headers said about the next entry.
+    let (mut long_name, mut pax_path, mut pax_size): (Option<Vec<u8>>, Option<Vec<u8>>, Option<u64>) =
+        (None, None, None);
+    for entry in archive.entries().map_err(tar_error)?.raw(true) {
         let mut entry = entry.map_err(tar_error)?;
         let kind = entry.header().entry_type();
-        if kind == tar::EntryType::XGlobalHeader {
-            // Describes the archive (`git archive` writes the commit there), not a file.
+        if kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+            || kind.is_pax_local_extensions()
+            || kind.is_pax_global_extensions()
+        {
+            let size = entry.size();
+            if size > MAX_EXTENSION_BYTES {
+                return Err(ArtifactError::Tar(format!(
+                    "an extension header of {size} bytes is over the {MAX_EXTENSION_BYTES}-byte limit"
+                )));
+            }
+            let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            entry.read_to_end(&mut data).map_err(tar_error)?;
+            if kind.is_gnu_longname() {
+                if data.last() == Some(&0) {
+                    data.pop();
+                }
+                long_name = Some(data);
+            } else if kind.is_pax_local_extensions() {
+                for ext in tar::PaxExtensions::new(&data) {
+                    let ext = ext.map_err(tar_error)?;
+                    match ext.key_bytes() {
+                        b"path" => pax_path = Some(ext.value_bytes().to_vec()),
+                        b"size" => {
+                            let size = ext.value().ok().and_then(|v| v.trim().parse::<u64>().ok());
+                            pax_size =
+                                Some(size.ok_or_else(|| ArtifactError::Tar("a pax size that is not a number".into()))?);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            // A long link name belongs to a link, refused below; a global header describes the
+            // archive (`git archive` writes the commit there), not a file.
             continue;
+        }
+        let raw = match (long_name.take(), pax_path.take()) {
+            (Some(name), _) | (None, Some(name)) => name,
+            (None, None) => entry.header().path_bytes().into_owned(),
+        };
+        // The stream is framed by the header's size; one that disagrees with it cannot be read.
+        if pax_size.take().is_some_and(|s| s != entry.size()) {
+            return Err(ArtifactError::BadEntry {
+                path: shown(&raw),
+                reason: "has a pax size other than its header's; sizes over 8 GiB are not accepted".into(),
+            });
         }
         count += 1;
         if count > limits.max_entries {
             return Err(ArtifactError::TooManyEntries { limit: limits.max_entries });
         }
-        let raw = entry.path_bytes().into_owned();
         let rel = entry_path(&raw)?;
         let clash = |reason: &str| ArtifactError::BadEntry { path: shown(&raw), reason: reason.to_owned() };
         if !kind.is_dir() && !kind.is_file() {
@@ -732,5 +783,48 @@ mod tests {
         assert!(stored.new);
         assert_eq!(leftovers(root.path()), Vec::<String>::new());
         assert!(store.verify(&stored.digest).is_ok());
+    }
+
+    #[test]
+    fn extension_headers_name_entries_and_are_bounded() {
+        let long = "dir/".repeat(40) + "file";
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("comment", &b"made by hand"[..])]).expect("pax");
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::XGlobalHeader);
+        h.set_size(0);
+        b.append_data(&mut h, "pax_global_header", &b""[..]).expect("global");
+        b.append_pax_extensions([("path", long.as_bytes()), ("size", &b"2"[..])]).expect("pax");
+        let mut h = tar::Header::new_ustar();
+        h.set_size(2);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "short", &b"hi"[..]).expect("file");
+        let good = b.into_inner().expect("tar");
+        let root = tempfile::tempdir().expect("tempdir");
+        let store = ArtifactStore::new(root.path());
+        let stored = store.put_tar(good.as_slice(), Limits::bytes(1 << 20)).expect("a pax path names the entry");
+        assert_eq!(stored.files, 1, "the global header is not a file");
+        assert_eq!(fs::read(store.verify(&stored.digest).expect("verify").join(&long)).expect("read"), b"hi");
+
+        let pax_then = |exts: &[(&str, &[u8])]| {
+            let mut b = tar::Builder::new(Vec::new());
+            b.append_pax_extensions(exts.iter().copied()).expect("pax");
+            let mut h = tar::Header::new_ustar();
+            h.set_size(2);
+            h.set_mode(0o644);
+            b.append_data(&mut h, "short", &b"hi"[..]).expect("file");
+            b.into_inner().expect("tar")
+        };
+        let huge = vec![b'x'; MAX_EXTENSION_BYTES as usize + 1];
+        let err = store.put_tar(pax_then(&[("comment", &huge)]).as_slice(), Limits::bytes(1 << 20)).expect_err("huge");
+        assert!(err.to_string().contains("over the 65536-byte limit"), "{err}");
+        let err = store.put_tar(pax_then(&[("size", b"3")]).as_slice(), Limits::bytes(1 << 20)).expect_err("size");
+        assert!(err.to_string().contains("\"short\" has a pax size other than"), "{err}");
+        let err =
+            store.put_tar(pax_then(&[("path", b"bin/caf\xe9")]).as_slice(), Limits::bytes(1 << 20)).expect_err("name");
+        assert!(err.to_string().contains("bin/caf") && err.to_string().contains("not UTF-8"), "{err}");
+        let err = store.put_tar(pax_then(&[("path", b"../up")]).as_slice(), Limits::bytes(1 << 20)).expect_err("up");
+        assert!(matches!(err, ArtifactError::UnsafePath(ref p) if p == "../up"), "{err}");
+        assert_eq!(leftovers(root.path()), Vec::<String>::new());
     }
 }
