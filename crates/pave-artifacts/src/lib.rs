@@ -322,10 +322,7 @@ fn unpack(reader: impl Read, root: &Path, limits: Limits) -> Result<()> {
         let rel = entry_path(&raw)?;
         let clash = |reason: &str| ArtifactError::BadEntry { path: shown(&raw), reason: reason.to_owned() };
         if !kind.is_dir() && !kind.is_file() {
-            return Err(ArtifactError::UnsupportedEntry {
-                path: shown(&raw),
-                kind: format!("{kind:?}").to_lowercase(),
-            });
+            return Err(ArtifactError::UnsupportedEntry { path: shown(&raw), kind: kind_name(kind) });
         }
         if rel.as_os_str().is_empty() {
             if kind.is_dir() {
@@ -383,6 +380,19 @@ fn unpack(reader: impl Read, root: &Path, limits: Limits) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What an entry type is, in words.
+fn kind_name(kind: tar::EntryType) -> String {
+    match kind {
+        tar::EntryType::Symlink => "symbolic link".into(),
+        tar::EntryType::Link => "hard link".into(),
+        tar::EntryType::Char => "character device".into(),
+        tar::EntryType::Block => "block device".into(),
+        tar::EntryType::Fifo => "named pipe".into(),
+        tar::EntryType::GNUSparse => "GNU sparse file (pack files whole: `tar` without `--sparse`)".into(),
+        other => format!("{other:?} entry").to_lowercase(),
+    }
 }
 
 /// Makes the directories of `rel` under `root`, refusing an entry whose ancestor an earlier
@@ -737,6 +747,12 @@ mod tests {
         let stored = store.put_tar(tar.as_slice(), Limits::bytes(16 << 20)).expect("a sparse file is stored");
         let dir = store.verify(&stored.digest).expect("verify");
         assert_eq!(fs::read(dir.join("holey")).expect("read"), fs::read(&path).expect("read"));
+        // What older clients sent is refused saying how to pack it instead.
+        let mut b = tar::Builder::new(Vec::new());
+        b.sparse(true);
+        b.append_path_with_name(&path, "holey").expect("append sparse");
+        let err = store.put_tar(b.into_inner().expect("tar").as_slice(), Limits::bytes(16 << 20)).expect_err("sparse");
+        assert!(err.to_string().contains("\"holey\" is a GNU sparse file (pack files whole"), "{err}");
     }
 
     #[test]
