@@ -318,10 +318,14 @@ pub async fn approve(store: &Store, id: i64, actor: &Actor, now: i64) -> Result<
             }
             r.state = RolloutState::Progressing;
             r.approved_by = Some(who.name.clone());
+            // An admin's approval of their own rollout is allowed (break-glass, as an
+            // override is) and said so in the event, for whoever reviews the audit.
+            let self_approved = r.requested_by == who.name;
             Ok(vec![NewEvent::new(
                 "deployment.approved",
                 subject(&r.service),
-                json!({"environment": r.environment, "version": r.version, "by": who.name}),
+                json!({"environment": r.environment, "version": r.version, "by": who.name,
+                       "selfApproved": self_approved}),
             )])
         })
         .await?)

@@ -109,6 +109,10 @@ pub struct Engine<R: Runtime> {
     surge: Mutex<HashSet<String>>,
     /// Replicas taken out of the router to be restarted.
     draining: Mutex<HashSet<String>>,
+    /// Held (shared) by every replica start; [`Engine::stop`] takes it exclusively, so a stop
+    /// waits for the starts in flight (a replica being restored just after a restart, say) and
+    /// sees every replica they made, and no start begins after it.
+    starts: tokio::sync::RwLock<()>,
 }
 
 type RouteLock = Arc<tokio::sync::Mutex<()>>;
@@ -153,6 +157,7 @@ impl<R: Runtime> Engine<R> {
             failed_rolls: Mutex::new(HashMap::new()),
             surge: Mutex::new(HashSet::new()),
             draining: Mutex::new(HashSet::new()),
+            starts: tokio::sync::RwLock::new(()),
         })
     }
 
@@ -191,6 +196,7 @@ impl<R: Runtime> Engine<R> {
                     engine.dispatch().await;
                     engine.retire_due().await;
                     engine.roll_due().await;
+                    engine.reap_removed().await;
                 }
                 tokio::select! {
                     _ = engine.wake.notified() => {}
@@ -244,11 +250,16 @@ impl<R: Runtime> Engine<R> {
     pub async fn stop(&self, stop_replicas: bool) {
         self.stopped.store(true, Ordering::SeqCst);
         self.wake.notify_one();
+        // Starts in flight finish first (their replicas are then in `running`); none begins
+        // after this.
+        let _no_more_starts = self.starts.write().await;
         if stop_replicas {
             for inst in self.runtime.running() {
                 let _ = self.runtime.stop(&inst.id).await;
                 let _ = self.store.delete_instance(&inst.id).await;
             }
+            // And any replica of ours that no table holds.
+            self.runtime.reap_orphans().await;
         }
         lock(&self.routes).clear();
     }
@@ -464,6 +475,59 @@ impl<R: Runtime> Engine<R> {
                 if let Err(e) = self.ensure_replicas(&service, &env, &version, 0).await {
                     tracing::warn!(error = %e, "cannot stop a retired version");
                 }
+            }
+        }
+    }
+
+    /// Tears down the routes of services and environments that were deleted: a delete stops
+    /// what runs there (its replicas, drained first, and the router's listener) and forgets
+    /// the route. The store refuses the delete while a rollout there is in progress.
+    async fn reap_removed(&self) {
+        let removed = match self.store.removed_routes().await {
+            Ok(r) => r,
+            Err(e) => {
+                if !self.stopped.load(Ordering::SeqCst) {
+                    tracing::warn!(error = %e, "cannot read routes");
+                }
+                return;
+            }
+        };
+        for (service, env) in removed {
+            let guard = self.route_lock(&service, &env);
+            // As in retire_due: never wait here; the next poll tries again.
+            let Ok(_held) = guard.try_lock() else { continue };
+            let key = (service.clone(), env.clone());
+            let listening = lock(&self.routes).remove(&key);
+            let port = listening.as_ref().map(|l| l.addr.port());
+            let replicas: Vec<Instance> =
+                self.runtime.running().into_iter().filter(|i| i.service == service && i.env == env).collect();
+            // Out of the router first, so the drain below sees only requests already in flight.
+            if let Some(l) = &listening {
+                l.close();
+                let _ = l.route.set(RouteTable::default());
+            }
+            for inst in &replicas {
+                if let Some(l) = &listening
+                    && !l.route.drain(inst.addr(), self.config.drain_timeout).await
+                {
+                    tracing::warn!(id = %inst.id, "requests still in flight after the drain timeout; stopping anyway");
+                }
+                let _ = self.runtime.stop(&inst.id).await;
+                let _ = self.store.delete_instance(&inst.id).await;
+                lock(&self.unhealthy).remove(&inst.id);
+                lock(&self.surge).remove(&inst.id);
+            }
+            drop(listening);
+            lock(&self.failed_rolls).remove(&key);
+            let ev = NewEvent::new(
+                "route.removed",
+                subject(&service),
+                json!({"environment": env, "port": port, "stopped": replicas.len(),
+                       "reason": "the service or the environment was deleted"}),
+            );
+            match self.store.delete_route(&service, &env, &[ev], &ctx("pave-engine")).await {
+                Ok(()) => tracing::info!(service, env, stopped = replicas.len(), "route of a deleted resource removed"),
+                Err(e) => tracing::warn!(error = %e, service, env, "cannot forget a removed route"),
             }
         }
     }
@@ -709,6 +773,10 @@ impl<R: Runtime> Engine<R> {
         replica: u32,
         surge: bool,
     ) -> Result<Instance, String> {
+        let _starting = self.starts.read().await;
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err("the delivery engine is stopping".into());
+        }
         let spec = self.spec(service, env, version, replica).await?;
         let inst = self.runtime.start(spec).await.map_err(|e| e.to_string())?;
         let doc = serde_json::to_value(&inst).map_err(|e| e.to_string())?;
@@ -1046,6 +1114,8 @@ impl<R: Runtime> Engine<R> {
                             return;
                         }
                         Ok(Outcome::Interrupted) => {}
+                        // Stopping is no failure of the release: the next engine resumes the step.
+                        Err(_) if self.stopped.load(Ordering::SeqCst) => return,
                         Err(reason) => {
                             tracing::warn!(id, %reason, "rollout step failed; reverting");
                             self.begin_revert(id, reason).await;

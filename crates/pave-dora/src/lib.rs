@@ -20,9 +20,11 @@
 //!   incident (the incident names the deployment), over all deployments.
 //! - **Failed deployment recovery time**: from the failure's start (the rollout's start for a
 //!   failed or rolled-back deployment, its finish for one that caused an incident) to
-//!   recovery: the resolution of the last incident it caused; else, if rolled back, the end
-//!   of the rollback; else the finish of the next succeeded deployment of the service to that
-//!   environment. A failure is counted in the window it began in, even when it recovered
+//!   recovery, the moment service is restored: when every incident it caused is resolved
+//!   (the latest resolution among them — an incident is resolved when its service is
+//!   restored, which for a problem fixed several times is the first fix, as
+//!   [`assess`] records it); else, if rolled back, the end of the rollback; else the finish
+//!   of the next succeeded deployment of the service to that environment. A failure is counted in the window it began in, even when it recovered
 //!   after the window ended; one not yet recovered is reported as open.
 //! - **Time to detect**: `detectedAt - openedAt` of the incidents opened in the window.
 //! - **Rework rate**: unplanned deployments (fixes for production problems) over all.
@@ -184,8 +186,8 @@ pub struct FlagChanges {
 pub struct Explain {
     /// Succeeded deployments counted for frequency.
     pub deployments: Vec<String>,
-    /// `(deployment, commit, lead time in seconds)`.
-    pub commits: Vec<(String, String, f64)>,
+    /// Each commit shipped and its lead time.
+    pub commits: Vec<CommitLead>,
     /// Deployments counted as failures.
     pub failed: Vec<String>,
     pub recoveries: Vec<RecoveryFact>,
@@ -196,6 +198,16 @@ pub struct Explain {
     pub flag_changes: Vec<String>,
 }
 
+/// One commit behind the lead time: which deployment shipped it, and how long after it was
+/// committed that deployment finished.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitLead {
+    pub deployment: String,
+    pub commit: String,
+    pub lead_time_seconds: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecoveryFact {
@@ -204,7 +216,8 @@ pub struct RecoveryFact {
     pub recovered_at: Option<Timestamp>,
     /// `incident:<id>`, `rollback`, or `deployment:<id>`.
     pub recovered_by: Option<String>,
-    pub seconds: Option<f64>,
+    /// From the failure to its recovery; absent while it is not recovered.
+    pub recovery_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -215,6 +228,25 @@ pub struct Report {
     pub totals: Figures,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<Figures>,
+}
+
+/// The bucket of a window too short to judge (see [`Report::withhold_levels`]).
+pub const TOO_SHORT: &str = "too-short-to-judge";
+
+impl Report {
+    /// Drops every level and frequency bucket, in the totals and the series: over a window
+    /// too short to judge ([`assess::too_short_to_judge`]) they would be verdicts the facts
+    /// cannot carry. The counts stay.
+    pub fn withhold_levels(&mut self) {
+        for f in std::iter::once(&mut self.totals).chain(self.series.iter_mut()) {
+            f.deployment_frequency.level = None;
+            f.deployment_frequency.bucket = TOO_SHORT;
+            f.lead_time.level = None;
+            f.change_failure_rate.level = None;
+            f.recovery_time.level = None;
+            f.rework_rate.level = None;
+        }
+    }
 }
 
 /// Facts indexed once per computation.
@@ -450,7 +482,11 @@ impl<'a> Index<'a> {
                 to_deploy.push(((d.started_at.0 - c.merged_at.unwrap_or(c.committed_at).0) as f64 / 1000.0).max(0.0));
                 duration.push((d.finished_at.0 - d.started_at.0) as f64 / 1000.0);
                 if explain {
-                    ex.commits.push((d.id.clone(), c.sha.clone(), secs));
+                    ex.commits.push(CommitLead {
+                        deployment: d.id.clone(),
+                        commit: c.sha.clone(),
+                        lead_time_seconds: secs,
+                    });
                 }
             }
             if explain {
@@ -489,7 +525,7 @@ impl<'a> Index<'a> {
                     failed_at: began,
                     recovered_at: recovered.as_ref().map(|r| r.0),
                     recovered_by: recovered.map(|r| r.1),
-                    seconds: secs,
+                    recovery_seconds: secs,
                 });
             }
         }

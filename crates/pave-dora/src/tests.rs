@@ -140,7 +140,7 @@ fn a_week_of_deployments() {
     assert_eq!((f.rework_rate.count, f.rework_rate.total), (1, 6));
     assert_eq!(ex.rework, ["d4"]);
     assert_eq!(ex.deployments, ["d1", "d2", "d4", "d5"]);
-    assert_eq!(ex.commits.iter().map(|c| c.1.as_str()).collect::<Vec<_>>(), ["c000001", "c000002", "c000003"]);
+    assert_eq!(ex.commits.iter().map(|c| c.commit.as_str()).collect::<Vec<_>>(), ["c000001", "c000002", "c000003"]);
 }
 
 #[test]

@@ -34,9 +34,12 @@ pub struct Commit {
     /// Seconds since the epoch.
     pub author_time: i64,
     pub commit_time: i64,
-    /// The first line of the message, kept only when the caller's filter asked for it.
+    /// The first line of the message, kept when the caller's filter asks for it and for
+    /// every revert (a report names the revert by it).
     pub summary: Option<Box<str>>,
-    /// The commit a `git revert` commit reverts (`This reverts commit <sha>.`).
+    /// The commit a `git revert` commit reverts (`This reverts commit <sha>.`); an
+    /// abbreviated id is resolved against the history walked, when exactly one commit of it
+    /// has that prefix.
     pub reverts: Option<ObjectId>,
 }
 
@@ -88,11 +91,28 @@ fn parse_commit(data: &[u8]) -> Option<RawCommit<'_>> {
     Some(RawCommit { parents, author, committer, message: rest })
 }
 
-fn reverted(message: &[u8]) -> Option<ObjectId> {
+/// What a revert's message names: `git revert` writes the full id, `git revert --reference`
+/// an abbreviation (`This reverts commit a33fea08 (subject, date).`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reverted {
+    Full(ObjectId),
+    Abbreviated(gix::hash::Prefix),
+}
+
+/// The shortest abbreviation read as a commit id: git's own default minimum. Shorter hex
+/// runs are too likely to be a word ("This reverts commit added ...") or to be ambiguous.
+const MIN_ABBREVIATION: usize = 7;
+
+fn reverted(message: &[u8]) -> Option<Reverted> {
     let text = String::from_utf8_lossy(message);
     let at = text.find("This reverts commit ")?;
-    let hex: String = text[at + 20..].chars().take_while(char::is_ascii_hexdigit).collect();
-    ObjectId::from_hex(hex.as_bytes()).ok()
+    let hex: String =
+        text[at + 20..].chars().take_while(char::is_ascii_hexdigit).collect::<String>().to_ascii_lowercase();
+    match hex.len() {
+        40 => ObjectId::from_hex(hex.as_bytes()).ok().map(Reverted::Full),
+        n if (MIN_ABBREVIATION..40).contains(&n) => gix::hash::Prefix::from_hex(&hex).ok().map(Reverted::Abbreviated),
+        _ => None,
+    }
 }
 
 /// An open repository.
@@ -227,6 +247,11 @@ impl Repo {
         Ok(here != there)
     }
 
+    /// Whether `commit`'s tree has a file or directory at `dir`.
+    pub fn has_path(&self, commit: &ObjectId, dir: &[&[u8]]) -> Result<bool> {
+        Ok(self.subtree(commit, dir, &mut Vec::new())?.is_some())
+    }
+
     /// The object id of the tree or blob at `dir` in `commit`'s tree.
     fn subtree(&self, commit: &ObjectId, dir: &[&[u8]], buf: &mut Vec<u8>) -> Result<Option<ObjectId>> {
         let Some(data) = self.raw(commit, buf)? else { return Ok(None) };
@@ -293,9 +318,58 @@ fn identity(line: &[u8]) -> (String, String, i64) {
     (name, email, seconds)
 }
 
+/// A commit read by [`Repo::blobs`], before ordering.
+struct Found {
+    commit_time: i64,
+    tree: ObjectId,
+    parents: Vec<ObjectId>,
+    info: CommitInfo,
+}
+
+/// The order to read commits in so that every parent comes before its children: clocks
+/// tie (several commits in one second) and run behind (a rebase keeps author times, a
+/// machine's clock is wrong), so time alone would read a child first and credit it with
+/// what its parent introduced. Among commits whose parents are all read, the oldest by
+/// commit time (then id) comes first. Parents outside `found` (a shallow boundary) are
+/// ignored.
+fn parents_first(found: &[Found]) -> Vec<usize> {
+    use std::cmp::Reverse;
+    let at: HashMap<ObjectId, usize> = found.iter().enumerate().map(|(i, f)| (f.info.id, i)).collect();
+    let mut waiting = vec![0usize; found.len()];
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); found.len()];
+    for (i, f) in found.iter().enumerate() {
+        // A parent listed twice (possible in a hand-made commit) is one edge.
+        let mut parents: Vec<usize> = f.parents.iter().filter_map(|p| at.get(p).copied()).collect();
+        parents.sort_unstable();
+        parents.dedup();
+        waiting[i] = parents.len();
+        for p in parents {
+            children[p].push(i);
+        }
+    }
+    let mut ready: std::collections::BinaryHeap<Reverse<(i64, ObjectId, usize)>> = found
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| waiting[*i] == 0)
+        .map(|(i, f)| Reverse((f.commit_time, f.info.id, i)))
+        .collect();
+    let mut order = Vec::with_capacity(found.len());
+    while let Some(Reverse((_, _, i))) = ready.pop() {
+        order.push(i);
+        for &c in &children[i] {
+            waiting[c] -= 1;
+            if waiting[c] == 0 {
+                ready.push(Reverse((found[c].commit_time, found[c].info.id, c)));
+            }
+        }
+    }
+    order
+}
+
 impl Repo {
     /// Every blob reachable from any reference (branches, tags, remotes, HEAD), each once,
-    /// attributed to the oldest commit (by commit time) that contains it — the commit that
+    /// attributed to the first commit that contains it in an order where parents come
+    /// before children (commit time breaks ties, see [`parents_first`]) — the commit that
     /// introduced it, even when a later one deleted it. Trees already walked are not walked
     /// again, so the cost follows the number of distinct trees, not commits times files.
     pub fn blobs(&self) -> Result<Blobs> {
@@ -316,7 +390,7 @@ impl Repo {
         // Every reachable commit, with what a report needs of it.
         let mut seen = std::collections::HashSet::new();
         let mut stack = tips;
-        let mut found: Vec<(i64, ObjectId, ObjectId, CommitInfo)> = Vec::new();
+        let mut found: Vec<Found> = Vec::new();
         while let Some(id) = stack.pop() {
             if !seen.insert(id) {
                 continue;
@@ -341,13 +415,20 @@ impl Repo {
             let summary =
                 String::from_utf8_lossy(raw.message.split(|b| *b == b'\n').next().unwrap_or_default()).into_owned();
             stack.extend(raw.parents.iter().copied());
-            found.push((commit_time, id, tree, CommitInfo { id, author, email, time, summary }));
+            found.push(Found {
+                commit_time,
+                tree,
+                parents: raw.parents,
+                info: CommitInfo { id, author, email, time, summary },
+            });
         }
-        found.sort_by_key(|(t, id, ..)| (*t, *id));
         let mut out = Blobs::default();
         let mut trees_seen = std::collections::HashSet::new();
         let mut blobs_seen = std::collections::HashSet::new();
-        for (_, _, tree, info) in found {
+        let order = parents_first(&found);
+        let mut found: Vec<Option<Found>> = found.into_iter().map(Some).collect();
+        for i in order {
+            let Some(Found { tree, info, .. }) = found[i].take() else { continue };
             let index = out.commits.len() as u32;
             out.commits.push(info);
             let mut pending = vec![(tree, String::new())];
@@ -406,6 +487,9 @@ pub struct History {
     pub shipped_by: Vec<u32>,
     /// Commits at the boundary of a shallow clone (their parents are absent).
     pub shallow_boundary: usize,
+    /// Reverts whose abbreviated id matches several commits of the history, so which one
+    /// they revert is unknown: `(the revert, the abbreviation)`. They are left unresolved.
+    pub ambiguous_reverts: Vec<(ObjectId, String)>,
 }
 
 /// Walks history from each tip in turn, assigning every commit not yet seen to that tip:
@@ -417,8 +501,10 @@ pub fn assign(repo: &Repo, tips: &[ObjectId], keep_summary: impl Fn(&str) -> boo
     let mut h = History::default();
     let mut buf = Vec::new();
     let mut stack: Vec<ObjectId> = Vec::new();
-    // First parents are linked after the walk, as some are read after their children.
+    // First parents are linked after the walk, as some are read after their children; so
+    // are abbreviated revert ids, which need every commit to be known first.
     let mut first_parents: Vec<Option<ObjectId>> = Vec::new();
+    let mut abbreviated: Vec<(usize, gix::hash::Prefix)> = Vec::new();
     for (release, tip) in tips.iter().enumerate() {
         stack.push(*tip);
         while let Some(id) = stack.pop() {
@@ -436,13 +522,21 @@ pub fn assign(repo: &Repo, tips: &[ObjectId], keep_summary: impl Fn(&str) -> boo
                 .ok_or_else(|| GitError::Object { id: id.to_string(), reason: "not a well-formed commit".into() })?;
             let summary_end = raw.message.iter().position(|b| *b == b'\n').unwrap_or(raw.message.len());
             let summary = String::from_utf8_lossy(&raw.message[..summary_end]);
+            let reverts = reverted(raw.message);
             let commit = Commit {
                 id,
                 first_parent: None,
                 author_time: signature(raw.author).1,
                 commit_time: signature(raw.committer).1,
-                summary: keep_summary(&summary).then(|| summary.into()),
-                reverts: reverted(raw.message),
+                summary: (reverts.is_some() || keep_summary(&summary)).then(|| summary.into()),
+                reverts: match reverts {
+                    Some(Reverted::Full(target)) => Some(target),
+                    Some(Reverted::Abbreviated(prefix)) => {
+                        abbreviated.push((h.commits.len(), prefix));
+                        None
+                    }
+                    None => None,
+                },
             };
             stack.extend(raw.parents.iter().copied());
             index.insert(id, h.commits.len() as u32);
@@ -454,7 +548,30 @@ pub fn assign(repo: &Repo, tips: &[ObjectId], keep_summary: impl Fn(&str) -> boo
     for (commit, parent) in h.commits.iter_mut().zip(first_parents) {
         commit.first_parent = parent.and_then(|p| index.get(&p).copied());
     }
+    if !abbreviated.is_empty() {
+        let mut sorted: Vec<ObjectId> = h.commits.iter().map(|c| c.id).collect();
+        sorted.sort_unstable();
+        for (at, prefix) in abbreviated {
+            match unique_match(&sorted, &prefix) {
+                Ok(Some(target)) => h.commits[at].reverts = Some(target),
+                Ok(None) => {}
+                Err(()) => h.ambiguous_reverts.push((h.commits[at].id, prefix.to_string())),
+            }
+        }
+    }
     Ok(h)
+}
+
+/// The one id in `sorted` that starts with `prefix`: `Ok(None)` when none does, `Err` when
+/// several do (an ambiguous abbreviation names no commit).
+fn unique_match(sorted: &[ObjectId], prefix: &gix::hash::Prefix) -> Result<Option<ObjectId>, ()> {
+    let start = sorted.partition_point(|id| prefix.cmp_oid(id) == std::cmp::Ordering::Greater);
+    let mut matching = sorted[start..].iter().take_while(|id| prefix.cmp_oid(id).is_eq());
+    match (matching.next(), matching.next()) {
+        (Some(id), None) => Ok(Some(*id)),
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(()),
+    }
 }
 
 /// The commits a deployment of `tip` ships when `previous` was running: those reachable from
@@ -496,6 +613,115 @@ mod tests {
         assert_eq!(c.parents.len(), 2);
         assert_eq!(signature(c.author), ("Ana Lima".to_owned(), 1_700_000_000));
         assert_eq!(signature(c.committer).1, 1_700_000_100);
-        assert_eq!(reverted(c.message).map(|o| o.to_string()), Some("1234567890abcdef1234567890abcdef12345678".into()));
+        let full = ObjectId::from_hex(b"1234567890abcdef1234567890abcdef12345678").expect("hex");
+        assert_eq!(reverted(c.message), Some(Reverted::Full(full)));
+    }
+
+    #[test]
+    fn reads_abbreviated_revert_ids() {
+        let abbrev = |m: &str| match reverted(m.as_bytes()) {
+            Some(Reverted::Abbreviated(p)) => Some(p.to_string()),
+            _ => None,
+        };
+        // `git revert --reference`.
+        assert_eq!(
+            abbrev("fix it\n\nThis reverts commit A33fea08 (feat: x, 2024-01-02).\n").as_deref(),
+            Some("a33fea08")
+        );
+        // Shorter than git's minimum abbreviation: a word, not an id.
+        assert_eq!(reverted(b"This reverts commit added in 2019."), None);
+        assert_eq!(reverted(b"This reverts commit abc123 (x)."), None);
+    }
+
+    /// Runs git in `dir` with both dates at `at` seconds since the epoch.
+    fn git(dir: &Path, at: i64, args: &[&str]) -> String {
+        let date = format!("@{at} +0000");
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_DATE", &date)
+            .env("GIT_COMMITTER_DATE", &date)
+            .env("GIT_AUTHOR_NAME", "Ana")
+            .env("GIT_AUTHOR_EMAIL", "ana@example.com")
+            .env("GIT_COMMITTER_NAME", "Ana")
+            .env("GIT_COMMITTER_EMAIL", "ana@example.com")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn add(dir: &Path, at: i64, file: &str, text: &str) {
+        std::fs::write(dir.join(file), text).expect("write");
+        git(dir, at, &["add", "-A"]);
+        git(dir, at, &["commit", "-q", "-m", &format!("add {file}")]);
+    }
+
+    /// Which commit (by summary) each path's first version is credited to.
+    fn credited(dir: &Path) -> Vec<(String, String)> {
+        let b = Repo::open(dir).expect("repo").blobs().expect("blobs");
+        let mut out: Vec<(String, String)> =
+            b.blobs.iter().map(|v| (v.path.clone(), b.commits[v.commit as usize].summary.clone())).collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn blobs_are_credited_to_the_commit_that_introduced_them_when_clocks_tie_or_run_behind() {
+        // Eight commits in the same second: time cannot order them, their parents can.
+        let dir = tempfile::tempdir().expect("tempdir");
+        git(dir.path(), 1_700_000_000, &["init", "-q", "-b", "main"]);
+        for i in 0..8 {
+            add(dir.path(), 1_700_000_000, &format!("f{i}.txt"), &format!("{i}\n"));
+        }
+        let want: Vec<(String, String)> = (0..8).map(|i| (format!("f{i}.txt"), format!("add f{i}.txt"))).collect();
+        assert_eq!(credited(dir.path()), want);
+
+        // A child whose clock ran an hour behind its parent's.
+        let dir = tempfile::tempdir().expect("tempdir");
+        git(dir.path(), 1_700_000_000, &["init", "-q", "-b", "main"]);
+        add(dir.path(), 1_700_000_000, "a.txt", "a\n");
+        add(dir.path(), 1_700_003_600, "key.txt", "secret\n");
+        add(dir.path(), 1_700_000_100, "b.txt", "b\n");
+        assert_eq!(
+            credited(dir.path()),
+            [
+                ("a.txt".to_owned(), "add a.txt".to_owned()),
+                ("b.txt".to_owned(), "add b.txt".to_owned()),
+                ("key.txt".to_owned(), "add key.txt".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn reverts_by_reference_are_resolved_against_the_history() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        git(dir.path(), 1_700_000_000, &["init", "-q", "-b", "main"]);
+        add(dir.path(), 1_700_000_000, "a.txt", "a\n");
+        add(dir.path(), 1_700_000_100, "b.txt", "b\n");
+        let target = git(dir.path(), 1_700_000_100, &["rev-parse", "HEAD"]);
+        // `--reference` writes `This reverts commit <abbreviated> (subject, date).`
+        git(dir.path(), 1_700_000_200, &["revert", "--reference", "--no-edit", "HEAD"]);
+        let repo = Repo::open(dir.path()).expect("repo");
+        let tip = repo.resolve("main").expect("main");
+        let h = assign(&repo, &[tip], |_| false).expect("history");
+        let revert = h.commits.iter().find(|c| c.id == tip).expect("the revert");
+        assert_eq!(revert.reverts.map(|r| r.to_string()), Some(target));
+        assert!(revert.summary.is_some(), "a revert keeps its summary for the report");
+        assert!(h.ambiguous_reverts.is_empty());
+    }
+
+    #[test]
+    fn abbreviations_resolve_only_when_unambiguous() {
+        let id = |h: &str| ObjectId::from_hex(format!("{h:0<40}").as_bytes()).expect("hex");
+        let mut sorted = vec![id("a33fea08"), id("a33fea0f"), id("b0"), id("a33fe1")];
+        sorted.sort_unstable();
+        let p = |h: &str| gix::hash::Prefix::from_hex(h).expect("prefix");
+        assert_eq!(unique_match(&sorted, &p("a33fea08")), Ok(Some(id("a33fea08"))));
+        assert_eq!(unique_match(&sorted, &p("a33fea0")), Err(()), "two commits start with a33fea0");
+        assert_eq!(unique_match(&sorted, &p("c0ffee0")), Ok(None));
+        assert_eq!(unique_match(&sorted, &p("a33fe10")), Ok(Some(id("a33fe1"))));
     }
 }

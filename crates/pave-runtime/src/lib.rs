@@ -79,24 +79,31 @@ impl ReplicaSpec {
     /// event log. Longer values go first (one value may contain another), and each line of a multi-line
     /// value (a PEM key) goes too, since a log tail may hold only part of it.
     pub fn scrub(&self, text: &str) -> String {
-        let mut pieces: Vec<(&str, &str)> = Vec::new();
-        for (name, value) in &self.secrets {
-            let v = value.expose();
-            pieces.push((name, v));
-            if v.contains('\n') {
-                pieces.extend(v.lines().map(|l| (name.as_str(), l.trim_end_matches('\r'))));
-            }
-        }
-        pieces.retain(|(_, p)| p.len() >= 4);
-        pieces.sort_by_key(|p| std::cmp::Reverse(p.1.len()));
-        let mut out = text.to_owned();
-        for (name, piece) in pieces {
-            if out.contains(piece) {
-                out = out.replace(piece, &format!("<redacted {name}>"));
-            }
-        }
-        out
+        scrub(text, &self.secrets)
     }
+}
+
+/// `text` with every value of `secrets` of 4 bytes or more replaced by `<redacted NAME>`, the
+/// longest first and each line of a multi-line value too: what [`ReplicaSpec::scrub`] does for
+/// one replica, and what the logs API does before serving a replica's log lines.
+pub fn scrub(text: &str, secrets: &BTreeMap<String, pave_vault::SecretValue>) -> String {
+    let mut pieces: Vec<(&str, &str)> = Vec::new();
+    for (name, value) in secrets {
+        let v = value.expose();
+        pieces.push((name, v));
+        if v.contains('\n') {
+            pieces.extend(v.lines().map(|l| (name.as_str(), l.trim_end_matches('\r'))));
+        }
+    }
+    pieces.retain(|(_, p)| p.len() >= 4);
+    pieces.sort_by_key(|p| std::cmp::Reverse(p.1.len()));
+    let mut out = text.to_owned();
+    for (name, piece) in pieces {
+        if out.contains(piece) {
+            out = out.replace(piece, &format!("<redacted {name}>"));
+        }
+    }
+    out
 }
 
 /// The stable id of a replica slot.

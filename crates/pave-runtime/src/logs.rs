@@ -12,12 +12,19 @@ pub fn path(logs_dir: &Path, service: &str, env: &str, version: &str, replica: u
     logs_dir.join(service).join(env).join(version).join(format!("r{replica}.log"))
 }
 
-/// Opens (creating) a log file for appending.
+/// Opens (creating) a log file for appending. Logs may hold what a replica printed of its
+/// secrets, so files are 0600 and directories 0700, whatever the umask; a file made by an
+/// earlier version with wider permissions is narrowed.
 pub fn open(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     }
-    OpenOptions::new().create(true).append(true).open(path)
+    let file = OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    if file.metadata()?.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
 }
 
 /// Rotates `path` when it is larger than `max_bytes`: `.1` … `.keep` hold older content.
@@ -38,7 +45,7 @@ pub fn rotate(path: &Path, max_bytes: u64, keep: u32) -> io::Result<bool> {
             std::fs::rename(&from, numbered(n + 1))?;
         }
     }
-    std::fs::copy(path, numbered(1))?;
+    std::fs::copy(path, numbered(1))?; // copy keeps the source's 0600
     OpenOptions::new().write(true).open(path)?.set_len(0)?;
     Ok(true)
 }

@@ -142,6 +142,33 @@ impl Store {
                 tx.rollback().await?;
                 return Err(StoreError::Forbidden(reason));
             }
+            // A delete stops what runs there (the engine tears the routes down), but not in
+            // the middle of a rollout: that one is aborted first, on purpose.
+            for change in plan.changes.iter().filter(|c| c.action == Action::Delete) {
+                let column = match change.kind {
+                    Kind::Service => "service",
+                    Kind::Environment => "environment",
+                    Kind::Team => continue,
+                };
+                let active = sqlx::query(&format!(
+                    "SELECT id, service, environment, state FROM rollouts WHERE {column} = $1 \
+                     AND state NOT IN ('succeeded', 'failed', 'aborted', 'rolled-back') ORDER BY id LIMIT 1"
+                ))
+                .bind(&change.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(row) = active {
+                    let (id, service, env, state): (i64, String, String, String) =
+                        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+                    tx.rollback().await?;
+                    return Err(StoreError::Conflict(format!(
+                        "{} {:?} has a rollout in progress (rollout {id} of {service} to {env}, {state}): \
+                         `pave rollout abort {service} --env {env}` first; a delete stops the replicas that run there",
+                        change.kind.noun(),
+                        change.name
+                    )));
+                }
+            }
             if dry_run || plan.is_noop() {
                 tx.rollback().await?;
                 return Ok((plan, Vec::new()));

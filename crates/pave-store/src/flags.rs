@@ -439,6 +439,24 @@ impl Store {
         ctx: &WriteContext,
         dry_run: bool,
     ) -> Result<Vec<FlagChange>> {
+        self.write_flags(segments, flags, ctx, dry_run, false).await
+    }
+
+    /// Creates one flag; a flag of that name already stored is a conflict. The check is made
+    /// inside the write transaction, so of concurrent creates of one name exactly one wins.
+    pub async fn create_flag(&self, flag: &Flag, ctx: &WriteContext) -> Result<FlagChange> {
+        let mut changes = self.write_flags(&[], std::slice::from_ref(flag), ctx, false, true).await?;
+        Ok(changes.pop().expect("one flag written, one change"))
+    }
+
+    async fn write_flags(
+        &self,
+        segments: &[Segment],
+        flags: &[Flag],
+        ctx: &WriteContext,
+        dry_run: bool,
+        create_only: bool,
+    ) -> Result<Vec<FlagChange>> {
         let pending_segments: BTreeSet<String> = segments.iter().map(|s| s.name().to_owned()).collect();
         let pending_flags: BTreeMap<String, Flag> = flags.iter().map(|f| (f.name().to_owned(), f.clone())).collect();
         if pending_segments.len() != segments.len() || pending_flags.len() != flags.len() {
@@ -501,6 +519,14 @@ impl Store {
                     continue;
                 }
                 let old = load_flag!(tx, f.name());
+                if create_only && old.is_some() {
+                    tx.rollback().await?;
+                    return Err(StoreError::Conflict(format!(
+                        "flag {:?} already exists; PUT /api/v1/flags/{} replaces it",
+                        f.name(),
+                        f.name()
+                    )));
+                }
                 if let Some(o) = &old
                     && o.archived_at.is_some()
                 {

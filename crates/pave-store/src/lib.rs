@@ -16,7 +16,7 @@ mod tokens;
 
 pub mod testing;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -170,6 +170,26 @@ macro_rules! with_write_tx {
 
 pub(crate) use {with_read_pool, with_write_tx};
 
+/// Makes the SQLite database 0600 before it is opened (created empty if missing), and its
+/// `-wal` and `-shm` files too if they exist: SQLite creates those with the database file's
+/// mode, and they hold the same rows (sealed secrets, token hashes, audit).
+fn private_database_files(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let p = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::metadata(&p) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Advisory-lock key that serialises writers on PostgreSQL ("pave" in ASCII).
 pub(crate) const WRITE_LOCK: i64 = 0x7061_7665;
 
@@ -209,6 +229,8 @@ impl Store {
                     source: sqlx::Error::Io(e),
                 })?;
             }
+            private_database_files(&path)
+                .map_err(|e| StoreError::Open { location: path.display().to_string(), source: sqlx::Error::Io(e) })?;
             let conn = SqliteConnectOptions::new()
                 .filename(&path)
                 .create_if_missing(true)

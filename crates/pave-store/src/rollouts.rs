@@ -232,6 +232,38 @@ impl Store {
         })
     }
 
+    /// Routes whose service or environment no longer exists in the catalog: what the engine
+    /// tears down after a delete.
+    pub async fn removed_routes(&self) -> Result<Vec<(String, String)>> {
+        with_read_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT r.service, r.environment FROM routes r \
+                 WHERE NOT EXISTS (SELECT 1 FROM services s WHERE s.name = r.service) \
+                 OR NOT EXISTS (SELECT 1 FROM environments e WHERE e.name = r.environment) \
+                 ORDER BY r.service, r.environment",
+            )
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        })
+    }
+
+    /// Forgets a route (its replicas stopped), with its events.
+    pub async fn delete_route(&self, service: &str, env: &str, events: &[NewEvent], ctx: &WriteContext) -> Result<()> {
+        with_write_tx!(self, |tx| {
+            sqlx::query("DELETE FROM routes WHERE service = $1 AND environment = $2")
+                .bind(service)
+                .bind(env)
+                .execute(&mut *tx)
+                .await?;
+            for e in events {
+                insert_event!(tx, ctx, e);
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// Records a running replica (the runtime's record, as JSON).
     pub async fn save_instance(&self, id: &str, service: &str, env: &str, doc: &Value, now: i64) -> Result<()> {
         with_write_tx!(self, |tx| {

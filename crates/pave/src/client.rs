@@ -14,6 +14,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(args: &ClientArgs) -> Result<Client> {
+        crate::output::use_format(args.output);
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(120))
             .user_agent(concat!("pave-cli/", env!("CARGO_PKG_VERSION")))
@@ -98,7 +99,7 @@ impl Client {
 /// Formats a problem document: its detail, then each invalid field on its own line.
 fn problem_error(status: StatusCode, body: &[u8], no_token: bool) -> anyhow::Error {
     let Ok(problem) = serde_json::from_slice::<Value>(body) else {
-        return anyhow!("server answered {status}: {}", String::from_utf8_lossy(body).trim());
+        return anyhow!("server answered {status}: {}", crate::output::clean(String::from_utf8_lossy(body).trim()));
     };
     let title = problem["title"].as_str().unwrap_or("request failed");
     let detail = problem["detail"].as_str().unwrap_or("");
@@ -122,5 +123,6 @@ fn problem_error(status: StatusCode, body: &[u8], no_token: bool) -> anyhow::Err
     if status == StatusCode::UNAUTHORIZED && no_token {
         msg.push_str("\n  hint: set PAVE_TOKEN or pass --token");
     }
-    anyhow!(msg)
+    // The detail quotes what the request sent (names, descriptions): never raw to a terminal.
+    anyhow!(crate::output::clean(&msg).into_owned())
 }

@@ -89,7 +89,7 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitCode> {
     }
     let client = Client::new(&args.client)?;
     let result = client.call(Method::POST, "/api/v1/apply", Some(&body)).await?;
-    if args.client.output == Format::Json {
+    if args.client.output.structured() {
         output::json(&result);
         return Ok(ExitCode::SUCCESS);
     }
@@ -109,10 +109,11 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitCode> {
             ("delete", true) => "would be deleted",
             (other, _) => other,
         };
-        println!("{kind}/{} {verb}", change["name"].as_str().unwrap_or(""));
+        println!("{kind}/{} {verb}", cell(&change["name"]));
         for f in change["fields"].as_array().into_iter().flatten() {
-            let show = |v: &Value| if v.is_null() { "(none)".to_owned() } else { v.to_string() };
-            println!("    {}: {} -> {}", f["path"].as_str().unwrap_or(""), show(&f["old"]), show(&f["new"]));
+            let show =
+                |v: &Value| if v.is_null() { "(none)".to_owned() } else { output::clean(&v.to_string()).into_owned() };
+            println!("    {}: {} -> {}", cell(&f["path"]), show(&f["old"]), show(&f["new"]));
         }
     }
     let s = &result["summary"];
@@ -139,7 +140,7 @@ async fn apply_flags(
 ) -> Result<ExitCode> {
     let body = json!({"documents": docs.iter().map(|d| d.value.clone()).collect::<Vec<_>>(), "dryRun": dry_run});
     let result = Client::new(args)?.call(Method::POST, "/api/v1/flags/apply", Some(&body)).await?;
-    if args.output == Format::Json {
+    if args.output.structured() {
         output::json(&result);
         return Ok(ExitCode::SUCCESS);
     }
@@ -152,10 +153,11 @@ async fn apply_flags(
             ("update", true) => "would be updated",
             (other, _) => other,
         };
-        println!("{}/{} {verb}", c["kind"].as_str().unwrap_or(""), c["name"].as_str().unwrap_or(""));
+        println!("{}/{} {verb}", cell(&c["kind"]), cell(&c["name"]));
         for f in c["fields"].as_array().into_iter().flatten() {
-            let show = |v: &Value| if v.is_null() { "(none)".to_owned() } else { v.to_string() };
-            println!("    {}: {} -> {}", f["path"].as_str().unwrap_or(""), show(&f["old"]), show(&f["new"]));
+            let show =
+                |v: &Value| if v.is_null() { "(none)".to_owned() } else { output::clean(&v.to_string()).into_owned() };
+            println!("    {}: {} -> {}", cell(&f["path"]), show(&f["old"]), show(&f["new"]));
         }
     }
     let s = &result["summary"];
@@ -204,21 +206,26 @@ pub async fn get(args: GetArgs) -> Result<ExitCode> {
         let value = client.get(&format!("/api/v1/{}/{}", plural(kind), encode(name))).await?;
         match args.client.output {
             Format::Json => output::json(&value),
-            Format::Table => {
-                let mut v = value.clone();
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("apiVersion");
-                }
-                print!("{}", serde_yaml_like(&v));
-            }
+            // A document `pave apply` takes back unchanged (its `status` is ignored there).
+            Format::Yaml | Format::Table => print!("{}", output::yaml(&value)),
         }
         return Ok(ExitCode::SUCCESS);
     }
     let q = query_string(&[("selector", args.selector), ("owner", args.owner)]);
     let value = client.get(&format!("/api/v1/{}{q}", plural(kind))).await?;
-    if args.client.output == Format::Json {
-        output::json(&value);
-        return Ok(ExitCode::SUCCESS);
+    match args.client.output {
+        Format::Json => {
+            output::json(&value);
+            return Ok(ExitCode::SUCCESS);
+        }
+        // A stream of documents, one per resource, that `pave apply -f` takes back unchanged.
+        Format::Yaml => {
+            for item in value["items"].as_array().into_iter().flatten() {
+                print!("---\n{}", output::yaml(item));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Format::Table => {}
     }
     let items = value["items"].as_array().cloned().unwrap_or_default();
     let (headers, rows): (Vec<&str>, Vec<Vec<String>>) = match kind {
@@ -268,37 +275,6 @@ pub async fn get(args: GetArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A compact, YAML-looking rendering of a JSON value for people.
-fn serde_yaml_like(v: &Value) -> String {
-    fn walk(v: &Value, indent: usize, out: &mut String) {
-        let pad = " ".repeat(indent);
-        match v {
-            Value::Object(map) => {
-                for (k, val) in map {
-                    match val {
-                        Value::Object(m) if !m.is_empty() => {
-                            out.push_str(&format!("{pad}{k}:\n"));
-                            walk(val, indent + 2, out);
-                        }
-                        Value::Array(a) if a.iter().any(Value::is_object) => {
-                            out.push_str(&format!("{pad}{k}:\n"));
-                            for item in a {
-                                out.push_str(&format!("{pad}  -\n"));
-                                walk(item, indent + 4, out);
-                            }
-                        }
-                        other => out.push_str(&format!("{pad}{k}: {}\n", cell(other))),
-                    }
-                }
-            }
-            other => out.push_str(&format!("{pad}{}\n", cell(other))),
-        }
-    }
-    let mut out = String::new();
-    walk(v, 0, &mut out);
-    out
-}
-
 /// `?a=1&b=2` from the parameters that are set, percent-encoded.
 pub fn query_string(params: &[(&str, Option<String>)]) -> String {
     let parts: Vec<String> =
@@ -322,6 +298,9 @@ pub fn encode(s: &str) -> String {
 pub struct DeleteArgs {
     /// team, service or environment.
     pub kind: String,
+    /// The resource's name. Deleting a service or an environment stops its replicas and
+    /// closes its router ports (refused while a rollout there is in progress), and removes its
+    /// secrets; its releases and delivery history stay.
     pub name: String,
     #[command(flatten)]
     pub client: ClientArgs,
@@ -331,7 +310,8 @@ pub async fn delete(args: DeleteArgs) -> Result<ExitCode> {
     let kind = parse_kind(&args.kind)?;
     let client = Client::new(&args.client)?;
     client.call(Method::DELETE, &format!("/api/v1/{}/{}", plural(kind), encode(&args.name)), None).await?;
-    println!("{}/{} deleted", kind.noun(), args.name);
+    let stops = if kind == Kind::Team { "" } else { " (what ran there is being stopped)" };
+    println!("{}/{} deleted{stops}", kind.noun(), output::clean(&args.name));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -424,6 +404,7 @@ pub enum TokenCommand {
     },
     /// Revoke a token by id; requests with it are refused from then on.
     Revoke {
+        /// The token's id, as `pave token list` shows it (not its secret).
         id: String,
         #[command(flatten)]
         client: ClientArgs,
@@ -435,7 +416,7 @@ pub async fn token(cmd: TokenCommand) -> Result<ExitCode> {
         TokenCommand::Create { name, role, client: args } => {
             let client = Client::new(&args)?;
             let v = client.call(Method::POST, "/api/v1/tokens", Some(&json!({"name": name, "role": role}))).await?;
-            if args.output == Format::Json {
+            if args.output.structured() {
                 output::json(&v);
             } else {
                 println!(
@@ -462,7 +443,7 @@ pub async fn token(cmd: TokenCommand) -> Result<ExitCode> {
         }
         TokenCommand::Revoke { id, client: args } => {
             let v = Client::new(&args)?.call(Method::DELETE, &format!("/api/v1/tokens/{}", encode(&id)), None).await?;
-            if args.output == Format::Json {
+            if args.output.structured() {
                 output::json(&v);
             } else {
                 println!("token {id} revoked");
@@ -481,7 +462,7 @@ pub struct WhoamiArgs {
 pub async fn whoami(args: WhoamiArgs) -> Result<ExitCode> {
     let v = Client::new(&args.client)?.get("/api/v1/whoami").await?;
     match args.client.output {
-        Format::Json => output::json(&v),
+        Format::Json | Format::Yaml => output::json(&v),
         Format::Table => println!("{} ({}), token {}", cell(&v["name"]), cell(&v["role"]), cell(&v["tokenId"])),
     }
     Ok(ExitCode::SUCCESS)

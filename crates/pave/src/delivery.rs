@@ -14,12 +14,20 @@ use crate::ClientArgs;
 use crate::client::Client;
 use crate::output::{self, Format, cell};
 
+/// An RFC 3339 time, `now`, or `now-DURATION` (`now-3h`, `now-90m`): a report made after the
+/// fact can say when things happened without a calendar.
 fn time(s: &str) -> Result<Timestamp> {
+    let now = || -> Result<i64> {
+        Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64)
+    };
     if s == "now" {
-        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
-        return Ok(Timestamp(ms));
+        return Ok(Timestamp(now()?));
     }
-    Timestamp::parse_rfc3339(s).map_err(anyhow::Error::msg)
+    if let Some(ago) = s.strip_prefix("now-") {
+        let ms = pave_model::runtime::parse_duration(ago).map_err(|e| anyhow::anyhow!("{s:?}: {e} (as in now-3h)"))?;
+        return Ok(Timestamp(now()? - ms as i64));
+    }
+    Timestamp::parse_rfc3339(s).map_err(|e| anyhow::anyhow!("{e} (or write now, or now-3h)"))
 }
 
 fn opt_time(s: &Option<String>) -> Result<Option<Timestamp>> {
@@ -30,10 +38,13 @@ fn opt_time(s: &Option<String>) -> Result<Option<Timestamp>> {
 pub enum EventCommand {
     /// Report a deployment (from any CI/CD system).
     Deployment {
+        /// The service's name, as in the catalog.
         #[arg(long)]
         service: String,
+        /// The environment's name (`production`).
         #[arg(long = "env")]
         environment: String,
+        /// The release's version (`1.4.0`).
         #[arg(long)]
         version: String,
         /// The commit deployed.
@@ -45,10 +56,10 @@ pub enum EventCommand {
         /// Every commit shipped, comma-separated, when known exactly.
         #[arg(long, value_delimiter = ',')]
         commits: Vec<String>,
-        /// RFC 3339 time or `now`.
+        /// RFC 3339 time, `now` or `now-DURATION` (`now-2h`).
         #[arg(long, default_value = "now")]
         started: String,
-        /// RFC 3339 time or `now`.
+        /// RFC 3339 time, `now` or `now-DURATION` (`now-2h`).
         #[arg(long, default_value = "now")]
         finished: String,
         /// succeeded, failed or rolled-back.
@@ -57,7 +68,9 @@ pub enum EventCommand {
         /// planned, or unplanned (a fix for a production problem).
         #[arg(long, default_value = "planned")]
         kind: String,
-        /// Idempotency id [default: SERVICE/ENV/VERSION/STARTED].
+        /// Idempotency id: a report with the id of an earlier one updates it [default:
+        /// SERVICE/ENV/VERSION, then /COMMIT when --commit is given and /STARTED (ms) when
+        /// --started is not `now`; so a CI retry of the same deployment reports it once].
         #[arg(long)]
         id: Option<String>,
         /// A checkout of the service's repository: the commits shipped (reachable from
@@ -69,22 +82,28 @@ pub enum EventCommand {
     },
     /// Report an incident, or update one (same id) when it is detected or resolved.
     Incident {
+        /// The incident's id in your incident tool (`INC-7`); reporting the same id again updates it.
         #[arg(long)]
         id: String,
+        /// The service's name, as in the catalog.
         #[arg(long)]
         service: String,
         /// When the impact began.
         #[arg(long, default_value = "now")]
         opened: String,
+        /// When someone or something noticed it: RFC 3339, `now` or `now-DURATION` [default: when it opened].
         #[arg(long)]
         detected: Option<String>,
+        /// When service was restored: RFC 3339, `now` or `now-DURATION`; open until given.
         #[arg(long)]
         resolved: Option<String>,
+        /// How bad: your incident tool's word for it (`sev1`, `critical`, …).
         #[arg(long, default_value = "unknown")]
         severity: String,
         /// The id of the deployment that caused it.
         #[arg(long)]
         deployment: Option<String>,
+        /// A one-line summary.
         #[arg(long)]
         title: Option<String>,
         #[command(flatten)]
@@ -92,24 +111,53 @@ pub enum EventCommand {
     },
     /// Report a change (a commit), with its merge time if it went through a pull request.
     Change {
+        /// The commit's id.
         #[arg(long)]
         sha: String,
+        /// The service's name, as in the catalog.
         #[arg(long)]
         service: String,
+        /// Who wrote it (name or e-mail).
         #[arg(long, default_value = "")]
         author: String,
+        /// The commit message (its first line is enough).
         #[arg(long, default_value = "")]
         message: String,
         /// Defaults to the commit time.
         #[arg(long)]
         authored: Option<String>,
+        /// When it was committed: RFC 3339, `now` or `now-DURATION`.
         #[arg(long, default_value = "now")]
         committed: String,
+        /// When its pull request was merged (lead time is measured from the commit either way).
         #[arg(long)]
         merged: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+/// What identifies a deployment when the reporter gives no id: the same call retried (a CI
+/// job run again) must name the same deployment, so the time of the call is never part of it;
+/// an explicit start time is.
+fn default_deployment_id(
+    service: &str,
+    environment: &str,
+    version: &str,
+    commit: Option<&str>,
+    explicit_start: bool,
+    started: Timestamp,
+) -> String {
+    let mut id = format!("{service}/{environment}/{version}");
+    if let Some(c) = commit {
+        id.push('/');
+        id.push_str(c);
+    }
+    if explicit_start {
+        id.push('/');
+        id.push_str(&started.0.to_string());
+    }
+    id
 }
 
 fn parse_enum<T: serde::de::DeserializeOwned>(flag: &str, value: &str) -> Result<T> {
@@ -146,7 +194,9 @@ pub async fn event(cmd: EventCommand) -> Result<ExitCode> {
             }
             let status: DeploymentStatus = parse_enum("status", &status)?;
             let kind: DeploymentKind = parse_enum("kind", &kind)?;
-            let id = id.unwrap_or_else(|| format!("{service}/{environment}/{version}/{}", started_at.0));
+            let id = id.unwrap_or_else(|| {
+                default_deployment_id(&service, &environment, &version, commit.as_deref(), started != "now", started_at)
+            });
             let d = Deployment {
                 id,
                 service,
@@ -197,7 +247,7 @@ pub async fn event(cmd: EventCommand) -> Result<ExitCode> {
     events.push(report.to_value());
     let v = Client::new(&client)?.call(Method::POST, "/api/v1/events", Some(&json!({ "events": events }))).await?;
     match client.output {
-        Format::Json => output::json(&v),
+        Format::Json | Format::Yaml => output::json(&v),
         Format::Table => {
             let results = v["results"].as_array().cloned().unwrap_or_default();
             if let Some(r) = results.last() {
@@ -263,8 +313,10 @@ pub struct DoraArgs {
     /// Window end (exclusive): RFC 3339 [default: now].
     #[arg(long)]
     pub to: Option<String>,
+    /// Only the services this team owns.
     #[arg(long)]
     pub team: Option<String>,
+    /// The service's name, as in the catalog.
     #[arg(long)]
     pub service: Option<String>,
     /// Environment whose deployments count [default: the production ones].
@@ -323,13 +375,13 @@ pub fn print_figures(f: &Value) {
     let rows = vec![
         vec![
             "Deployment frequency".into(),
-            format!(
-                "{:.2}/day, {:.1}/week ({} deployments, {})",
-                df["perDay"].as_f64().unwrap_or(0.0),
-                df["perWeek"].as_f64().unwrap_or(0.0),
-                df["deployments"],
-                cell(&df["bucket"])
-            ),
+            match (df["perDay"].as_f64(), df["perWeek"].as_f64()) {
+                (Some(day), Some(week)) => {
+                    format!("{day:.2}/day, {week:.1}/week ({} deployments, {})", df["deployments"], cell(&df["bucket"]))
+                }
+                // No rate (`pave assess` over a window too short to judge).
+                _ => format!("no rate ({} deployments, {})", df["deployments"], cell(&df["bucket"])),
+            },
             lvl(df),
         ],
         vec!["Lead time for changes".into(), durations(&lt["commits"]), lvl(lt)],
@@ -379,7 +431,7 @@ pub async fn dora(args: DoraArgs) -> Result<ExitCode> {
             serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     }
     let v = Client::new(&args.client)?.call(Method::POST, "/api/v1/dora", Some(&body)).await?;
-    if args.client.output == Format::Json || args.explain {
+    if args.client.output.structured() || args.explain {
         output::json(&v);
         return Ok(ExitCode::SUCCESS);
     }
@@ -427,10 +479,13 @@ pub struct TimelineArgs {
     /// With --incident: how far back to look [default: 24h].
     #[arg(long, requires = "incident")]
     pub before: Option<String>,
+    /// The environment's name (`production`).
     #[arg(long = "env")]
     pub environment: Option<String>,
+    /// Only the services this team owns.
     #[arg(long)]
     pub team: Option<String>,
+    /// The service's name, as in the catalog.
     #[arg(long)]
     pub service: Option<String>,
     /// Most entries, newest kept.
@@ -453,7 +508,7 @@ pub async fn timeline(args: TimelineArgs) -> Result<ExitCode> {
         ("limit", args.limit.map(|l| l.to_string())),
     ]);
     let v = Client::new(&args.client)?.get(&format!("/api/v1/timeline{q}")).await?;
-    if args.client.output == Format::Json {
+    if args.client.output.structured() {
         output::json(&v);
         return Ok(ExitCode::SUCCESS);
     }
@@ -488,7 +543,7 @@ fn timeline_row(e: &Value) -> Vec<String> {
             at,
             format!("incident {}", cell(&e["id"])),
             cell(&e["service"]),
-            format!("{} {}", cell(&e["severity"]), e["title"].as_str().unwrap_or("")).trim().to_owned(),
+            format!("{} {}", cell(&e["severity"]), output::clean(e["title"].as_str().unwrap_or(""))).trim().to_owned(),
         ],
         _ => {
             let envs: Vec<String> = e["environments"]

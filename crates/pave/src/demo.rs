@@ -74,9 +74,11 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
             () = shutdown_signal() => {}
         }
     };
-    // Bind the requested address, or any free port if it is taken.
+    // Bind the requested address, or any free port if it is taken (and say so: a reader of
+    // the README expects 7700).
     let probe = std::net::TcpListener::bind(settings.listen);
-    if probe.is_err() {
+    if let Err(e) = &probe {
+        println!("note: {} is not free ({e}); serving on a free port instead", settings.listen);
         settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     }
     drop(probe);
@@ -187,14 +189,20 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         .collect();
     output::table(&["ACTOR", "ACTION", "OUTCOME"], &rows);
 
-    println!(
-        "\nTry it yourself:\n    export PAVE_URL={url} PAVE_TOKEN={token}\n    pave get services\n    pave dora --from 7d --explain\n    pave events --kind 'service.*'\n    pave flags list\n    pave timeline --env dev\n    \
+    if args.exit {
+        println!(
+            "\nThe platform stops with the tour (--exit). Run `pave demo` without --exit to keep it serving and try it yourself."
+        );
+    } else {
+        println!(
+            "\nTry it yourself:\n    export PAVE_URL={url} PAVE_TOKEN={token}\n    pave get services\n    pave dora --from 7d --explain\n    pave events --kind 'service.*'\n    pave flags list\n    pave timeline --env dev\n    \
          pave rollout status storefront --env dev\n    pave rollout list\n    pave logs storefront --env dev --follow\n    \
          pave deploy storefront 1.0.0 --env dev --strategy blue-green\n    pave rollout undo storefront --env dev\n    \
          pave secret list storefront\n    pave release show storefront 5.0.0\n    \
          curl -H \"Authorization: Bearer $PAVE_TOKEN\" $PAVE_URL/api/v1/services/checkout\n    \
          curl $PAVE_URL/metrics\n    API description: $PAVE_URL/api/v1/openapi.json"
-    );
+        );
+    }
     if args.exit {
         let _ = stop_tx.send(());
     } else {

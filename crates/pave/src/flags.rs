@@ -16,12 +16,15 @@ use crate::output::{self, Format, cell};
 pub enum FlagsCommand {
     /// Create a flag (off everywhere until enabled). Richer flags: `pave apply` a Flag document.
     Create {
+        /// The flag's name.
         name: String,
+        /// The project the flag belongs to [default: default].
         #[arg(long, default_value = "default")]
         project: String,
         /// release, experiment, operational, kill-switch or permission.
         #[arg(long = "type", default_value = "release")]
         flag_type: String,
+        /// What the flag is for, for whoever finds it later.
         #[arg(long)]
         description: Option<String>,
         /// The team or service answerable for it.
@@ -35,7 +38,9 @@ pub enum FlagsCommand {
     },
     /// Turn a flag on in an environment.
     Enable {
+        /// The flag's name.
         name: String,
+        /// The environment's name (`production`).
         #[arg(long)]
         env: String,
         #[command(flatten)]
@@ -43,7 +48,9 @@ pub enum FlagsCommand {
     },
     /// Turn a flag off in an environment (the kill switch: SDKs see it within a second).
     Disable {
+        /// The flag's name.
         name: String,
+        /// The environment's name (`production`).
         #[arg(long)]
         env: String,
         #[command(flatten)]
@@ -51,8 +58,11 @@ pub enum FlagsCommand {
     },
     /// Set the share of users (0-100 %, sticky per user) a flag is on for in an environment.
     Rollout {
+        /// The flag's name.
         name: String,
+        /// Share of users to turn it on for, 0-100 (sticky per user: the same users stay in).
         percent: u32,
+        /// The environment's name (`production`).
         #[arg(long)]
         env: String,
         #[command(flatten)]
@@ -60,12 +70,14 @@ pub enum FlagsCommand {
     },
     /// One flag: its configuration per environment, exposure and usage.
     Show {
+        /// The flag's name.
         name: String,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// All flags, with their state per environment and when SDKs last evaluated them.
     List {
+        /// The project the flag belongs to [default: default].
         #[arg(long)]
         project: Option<String>,
         /// Include archived flags.
@@ -76,12 +88,14 @@ pub enum FlagsCommand {
     },
     /// Stop serving a flag (kept for the record; `revive` brings it back).
     Archive {
+        /// The flag's name.
         name: String,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// Serve an archived flag again.
     Revive {
+        /// The flag's name.
         name: String,
         #[command(flatten)]
         client: ClientArgs,
@@ -91,6 +105,7 @@ pub enum FlagsCommand {
         /// Use this many days for every type instead of each type's expected lifetime.
         #[arg(long)]
         days: Option<i64>,
+        /// The project the flag belongs to [default: default].
         #[arg(long)]
         project: Option<String>,
         #[command(flatten)]
@@ -105,9 +120,12 @@ pub enum FlagsCommand {
 pub enum SdkTokenCommand {
     /// Create an SDK token; its secret is printed once.
     Create {
+        /// A name that says who uses it (`checkout-backend`).
         name: String,
+        /// The environment whose flags it reads.
         #[arg(long)]
         env: String,
+        /// The project the flag belongs to [default: default].
         #[arg(long, default_value = "default")]
         project: String,
         /// client (server SDKs, the whole flag set) or frontend (evaluated answers only).
@@ -116,11 +134,14 @@ pub enum SdkTokenCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// List SDK tokens: name, kind, environment, who made them, whether revoked (never secrets).
     List {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Revoke an SDK token: SDKs using it are refused from then on.
     Revoke {
+        /// The token's id, as `pave flags token list` shows it.
         id: String,
         #[command(flatten)]
         client: ClientArgs,
@@ -148,7 +169,7 @@ fn environments(v: &Value) -> String {
 }
 
 fn show(format: Format, v: &Value) {
-    if format == Format::Json {
+    if format.structured() {
         output::json(v);
         return;
     }
@@ -159,7 +180,7 @@ fn show(format: Format, v: &Value) {
         cell(&v["spec"]["project"])
     );
     if let Some(d) = v["spec"]["description"].as_str() {
-        println!("  {d}");
+        println!("  {}", output::clean(d));
     }
     if v["status"]["archivedAt"].is_string() {
         println!("  archived at {}", cell(&v["status"]["archivedAt"]));
@@ -187,6 +208,9 @@ fn show(format: Format, v: &Value) {
             println!("    variant {} weight {}", cell(&var["name"]), cell(&var["weight"]));
         }
     }
+    for w in v["status"]["warnings"].as_array().into_iter().flatten() {
+        println!("  warning: {}", cell(&w["message"]));
+    }
     for u in v["status"]["usage"].as_array().into_iter().flatten() {
         println!(
             "  evaluated in {}: {} yes, {} no, last {}",
@@ -213,7 +237,7 @@ pub async fn run(cmd: FlagsCommand) -> Result<ExitCode> {
             let doc = json!({"kind": "Flag", "metadata": {"name": name}, "spec": spec});
             let v = Client::new(&client)?.call(Method::POST, "/api/v1/flags", Some(&doc)).await?;
             match client.output {
-                Format::Json => output::json(&v),
+                Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => println!("flag {name} created (off until `pave flags enable {name} --env ENV`)"),
             }
         }
@@ -223,7 +247,7 @@ pub async fn run(cmd: FlagsCommand) -> Result<ExitCode> {
             let path = format!("/api/v1/flags/{}/environments/{}/rollout", enc(&name), enc(&env));
             let v = Client::new(&client)?.call(Method::POST, &path, Some(&json!({"percent": percent}))).await?;
             match client.output {
-                Format::Json => output::json(&v),
+                Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => {
                     println!("flag {name} in {env}: rolled out to {percent} % of users");
                     if v["spec"]["environments"][&env]["enabled"].as_bool() != Some(true) {
@@ -276,7 +300,7 @@ async fn toggle(name: &str, env: &str, action: &str, client: &ClientArgs) -> Res
     let path = format!("/api/v1/flags/{}/environments/{}/{action}", enc(name), enc(env));
     let v = Client::new(client)?.call(Method::POST, &path, None).await?;
     match client.output {
-        Format::Json => output::json(&v),
+        Format::Json | Format::Yaml => output::json(&v),
         Format::Table => {
             let exposure = cell(&v["status"]["environments"][env]["exposure"]);
             println!(
@@ -295,7 +319,7 @@ async fn toggle(name: &str, env: &str, action: &str, client: &ClientArgs) -> Res
 async fn archive(name: &str, action: &str, client: &ClientArgs) -> Result<()> {
     let v = Client::new(client)?.call(Method::POST, &format!("/api/v1/flags/{}/{action}", enc(name)), None).await?;
     match client.output {
-        Format::Json => output::json(&v),
+        Format::Json | Format::Yaml => output::json(&v),
         Format::Table => println!("flag {name} {}", if action == "archive" { "archived" } else { "revived" }),
     }
     Ok(())
@@ -307,7 +331,7 @@ async fn token(cmd: SdkTokenCommand) -> Result<()> {
             let body = json!({"name": name, "kind": kind, "project": project, "environment": env});
             let v = Client::new(&client)?.call(Method::POST, "/api/v1/sdk-tokens", Some(&body)).await?;
             match client.output {
-                Format::Json => output::json(&v),
+                Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => {
                     println!(
                         "{} SDK token {} ({}) for project {project}, environment {env}:",
@@ -343,7 +367,7 @@ async fn token(cmd: SdkTokenCommand) -> Result<()> {
             let v =
                 Client::new(&client)?.call(Method::DELETE, &format!("/api/v1/sdk-tokens/{}", enc(&id)), None).await?;
             match client.output {
-                Format::Json => output::json(&v),
+                Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => println!("SDK token {id} revoked"),
             }
         }

@@ -23,7 +23,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "pave", version, about, long_about = None)]
 #[command(after_help = "Start with `pave demo`, or `pave serve` and then `pave apply -f catalog/`.")]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -99,7 +99,27 @@ enum Command {
     Sample,
 }
 
+/// Output piped into a reader that stops early (`pave events | head`) ends the program
+/// quietly, as it would end a C program by SIGPIPE (status 141), instead of a panic message:
+/// Rust ignores SIGPIPE, so a write to a closed pipe is an error `println!` panics on.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> std::process::ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     if matches!(cli.command, Command::Sample) {
         return pave_sample::main();
@@ -157,4 +177,32 @@ pub fn now_ms() -> i64 {
 /// Default data directory: `./.pave`.
 pub fn default_data_dir() -> PathBuf {
     PathBuf::from(".pave")
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    /// Every option and argument of every command says what it is for (a `--env` without help
+    /// leaves a user guessing whether it names a Pave environment or a process variable).
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() && !cmd.is_hide_set() {
+                missing.push(format!("{path}: no about"));
+            }
+            for a in cmd.get_arguments() {
+                if a.get_help().is_none() && a.get_long_help().is_none() && !a.is_hide_set() {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:#?}");
+    }
 }

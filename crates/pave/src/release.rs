@@ -16,7 +16,9 @@ use crate::output::{self, Format, cell};
 pub enum ReleaseCommand {
     /// Upload an artifact (a file or a directory) as release VERSION of SERVICE.
     Create {
+        /// The service's name, as in the catalog.
         service: String,
+        /// The release's version (`1.4.0`).
         #[arg(long)]
         version: String,
         /// The file or directory to release; it is stored by content, so later changes to
@@ -37,7 +39,9 @@ pub enum ReleaseCommand {
     /// Have Pave scan a release's stored artifact again (after the server's advisory database
     /// or rules changed, say) and attach the results.
     Scan {
+        /// The service's name, as in the catalog.
         service: String,
+        /// The release's version (`1.4.0`).
         version: String,
         #[command(flatten)]
         client: ClientArgs,
@@ -45,12 +49,17 @@ pub enum ReleaseCommand {
     /// Attach scan reports made elsewhere (CI) to a release: `pave scan secrets -f json`,
     /// gitleaks' JSON, `pave scan deps -f json`, a CycloneDX SBOM.
     Attach {
+        /// The service's name, as in the catalog.
         service: String,
+        /// The release's version (`1.4.0`).
         version: String,
+        /// A secret scan report: `pave scan secrets -f json`, or gitleaks' JSON.
         #[arg(long)]
         secrets: Option<PathBuf>,
+        /// A dependency audit report: `pave scan deps -f json`.
         #[arg(long)]
         deps: Option<PathBuf>,
+        /// A CycloneDX SBOM (1.4-1.6, JSON): `pave sbom`.
         #[arg(long)]
         sbom: Option<PathBuf>,
         #[command(flatten)]
@@ -58,13 +67,16 @@ pub enum ReleaseCommand {
     },
     /// A release, the scans it carries, and whether each environment's policy admits it.
     Show {
+        /// The service's name, as in the catalog.
         service: String,
+        /// The release's version (`1.4.0`).
         version: String,
         #[command(flatten)]
         client: ClientArgs,
     },
     /// A service's releases, newest first.
     List {
+        /// The service's name, as in the catalog.
         service: String,
         #[command(flatten)]
         client: ClientArgs,
@@ -94,7 +106,7 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
                 v["notes"] = scanned["notes"].clone();
             }
             match client.output {
-                Format::Json => output::json(&v),
+                Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => {
                     let r = &v["release"];
                     let what =
@@ -122,7 +134,7 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             let api = Client::new(&client)?;
             let v = api.call(Method::POST, &format!("{}/scan", release_path(&service, &version)), None).await?;
             match client.output {
-                Format::Json => output::json(&v),
+                Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => {
                     println!("scanned release {service} {version}:");
                     for n in v["notes"].as_array().into_iter().flatten() {
@@ -149,7 +161,7 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             let api = Client::new(&client)?;
             let v = api.call(Method::POST, &scans_path(&service, &version), Some(&body)).await?;
             match client.output {
-                Format::Json => output::json(&v),
+                Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => {
                     println!("attached to release {service} {version}:");
                     print_scans(&v["scans"]);
@@ -160,7 +172,7 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
         ReleaseCommand::Show { service, version, client } => {
             let v = Client::new(&client)?.get(&release_path(&service, &version)).await?;
             match client.output {
-                Format::Json => output::json(&v),
+                Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => {
                     println!(
                         "release {} {}: {} ({} files, {} bytes), created {} by {}",
@@ -241,6 +253,18 @@ pub fn print_scans(scans: &Value) {
                     cell(&v["id"]),
                     v["fix"].as_str().map(|f| format!("-> {f}")).unwrap_or_default()
                 );
+            }
+            for n in d["notices"].as_array().into_iter().flatten().take(10) {
+                println!(
+                    "           warning {} {} {} {}",
+                    cell(&n["kind"]),
+                    cell(&n["package"]),
+                    cell(&n["version"]),
+                    cell(&n["id"])
+                );
+            }
+            for u in d["unreadable"].as_array().into_iter().flatten() {
+                println!("           unreadable {}: {}", cell(&u["file"]), cell(&u["problem"]));
             }
         }
         None => println!("  deps:    not audited"),

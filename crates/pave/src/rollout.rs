@@ -17,11 +17,15 @@ use crate::output::{self, Format, cell};
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
+    /// The service's name, as in the catalog.
     pub service: String,
+    /// The release's version (`1.4.0`): `pave release list SERVICE` shows them.
     pub version: String,
+    /// The environment's name (`production`).
     #[arg(long = "env")]
     pub environment: String,
-    /// recreate, rolling or blue-green [default: the service's spec.rollout, else rolling]
+    /// recreate, rolling, blue-green or canary (a canary takes its steps from the service's
+    /// spec.rollout) [default: the service's spec.rollout, else rolling]
     #[arg(long)]
     pub strategy: Option<String>,
     /// Admins: skip the promotion path and the approval, recording this reason.
@@ -36,7 +40,9 @@ pub struct DeployArgs {
 
 #[derive(Debug, Args)]
 pub struct Target {
+    /// The service's name, as in the catalog.
     pub service: String,
+    /// The environment's name (`production`).
     #[arg(long = "env")]
     pub environment: String,
     #[command(flatten)]
@@ -65,14 +71,17 @@ pub enum RolloutCommand {
     },
     /// Rollouts, newest first.
     List {
+        /// The service's name, as in the catalog.
         #[arg(long)]
         service: Option<String>,
+        /// The environment's name (`production`).
         #[arg(long = "env")]
         environment: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Approve the rollout waiting for approval (someone other than who requested it).
+    /// Approve the rollout waiting for approval: someone other than who requested it, or an
+    /// admin (whose approval of their own rollout is recorded as self-approved).
     Approve(Steer),
     /// Let a rollout go past the step it waits in: a promotion gate (blue-green: switch
     /// traffic), a canary pause, or an analysis.
@@ -89,7 +98,9 @@ pub enum RolloutCommand {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    /// The service's name, as in the catalog.
     pub service: String,
+    /// The environment's name (`production`).
     #[arg(long = "env")]
     pub environment: String,
     /// Lines per replica to show first.
@@ -126,10 +137,10 @@ pub(crate) async fn follow(c: &Client, id: i64, format: Format) -> Result<ExitCo
             last = (state.clone(), step);
         }
         if terminal(&state) || state == "awaiting-approval" || state == "awaiting-promotion" || state == "paused" {
-            if format == Format::Json {
+            if format.structured() {
                 output::json(&v);
             } else if let Some(reason) = r["reason"].as_str() {
-                println!("reason: {reason}");
+                println!("reason: {}", output::clean(reason));
             }
             return Ok(if state == "succeeded" || state.starts_with("awaiting") || state == "paused" {
                 ExitCode::SUCCESS
@@ -156,7 +167,7 @@ pub async fn deploy(a: DeployArgs) -> Result<ExitCode> {
     let id = v["rollout"]["id"].as_i64().unwrap_or(0);
     if a.no_wait {
         match a.client.output {
-            Format::Json => output::json(&v),
+            Format::Json | Format::Yaml => output::json(&v),
             Format::Table => println!("rollout {id}: {}", cell(&v["rollout"]["state"])),
         }
         return Ok(ExitCode::SUCCESS);
@@ -181,7 +192,7 @@ pub async fn rollout(cmd: RolloutCommand) -> Result<ExitCode> {
             let path = format!("/api/v1/services/{}/environments/{}/status", target.service, target.environment);
             loop {
                 let v = c.get(&path).await?;
-                if target.client.output == Format::Json {
+                if target.client.output.structured() {
                     output::json(&v);
                 } else {
                     if watch {
@@ -248,7 +259,7 @@ async fn act(t: Target, action: &str, wait: bool) -> Result<ExitCode> {
     let v = c.call(Method::POST, &format!("/api/v1/rollouts/{id}/{action}"), None).await?;
     if !wait {
         match t.client.output {
-            Format::Json => output::json(&v),
+            Format::Json | Format::Yaml => output::json(&v),
             Format::Table => println!("rollout {id}: {}", cell(&v["rollout"]["state"])),
         }
         return Ok(ExitCode::SUCCESS);

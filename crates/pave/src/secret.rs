@@ -21,8 +21,11 @@ pub enum SecretCommand {
     /// (`pave secret set api DB_PASSWORD --env prod < file`, or typed without echo). Running
     /// replicas are restarted with it, one at a time.
     Set {
+        /// The service's name, as in the catalog.
         service: String,
+        /// The secret's name: the environment variable replicas see (`DB_PASSWORD`).
         name: String,
+        /// The environment whose replicas get it (`production`).
         #[arg(long)]
         env: String,
         #[command(flatten)]
@@ -30,7 +33,9 @@ pub enum SecretCommand {
     },
     /// A service's secrets: names, versions, who set them and when — never values.
     List {
+        /// The service's name, as in the catalog.
         service: String,
+        /// The environment whose replicas get it (`production`).
         #[arg(long)]
         env: Option<String>,
         #[command(flatten)]
@@ -38,8 +43,11 @@ pub enum SecretCommand {
     },
     /// Remove a secret; running replicas are restarted without it.
     Rm {
+        /// The service's name, as in the catalog.
         service: String,
+        /// The secret's name: the environment variable replicas see (`DB_PASSWORD`).
         name: String,
+        /// The environment whose replicas get it (`production`).
         #[arg(long)]
         env: String,
         #[command(flatten)]
@@ -94,7 +102,7 @@ pub async fn run(cmd: SecretCommand) -> Result<ExitCode> {
                 .send_bytes(Method::PUT, &path(&service, &name, &env), "application/octet-stream", value)
                 .await?;
             match client.output {
-                Format::Json => output::json(&v),
+                Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => {
                     let s = &v["secret"];
                     println!(
@@ -114,7 +122,7 @@ pub async fn run(cmd: SecretCommand) -> Result<ExitCode> {
         SecretCommand::Rm { service, name, env, client } => {
             let v = Client::new(&client)?.call(Method::DELETE, &path(&service, &name, &env), None).await?;
             match client.output {
-                Format::Json => output::json(&v),
+                Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => {
                     println!("secret {name} of {service} in {env} removed");
                     if v["rolling"].as_bool() == Some(true) {

@@ -28,8 +28,9 @@ pub struct ServeArgs {
     /// Directory for the embedded database and other state [default: ./.pave].
     #[arg(long, env = "PAVE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// PostgreSQL URL (`postgres://user:pass@host/db`) to share state between replicas;
-    /// without it, state lives in SQLite in the data directory.
+    /// PostgreSQL URL (`postgres://user@host/db`) to share state between replicas; without
+    /// it, state lives in SQLite in the data directory. Put a password in PAVE_DATABASE_URL or
+    /// ~/.pgpass rather than here: arguments show in the process list.
     #[arg(long, env = "PAVE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Optional TOML configuration file.
@@ -47,16 +48,19 @@ pub struct ServeArgs {
     /// Most database connections in the pool [default: 8].
     #[arg(long, env = "PAVE_DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<u32>,
-    /// Secret of the first admin token, instead of a random one (for automation). Only used
-    /// when the database has no token yet.
-    #[arg(long, env = "PAVE_BOOTSTRAP_TOKEN", hide_env_values = true)]
-    pub bootstrap_token: Option<String>,
-    /// Shared secret GitHub signs webhooks with (`/api/v1/webhooks/github`).
-    #[arg(long, env = "PAVE_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
-    pub github_webhook_secret: Option<String>,
-    /// Token GitLab sends with webhooks (`/api/v1/webhooks/gitlab`).
-    #[arg(long, env = "PAVE_GITLAB_WEBHOOK_TOKEN", hide_env_values = true)]
-    pub gitlab_webhook_token: Option<String>,
+    /// File holding the secret of the first admin token, instead of a random one (for
+    /// automation); or the secret itself in PAVE_BOOTSTRAP_TOKEN. Only used when the database
+    /// has no token yet. (Secrets are never taken as arguments: the process list shows those.)
+    #[arg(long, env = "PAVE_BOOTSTRAP_TOKEN_FILE")]
+    pub bootstrap_token_file: Option<PathBuf>,
+    /// File holding the shared secret GitHub signs webhooks with (`/api/v1/webhooks/github`);
+    /// or the secret itself in PAVE_GITHUB_WEBHOOK_SECRET.
+    #[arg(long, env = "PAVE_GITHUB_WEBHOOK_SECRET_FILE")]
+    pub github_webhook_secret_file: Option<PathBuf>,
+    /// File holding the token GitLab sends with webhooks (`/api/v1/webhooks/gitlab`); or the
+    /// token itself in PAVE_GITLAB_WEBHOOK_TOKEN.
+    #[arg(long, env = "PAVE_GITLAB_WEBHOOK_TOKEN_FILE")]
+    pub gitlab_webhook_token_file: Option<PathBuf>,
     /// Ports the router takes, one per service and environment, as FIRST-LAST
     /// [default: 7800-7999]. A route keeps its port across restarts.
     #[arg(long, env = "PAVE_ROUTER_PORTS", value_parser = parse_port_range)]
@@ -64,9 +68,10 @@ pub struct ServeArgs {
     /// Where rollout events are POSTed, signed (repeat for several; `http://` URLs).
     #[arg(long = "webhook", env = "PAVE_WEBHOOKS", value_delimiter = ',')]
     pub webhooks: Vec<String>,
-    /// Shared secret that signs webhook deliveries (`X-Pave-Signature-256`).
-    #[arg(long, env = "PAVE_WEBHOOK_SECRET", hide_env_values = true)]
-    pub webhook_secret: Option<String>,
+    /// File holding the shared secret that signs webhook deliveries (`X-Pave-Signature-256`);
+    /// or the secret itself in PAVE_WEBHOOK_SECRET.
+    #[arg(long, env = "PAVE_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
     /// Router worker threads, each a single-threaded runtime with its own backend
     /// connections [default: 0, one per core].
     #[arg(long, env = "PAVE_ROUTER_THREADS")]
@@ -182,9 +187,17 @@ impl ServeArgs {
             log: self.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(16 * 1024 * 1024),
             db_max_connections: self.db_max_connections.or(file.db_max_connections).unwrap_or(8),
-            bootstrap_token: self.bootstrap_token.clone(),
-            github_webhook_secret: self.github_webhook_secret.clone().or(file.github_webhook_secret),
-            gitlab_webhook_token: self.gitlab_webhook_token.clone().or(file.gitlab_webhook_token),
+            bootstrap_token: secret_setting("PAVE_BOOTSTRAP_TOKEN", self.bootstrap_token_file.as_deref(), None)?,
+            github_webhook_secret: secret_setting(
+                "PAVE_GITHUB_WEBHOOK_SECRET",
+                self.github_webhook_secret_file.as_deref(),
+                file.github_webhook_secret,
+            )?,
+            gitlab_webhook_token: secret_setting(
+                "PAVE_GITLAB_WEBHOOK_TOKEN",
+                self.gitlab_webhook_token_file.as_deref(),
+                file.gitlab_webhook_token,
+            )?,
             router_ports: match (self.router_ports, file.router_ports.as_deref()) {
                 (Some(r), _) => r,
                 (None, Some(text)) => parse_port_range(text).map_err(|e| anyhow::anyhow!("router-ports: {e}"))?,
@@ -199,11 +212,14 @@ impl ServeArgs {
             webhooks: {
                 let urls =
                     if self.webhooks.is_empty() { file.webhooks.unwrap_or_default() } else { self.webhooks.clone() };
-                let secret = self.webhook_secret.clone().or(file.webhook_secret).filter(|s| !s.is_empty());
+                let secret =
+                    secret_setting("PAVE_WEBHOOK_SECRET", self.webhook_secret_file.as_deref(), file.webhook_secret)?;
                 match (urls.is_empty(), secret) {
                     (true, _) => Vec::new(),
                     (false, None) => {
-                        anyhow::bail!("webhooks need --webhook-secret (PAVE_WEBHOOK_SECRET) to sign deliveries")
+                        anyhow::bail!(
+                            "webhooks need a secret to sign deliveries: PAVE_WEBHOOK_SECRET or --webhook-secret-file"
+                        )
                     }
                     (false, Some(secret)) => {
                         for u in &urls {
@@ -221,6 +237,24 @@ impl ServeArgs {
     }
 }
 
+/// A secret setting: from its file (`--…-file`), else its environment variable, else the
+/// config file. Never from an argument, which any user on the machine can read in the process
+/// list. A file's trailing newline is not part of the secret; an empty secret is refused.
+fn secret_setting(var: &str, file: Option<&Path>, config: Option<String>) -> Result<Option<String>> {
+    let value = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            Some(text.strip_suffix('\r').unwrap_or(text).to_owned())
+        }
+        None => std::env::var(var).ok().or(config),
+    };
+    match value {
+        Some(v) if v.is_empty() => anyhow::bail!("{var} is empty"),
+        v => Ok(v),
+    }
+}
+
 fn read_config(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
@@ -229,7 +263,11 @@ fn read_config(path: &Path) -> Result<FileConfig> {
 pub fn init_logging(format: LogFormat, filter: &str) -> Result<()> {
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).with_context(|| format!("invalid log filter {filter:?}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal (and never with NO_COLOR): escape codes in a
+    // redirected log or a CI transcript are noise.
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let result = match format {
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
@@ -276,23 +314,23 @@ pub struct Running {
     pub engine: std::sync::Arc<pave_server::ProcessEngine>,
 }
 
-/// Opens the store, creates the first token if needed, binds and starts serving until
+/// Binds, opens the store, starts the engine, creates the first token if needed and serves until
 /// `shutdown` completes.
 pub async fn start(
     settings: &Settings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<Running> {
-    let mut options = pave_store::StoreOptions::new(&settings.data_dir);
-    options.database_url = settings.database_url.clone();
-    options.max_connections = settings.db_max_connections;
-    let store = pave_store::Store::open(&options).await.context("cannot open the store")?;
-    let new_admin_token = pave_server::bootstrap_admin(&store, settings.bootstrap_token.as_deref())
-        .await
-        .context("cannot create the first admin token")?;
+    // Bind first: a port that is taken must stop the start before anything is stored (the
+    // first admin token is shown once; created by a start that then fails, it would be lost).
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    private_data_dir(&settings.data_dir)?;
+    let mut options = pave_store::StoreOptions::new(&settings.data_dir);
+    options.database_url = settings.database_url.clone();
+    options.max_connections = settings.db_max_connections;
+    let store = pave_store::Store::open(&options).await.context("cannot open the store")?;
     let backend = store.backend_name();
     let config = pave_server::ServerConfig {
         max_body_bytes: settings.max_body_bytes,
@@ -307,6 +345,16 @@ pub async fn start(
     };
     let master_key = std::sync::Arc::new(load_keyring(&store, settings, backend).await?);
     let engine = start_engine(&store, settings, master_key.clone())?;
+    // Last of all that can fail, so the token is created only by a start that then serves
+    // and prints it.
+    let new_admin_token = match pave_server::bootstrap_admin(&store, settings.bootstrap_token.as_deref()).await {
+        Ok(token) => token,
+        Err(e) => {
+            engine.halt();
+            engine.stop(false).await;
+            return Err(anyhow::Error::new(e).context("cannot create the first admin token"));
+        }
+    };
     let halting = engine.clone();
     let shutdown = async move {
         shutdown.await;
@@ -328,6 +376,25 @@ pub async fn start(
     });
     let task = tokio::spawn(async move { pave_server::serve(listener, state, shutdown).await });
     Ok(Running { addr, backend, new_admin_token, task, engine })
+}
+
+/// The data directory holds the database, the master key, artifacts and replica logs: only
+/// the user Pave runs as may enter it (0700; an existing one with wider permissions is
+/// narrowed, and said so).
+fn private_data_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make the data directory {} private", dir.display()))?;
+        tracing::info!(dir = %dir.display(), was = format!("{:o}", mode & 0o777), "data directory made private (0700)");
+    }
+    Ok(())
 }
 
 /// The master key and any earlier ones (`PAVE_MASTER_KEY_PREVIOUS`). A key the stored secrets
@@ -438,27 +505,28 @@ fn start_engine(
     Ok(engine)
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Completes on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is called,
+/// not when the future is first polled: a signal that arrives while the server is still
+/// starting (the engine restoring replicas, say) must shut it down cleanly, not kill it.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let int = signal(SignalKind::interrupt());
+    let term = signal(SignalKind::terminate());
+    async move {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = wait(int) => {}
+            () = wait(term) => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        tracing::info!("shutting down: finishing in-flight requests");
     }
-    tracing::info!("shutting down: finishing in-flight requests");
 }
 
 #[cfg(test)]
@@ -483,6 +551,32 @@ mod tests {
     }
 
     #[test]
+    fn secrets_come_from_files_or_the_environment_never_arguments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s");
+        std::fs::write(&path, "hunter2\r\n").expect("write");
+        let var = "PAVE_TEST_SECRET_SETTING_UNSET";
+        assert_eq!(secret_setting(var, Some(&path), None).expect("file").as_deref(), Some("hunter2"));
+        assert_eq!(
+            secret_setting(var, None, Some("from-config".into())).expect("config").as_deref(),
+            Some("from-config")
+        );
+        assert_eq!(secret_setting(var, None, None).expect("none"), None);
+        std::fs::write(&path, "\n").expect("write");
+        let err = secret_setting(var, Some(&path), None).expect_err("empty");
+        assert!(err.to_string().contains("is empty"), "{err}");
+        let err = secret_setting(var, Some(&dir.path().join("missing")), None).expect_err("missing");
+        assert!(format!("{err:#}").contains("cannot read"), "{err:#}");
+        // No option of `pave serve` takes a secret's value.
+        use clap::CommandFactory;
+        let help = crate::Cli::command().find_subcommand_mut("serve").expect("serve").render_long_help().to_string();
+        for flag in ["--github-webhook-secret ", "--gitlab-webhook-token ", "--webhook-secret ", "--bootstrap-token "] {
+            assert!(!help.contains(flag), "{flag} takes a secret as an argument");
+        }
+        assert!(help.contains("--github-webhook-secret-file") && help.contains("PAVE_GITHUB_WEBHOOK_SECRET"), "{help}");
+    }
+
+    #[test]
     fn durations_read_as_seconds_or_milliseconds() {
         assert_eq!(parse_duration("30s"), Ok(std::time::Duration::from_secs(30)));
         assert_eq!(parse_duration("500ms"), Ok(std::time::Duration::from_millis(500)));
@@ -498,13 +592,17 @@ mod tests {
         let hooks = |urls: &[&str], secret: Option<&str>| {
             ServeArgs {
                 webhooks: urls.iter().map(|u| u.to_string()).collect(),
-                webhook_secret: secret.map(str::to_owned),
+                webhook_secret_file: secret.map(|s| {
+                    let path = std::env::temp_dir().join(format!("pave-test-secret-{}", std::process::id()));
+                    std::fs::write(&path, format!("{s}\n")).expect("write");
+                    path
+                }),
                 ..Default::default()
             }
             .settings()
         };
         let err = hooks(&["http://127.0.0.1:9/h"], None).expect_err("no secret");
-        assert!(format!("{err:#}").contains("--webhook-secret"), "{err:#}");
+        assert!(format!("{err:#}").contains("--webhook-secret-file"), "{err:#}");
         let err = hooks(&["https://example.com/h"], Some("s")).expect_err("not http");
         assert!(format!("{err:#}").contains("not an http:// URL"), "{err:#}");
         let ok = hooks(&["http://127.0.0.1:9/h"], Some("s")).expect("settings");

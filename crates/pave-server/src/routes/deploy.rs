@@ -223,10 +223,13 @@ pub async fn logs(
         let version = f.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str()).unwrap_or("?").to_owned();
         format!("[{version} {replica}] ")
     };
+    // Replicas print what they are given; whoever may read logs may not read secrets.
+    let mut secrets = service_secrets(&state, &service, &env).await?;
     let mut text = String::new();
     let mut offsets = Vec::new();
     for f in &files {
-        prefixed(&mut text, &label(f), &pave_runtime::logs::tail(f, lines).unwrap_or_default());
+        let tail = pave_runtime::logs::tail(f, lines).unwrap_or_default();
+        prefixed(&mut text, &label(f), &pave_runtime::scrub(&tail, &secrets.1));
         offsets.push((f.clone(), std::fs::metadata(f).map_or(0, |m| m.len())));
     }
     let plain = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
@@ -245,11 +248,19 @@ pub async fn logs(
                     offsets.push((f, 0));
                 }
             }
+            // A secret changed meanwhile: scrub the new value too (and keep the old one).
+            if let Ok(set) = state.store.sealed_secrets(&service, &env).await
+                && set.revision != secrets.0
+                && let Ok(newer) = service_secrets(&state, &service, &env).await
+            {
+                secrets.0 = newer.0;
+                secrets.1.extend(newer.1.into_iter().map(|(k, v)| (format!("{k} (new)"), v)));
+            }
             let mut out = String::new();
             for (f, off) in offsets.iter_mut() {
                 if let Ok((chunk, next)) = pave_runtime::logs::read_from(f, *off) {
                     *off = next;
-                    prefixed(&mut out, &label(f), &chunk);
+                    prefixed(&mut out, &label(f), &pave_runtime::scrub(&chunk, &secrets.1));
                 }
             }
             if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
@@ -261,6 +272,31 @@ pub async fn logs(
         }
     });
     Ok((plain, Body::new(ChannelBody(rx))).into_response())
+}
+
+/// The revision and opened values of a service's secrets in an environment, to scrub from
+/// what its replicas printed. Logs are not served when they cannot be scrubbed.
+async fn service_secrets(
+    state: &AppState,
+    service: &str,
+    env: &str,
+) -> Result<(i64, std::collections::BTreeMap<String, pave_vault::SecretValue>), ApiError> {
+    let sealed = state.store.sealed_secrets(service, env).await?;
+    let mut out = std::collections::BTreeMap::new();
+    if sealed.secrets.is_empty() {
+        return Ok((sealed.revision, out));
+    }
+    let key = state.master_key.as_ref().ok_or_else(|| {
+        ApiError::new(Problem::Internal, "this control plane has no master key, so it cannot scrub secrets from logs")
+    })?;
+    for s in &sealed.secrets {
+        let at = pave_vault::SecretRef { service, environment: env, name: &s.name, version: s.version };
+        let value = key.open(&at, &s.sealed).map_err(|e| {
+            ApiError::new(Problem::Internal, format!("cannot open secret {} to scrub it from logs: {e}", s.name))
+        })?;
+        out.insert(s.name.clone(), value);
+    }
+    Ok((sealed.revision, out))
 }
 
 /// Appends each line of `text` to `out` behind `label`.

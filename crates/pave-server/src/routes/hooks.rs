@@ -60,7 +60,7 @@ pub async fn github(State(state): State<AppState>, headers: HeaderMap, body: Byt
     const ACTOR: &str = "webhook:github";
     let Some(secret) = state.config.github_webhook_secret.as_deref() else {
         return with_actor(
-            ApiError::not_found("GitHub webhooks are not enabled: start pave serve with --github-webhook-secret")
+            ApiError::not_found("GitHub webhooks are not enabled: start pave serve with PAVE_GITHUB_WEBHOOK_SECRET or --github-webhook-secret-file")
                 .into_response(),
             ACTOR,
         );
@@ -82,7 +82,7 @@ pub async fn gitlab(State(state): State<AppState>, headers: HeaderMap, body: Byt
     const ACTOR: &str = "webhook:gitlab";
     let Some(token) = state.config.gitlab_webhook_token.as_deref() else {
         return with_actor(
-            ApiError::not_found("GitLab webhooks are not enabled: start pave serve with --gitlab-webhook-token")
+            ApiError::not_found("GitLab webhooks are not enabled: start pave serve with PAVE_GITLAB_WEBHOOK_TOKEN or --gitlab-webhook-token-file")
                 .into_response(),
             ACTOR,
         );

@@ -200,3 +200,46 @@ async fn usage_accumulates_and_tokens_are_scoped() {
     store.revoke_sdk_token("sdk_1", &ctx(2)).await.expect("revoke");
     assert!(store.flag_snapshot().await.expect("snapshot").tokens.is_empty());
 }
+
+/// Issue 16 item 2: of concurrent creates of one name, exactly one is stored; the others are
+/// conflicts, and the log holds one `flag.created` and no `flag.updated`.
+#[tokio::test]
+async fn concurrent_creates_of_one_flag_make_one() {
+    let (store, _db) = open().await;
+    store
+        .apply(&super::desired(vec![env("staging", 1, false)]), &ctx(1), false, &pave_store::allow_all)
+        .await
+        .expect("environments");
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let f = flag(
+                "race",
+                json!({"description": format!("writer {i}"), "environments": {"staging": {"enabled": true}}}),
+            );
+            store.create_flag(&f, &ctx(10 + i)).await
+        }));
+    }
+    let (mut created, mut conflicts) = (0, 0);
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(change) => {
+                assert_eq!(change.action, "create");
+                created += 1;
+            }
+            Err(StoreError::Conflict(m)) => {
+                assert!(m.contains("already exists"), "{m}");
+                conflicts += 1;
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!((created, conflicts), (1, 19));
+    let events = store
+        .events(&EventQuery { after: 0, kinds: vec!["flag.*".into()], subject: None, limit: 100 })
+        .await
+        .expect("events");
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["flag.created"], "{kinds:?}");
+}

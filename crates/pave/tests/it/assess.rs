@@ -109,7 +109,8 @@ fn assesses_tags_reverts_and_hotfixes() {
     assert!(ok, "{text}");
     assert!(text.contains("Change failure rate") && text.contains("v1.2.0 -> fixed by v1.3.0"), "{text}");
     let page = std::fs::read_to_string(&html).expect("html written");
-    assert!(page.contains("<svg") && page.contains("Cost of recovery time") && page.contains("28.0 hours"), "{page}");
+    assert!(page.contains("<svg") && page.contains("Cost of recovery time") && page.contains("28.00 hours"), "{page}");
+    assert!(page.contains("<strong>28,000 currency units</strong>"), "{page}");
     assert!(
         !page.contains("<script") && !page.contains("src=\"http") && !page.contains("href=\"http"),
         "self-contained"
@@ -161,9 +162,14 @@ fn shallow_clones_are_assessed_with_a_warning() {
     );
     let (ok, v, text) = assess(&[clone.to_str().expect("path"), "--json"]);
     assert!(ok, "{text}");
-    let notes = v["notes"].to_string();
-    assert!(notes.contains("shallow clone: history stops at"), "{notes}");
+    let warnings = v["warnings"].to_string();
+    assert!(warnings.contains("shallow clone: history stops at"), "{warnings}");
     assert_eq!(v["releases"], 2, "{v}");
+    // Two releases 23 hours apart: no rate and no level, said so.
+    assert_eq!(v["judged"], false, "{v}");
+    assert!(warnings.contains("too short to judge"), "{warnings}");
+    assert_eq!(v["report"]["deploymentFrequency"]["perDay"], Value::Null);
+    assert_eq!(v["report"]["deploymentFrequency"]["level"], Value::Null);
 }
 
 fn rev(dir: &Path, name: &str) -> String {
@@ -225,7 +231,140 @@ async fn ci_reports_the_commits_a_deployment_shipped_from_its_checkout() {
     assert!(stdout(&out).contains("with 1 shipped commit(s)"), "{}", stdout(&out));
     let (_, r) = s.get("/api/v1/dora?from=2024-01-01T00:00:00Z&to=2024-01-10T00:00:00Z&explain=true").await;
     let shipped: Vec<&str> =
-        r["explain"]["commits"].as_array().expect("commits").iter().filter_map(|c| c[0].as_str()).collect();
+        r["explain"]["commits"].as_array().expect("commits").iter().filter_map(|c| c["deployment"].as_str()).collect();
     assert_eq!(shipped.iter().filter(|d| **d == "r110").count(), 2, "{r}");
     assert_eq!(shipped.iter().filter(|d| **d == "r120").count(), 3, "{r}");
+}
+
+/// A repository with tags `names[i]` at `days[i]` days, each on a new commit.
+fn tagged(dir: &Path, tags: &[(&str, i64)]) {
+    git(dir, 0, &["init", "-q", "-b", "main"]);
+    commit(dir, 0, "README.md", "init");
+    for (i, (name, at)) in tags.iter().enumerate() {
+        commit(dir, *at, &format!("f{i}.txt"), &format!("feat: change {i}"));
+        git(dir, *at + 60, &["tag", "-a", name, "-m", name]);
+    }
+}
+
+fn levels(report: &Value) -> Vec<Value> {
+    ["deploymentFrequency", "leadTime", "changeFailureRate", "recoveryTime", "reworkRate"]
+        .iter()
+        .map(|k| report[*k]["level"].clone())
+        .collect()
+}
+
+#[test]
+fn windows_too_short_to_judge_give_no_level() {
+    // One release: the window is the second after it (once 86,400 a day, "elite").
+    let dir = tempfile::tempdir().expect("tempdir");
+    tagged(dir.path(), &[("v1.0.0", DAY)]);
+    let p = dir.path().to_str().expect("path");
+    let (ok, v, text) = assess(&[p, "--json"]);
+    assert!(ok, "{text}");
+    assert_eq!(v["judged"], false, "{v}");
+    assert!(v["warnings"][0].as_str().is_some_and(|w| w.contains("1 s long with 1 release(s)")), "{v}");
+    assert_eq!(v["report"]["deploymentFrequency"]["perDay"], Value::Null);
+    assert!(levels(&v["report"]).iter().all(Value::is_null), "{v}");
+    let (ok, _, text) = assess(&[p]);
+    assert!(ok && text.contains("warning: the window is 1 s long") && !text.contains("86400"), "{text}");
+    assert!(!text.contains("elite"), "{text}");
+
+    // Two releases an hour apart (once 48 a day).
+    let dir = tempfile::tempdir().expect("tempdir");
+    tagged(dir.path(), &[("v1.0.0", DAY), ("v1.1.0", DAY + 3600)]);
+    let p = dir.path().to_str().expect("path");
+    let (ok, v, text) = assess(&[p, "--json"]);
+    assert!(ok, "{text}");
+    assert_eq!(v["judged"], false, "{v}");
+    assert!(levels(&v["report"]).iter().all(Value::is_null), "{v}");
+    // The same history over a month the user names is judged.
+    let (ok, v, text) = assess(&[p, "--json", "--since", "2024-01-01T00:00:00Z", "--until", "2024-02-01T00:00:00Z"]);
+    assert!(ok, "{text}");
+    assert_eq!(v["judged"], true, "{v}");
+    assert!(v["report"]["deploymentFrequency"]["level"].is_object(), "{v}");
+    let html = dir.path().join("r.html");
+    let (ok, _, text) = assess(&[p, "--html", html.to_str().expect("path")]);
+    assert!(ok, "{text}");
+    let page = std::fs::read_to_string(&html).expect("html");
+    assert!(page.contains("Warning: the window is") && page.contains("no rate: the window is too short"), "{page}");
+}
+
+#[test]
+fn bad_numbers_missing_paths_and_mergeless_branches_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture(dir.path());
+    let p = dir.path().to_str().expect("path");
+    for bad in ["NaN", "-1", "inf", "-inf", "soon"] {
+        let (ok, _, text) = assess(&[p, "--hotfix-window-days", bad]);
+        assert!(!ok && text.contains("--hotfix-window-days"), "{bad}: {text}");
+        let (ok, _, text) = assess(&[p, "--revenue-per-hour", bad]);
+        assert!(!ok && text.contains("--revenue-per-hour"), "{bad}: {text}");
+    }
+    let (ok, _, text) = assess(&[p, "--hotfix-window-days", "0"]);
+    assert!(ok, "zero is a window: {text}");
+
+    // A path no release has is an error, not "0 releases ... 1970-01-01".
+    let (ok, _, text) = assess(&[p, "--path", "nope"]);
+    assert!(!ok && text.contains("no release of") && text.contains("contains nope"), "{text}");
+    assert!(!text.contains("1970"), "{text}");
+
+    // A linear branch has no merges to count: said so, not "no --branch given".
+    let lin = tempfile::tempdir().expect("tempdir");
+    tagged(lin.path(), &[("v1.0.0", DAY)]);
+    let (ok, _, text) = assess(&[lin.path().to_str().expect("path"), "--branch", "main"]);
+    assert!(!ok && text.contains("has no merge") && !text.contains("no --branch given"), "{text}");
+}
+
+#[test]
+fn reverts_by_abbreviated_id_count_and_evidence_reads_as_text() {
+    // `git revert --reference` names the reverted commit by an abbreviated id.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    git(d, 0, &["init", "-q", "-b", "main"]);
+    commit(d, 0, "README.md", "init");
+    git(d, 60, &["tag", "-a", "v1.0.0", "-m", "1.0.0"]);
+    commit(d, 10 * DAY, "risky.txt", "feat: risky");
+    git(d, 10 * DAY + 60, &["tag", "-a", "v1.1.0", "-m", "1.1.0"]);
+    git(d, 12 * DAY, &["revert", "--reference", "--no-edit", "HEAD"]);
+    git(d, 12 * DAY + 60, &["tag", "-a", "v1.2.0", "-m", "1.2.0"]);
+    let p = d.to_str().expect("path");
+    let (ok, v, text) = assess(&[p, "--json"]);
+    assert!(ok, "{text}");
+    let findings = v["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{v}");
+    assert_eq!((findings[0]["failed"].as_str(), findings[0]["fixedBy"].as_str()), (Some("v1.1.0"), Some("v1.2.0")));
+    assert_eq!(findings[0]["heuristic"], "revert");
+    assert_eq!(findings[0]["recoverySeconds"], 2 * DAY);
+    let detail = findings[0]["detail"].as_str().expect("detail");
+    assert!(detail.contains("in v1.2.0 reverts") && detail.contains("shipped in v1.1.0"), "{detail}");
+    let html = d.join("r.html");
+    let (ok, _, text) = assess(&[p, "--html", html.to_str().expect("path")]);
+    assert!(ok, "{text}");
+    let page = std::fs::read_to_string(&html).expect("html");
+    for out in [detail, text.as_str(), page.as_str()] {
+        assert!(!out.contains("Some(") && !out.contains("None "), "{out}");
+    }
+}
+
+#[test]
+fn a_pattern_matching_several_release_lines_is_warned_about() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    tagged(
+        dir.path(),
+        &[
+            ("tokio-1.0.0", DAY),
+            ("tokio-macros-1.0.0", 2 * DAY),
+            ("tokio-1.1.0", 3 * DAY),
+            ("tokio-util-0.7.0", 4 * DAY),
+        ],
+    );
+    let p = dir.path().to_str().expect("path");
+    let (ok, v, text) = assess(&[p, "--json", "--tag-pattern", "tokio-*"]);
+    assert!(ok, "{text}");
+    let w = v["warnings"].to_string();
+    assert!(w.contains("3 release lines (tokio-* (2), tokio-macros-* (1), tokio-util-* (1))"), "{w}");
+    let (ok, v, text) = assess(&[p, "--json", "--tag-pattern", "tokio-?.*"]);
+    assert!(ok, "{text}");
+    assert_eq!(v["releases"], 2);
+    assert!(!v["warnings"].to_string().contains("release lines"), "{v}");
 }

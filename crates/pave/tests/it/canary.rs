@@ -437,7 +437,10 @@ async fn rollout_events_reach_webhooks_signed_and_retried() {
     use hmac::Mac;
     let (url, got) = receiver().await;
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "200ms"}}]);
-    let p = Platform::start_with(canary(steps), 1, &["--webhook", &url, "--webhook-secret", "s3cret"]).await;
+    let secret = tempfile::NamedTempFile::new().expect("tempfile");
+    std::fs::write(secret.path(), "s3cret\n").expect("write");
+    let secret_path = secret.path().to_str().expect("path");
+    let p = Platform::start_with(canary(steps), 1, &["--webhook", &url, "--webhook-secret-file", secret_path]).await;
     p.release("1.0.0", "");
     p.release("2.0.0", "");
     for v in ["1.0.0", "2.0.0"] {

@@ -199,13 +199,22 @@ fn help_reads_well() {
 
 #[test]
 fn demo_runs_the_whole_story_and_exits() {
+    // On a taken port it says so and serves on another (issue 16 item 35).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
     let out = std::process::Command::new(crate::harness::pave_bin())
-        .args(["demo", "--exit", "--listen", "127.0.0.1:0"])
+        .args(["demo", "--exit", "--listen", &addr])
         .env_remove("PAVE_TOKEN")
+        .env_remove("NO_COLOR")
         .output()
         .expect("run demo");
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains(&format!("note: {addr} is not free")), "{text}");
+    // --exit: no invitation to a server that is gone; no colour codes in redirected stderr.
+    assert!(!text.contains("Try it yourself") && text.contains("stops with the tour"), "{text}");
+    assert!(!out.stderr.contains(&0x1b), "escape codes in redirected stderr: {}", stderr(&out));
+    drop(taken);
     for needle in [
         "10 created, 0 updated, 0 deleted, 0 unchanged; 10 events appended",
         "0 created, 0 updated, 0 deleted, 10 unchanged; 0 events appended",

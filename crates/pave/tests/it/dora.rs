@@ -79,6 +79,11 @@ async fn metrics_from_reported_events() {
     assert_eq!(r["timeToDetect"]["median"], 1800.0);
     assert_eq!(r["reworkRate"]["count"], 1);
     assert_eq!(r["explain"]["failed"], json!(["d3", "d5", "d7"]));
+    // Named fields with their unit (issue 16 item 34), not positional arrays.
+    let lead = &r["explain"]["commits"][0];
+    assert!(lead["deployment"].is_string() && lead["commit"].is_string(), "{lead}");
+    assert!(lead["leadTimeSeconds"].as_f64().is_some_and(|s| s > 0.0), "{lead}");
+    assert!(r["explain"]["recoveries"][0]["recoverySeconds"].is_number(), "{}", r["explain"]["recoveries"]);
     assert_eq!(r["benchmark"], "dora-2024");
 
     // The incident re-reported without its resolution: updated, and the failure is open.

@@ -54,7 +54,19 @@ fn repo() -> Value {
 #[tokio::test]
 async fn github_and_gitlab_webhooks_feed_the_metrics() {
     let db = pave_store::testing::fresh().await;
-    let s = Server::start_on(&db, &["--github-webhook-secret", SECRET, "--gitlab-webhook-token", TOKEN]);
+    // The GitHub secret from a file, the GitLab token from the environment: never arguments.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret_file = dir.path().join("github-secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).expect("write");
+    let s = Server::start_with(
+        &db,
+        &["--github-webhook-secret-file", secret_file.to_str().expect("path")],
+        &[("PAVE_GITLAB_WEBHOOK_TOKEN", TOKEN)],
+        None,
+    );
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", s.child.id())).expect("cmdline");
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    assert!(!cmdline.contains(SECRET) && !cmdline.contains(TOKEN), "a secret is in the process list: {cmdline}");
     let docs = json!({"documents": [
         {"kind": "Team", "metadata": {"name": "core"}, "spec": {"type": "stream-aligned"}},
         {"kind": "Service", "metadata": {"name": "shop"}, "spec": {"owner": "core", "repository": "https://github.com/acme/shop"}},
@@ -157,5 +169,5 @@ async fn webhooks_are_refused_unless_configured() {
     let (s, _db) = crate::harness::start().await;
     let (st, v) = github(&s, "ping", &json!({"zen": "x"}), None).await;
     assert_eq!(st, 404, "{v}");
-    assert!(v["detail"].as_str().unwrap_or("").contains("--github-webhook-secret"), "{v}");
+    assert!(v["detail"].as_str().unwrap_or("").contains("PAVE_GITHUB_WEBHOOK_SECRET"), "{v}");
 }
