@@ -497,27 +497,19 @@ impl<R: Runtime> Engine<R> {
             // As in retire_due: never wait here; the next poll tries again.
             let Ok(_held) = guard.try_lock() else { continue };
             let key = (service.clone(), env.clone());
-            let listening = lock(&self.routes).remove(&key);
-            let port = listening.as_ref().map(|l| l.addr.port());
-            let replicas: Vec<Instance> =
-                self.runtime.running().into_iter().filter(|i| i.service == service && i.env == env).collect();
-            // Out of the router first, so the drain below sees only requests already in flight.
-            if let Some(l) = &listening {
+            // No new connection and no new request, so the drains below see only what is
+            // already in flight.
+            let port = lock(&self.routes).get(&key).map(|l| {
                 l.close();
                 let _ = l.route.set(RouteTable::default());
-            }
+                l.addr.port()
+            });
+            let replicas: Vec<Instance> =
+                self.runtime.running().into_iter().filter(|i| i.service == service && i.env == env).collect();
             for inst in &replicas {
-                if let Some(l) = &listening
-                    && !l.route.drain(inst.addr(), self.config.drain_timeout).await
-                {
-                    tracing::warn!(id = %inst.id, "requests still in flight after the drain timeout; stopping anyway");
-                }
-                let _ = self.runtime.stop(&inst.id).await;
-                let _ = self.store.delete_instance(&inst.id).await;
-                lock(&self.unhealthy).remove(&inst.id);
-                lock(&self.surge).remove(&inst.id);
+                self.retire(inst).await;
             }
-            drop(listening);
+            lock(&self.routes).remove(&key);
             lock(&self.failed_rolls).remove(&key);
             let ev = NewEvent::new(
                 "route.removed",
