@@ -55,6 +55,7 @@ pub async fn create(
     if state.store.get(pave_model::Kind::Service, &service).await?.is_none() {
         return Err(ApiError::not_found(format!("service {service:?} does not exist")));
     }
+    caller.may(&state, pave_model::auth::ServiceAct::PublishRelease, &service, None).await?;
     let store = ArtifactStore::new(&state.config.artifacts_dir);
     let limit = state.config.max_artifact_bytes;
     let stored = tokio::task::spawn_blocking(move || store.put_tar(body.as_ref(), limit))
@@ -140,6 +141,8 @@ pub async fn attach(
     crate::extract::JsonBody(upload): crate::extract::JsonBody<crate::scans::Upload>,
 ) -> Result<Response, ApiError> {
     let release = release_or_404(&state, &service, &version).await?;
+    // Reports uploaded from elsewhere feed the release policy: only the owners' say counts.
+    caller.may(&state, pave_model::auth::ServiceAct::PublishRelease, &service, None).await?;
     if let Some(d) = upload.digest.as_deref().filter(|d| *d != release.digest) {
         return Err(ApiError::new(
             Problem::Conflict,

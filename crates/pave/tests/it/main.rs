@@ -11,6 +11,7 @@ mod dora;
 mod flags;
 mod hardening;
 mod harness;
+mod ownership;
 mod policy;
 mod releases;
 mod scan;
