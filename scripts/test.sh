@@ -40,5 +40,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests on SQLite"
 cargo test --workspace --locked
 
+# Pave's flag engine against Unleash's Yggdrasil on the client specification and generated
+# contexts (a package outside the workspace, so the steps above never build Yggdrasil).
+step "flag engine against Yggdrasil (differential test)"
+PAVE_DIFF_CONTEXTS=400 cargo test --manifest-path bench/flags/Cargo.toml --release --locked --test differential
+
 step "store and server tests on PostgreSQL"
 scripts/with-postgres.sh cargo test --locked -p pave-store -p pave-server -p pave

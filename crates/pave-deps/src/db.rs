@@ -55,16 +55,40 @@ pub struct Finding {
     pub upgrade_to: Option<String>,
     /// The lockfiles that install this version.
     pub lockfiles: Vec<String>,
+    /// Set when the advisory is a notice, not a vulnerability: RustSec's `unmaintained`,
+    /// `unsound` or `notice`. Reported as a warning (as cargo-audit does), never counted by
+    /// `--fail-on` or `no-vulns-above`; a policy gates on them with `no-notices`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub informational: Option<String>,
     #[serde(skip)]
     pub level: Severity,
 }
 
+impl Finding {
+    /// Whether this is a notice (unmaintained, unsound) rather than a vulnerability.
+    pub fn is_warning(&self) -> bool {
+        self.informational.is_some()
+    }
+}
+
 impl Database {
-    /// The JSON report of an audit (`pave scan deps -f json`; what a release's policy reads).
-    pub fn json_report(&self, lockfiles: &[String], packages: usize, findings: &[Finding]) -> serde_json::Value {
+    /// The JSON report of an audit (`pave scan deps -f json`; what a release's policy reads):
+    /// vulnerabilities under `findings`, notices (unmaintained, unsound) under `warnings` as
+    /// cargo-audit keeps them apart, and lockfiles that could not be read under `unreadable`.
+    pub fn json_report(
+        &self,
+        lockfiles: &[String],
+        unreadable: &[crate::discover::DiscoverError],
+        packages: usize,
+        findings: &[Finding],
+    ) -> serde_json::Value {
+        let (warnings, vulns): (Vec<&Finding>, Vec<&Finding>) = findings.iter().partition(|f| f.is_warning());
+        let unreadable: Vec<serde_json::Value> =
+            unreadable.iter().map(|e| serde_json::json!({"file": e.path, "problem": e.message})).collect();
         serde_json::json!({
             "tool": "pave", "version": env!("CARGO_PKG_VERSION"), "lockfiles": lockfiles, "packages": packages,
-            "findings": findings, "database": {"records": self.len(), "warnings": self.warnings},
+            "findings": vulns, "warnings": warnings, "unreadable": unreadable,
+            "database": {"records": self.len(), "warnings": self.warnings},
         })
     }
 
@@ -154,7 +178,8 @@ impl Database {
     }
 
     /// The vulnerabilities of the registry packages in `installed` (`(package, lockfile)`
-    /// pairs), one per alias group and package version, most severe first.
+    /// pairs), one per alias group and package version: vulnerabilities most severe first,
+    /// then notices.
     pub fn audit(&self, installed: &[(Package, String)]) -> Vec<Finding> {
         let mut versions: HashMap<(Ecosystem, String, String), Vec<String>> = HashMap::new();
         for (p, file) in installed.iter().filter(|(p, _)| p.origin == Origin::Registry) {
@@ -174,7 +199,10 @@ impl Database {
             if hits.is_empty() {
                 continue;
             }
-            let upgrade = self.upgrade(eco, &key.1, &version, &hits);
+            // Notices (an unmaintained crate has no fix) do not hold back the upgrade that
+            // clears the package's vulnerabilities.
+            let vulnerable: Vec<_> = hits.iter().filter(|(_, h)| h.informational.is_none()).cloned().collect();
+            let upgrade = self.upgrade(eco, &key.1, &version, &vulnerable);
             for group in alias_groups(&hits) {
                 let (ids, aliases): (BTreeSet<String>, BTreeSet<String>) = {
                     let ids: BTreeSet<String> = group.iter().map(|(r, _)| r.id.clone()).collect();
@@ -196,6 +224,13 @@ impl Database {
                     group.iter().filter_map(|(_, h)| h.fixed.clone()).max_by(|a, b| cmp(eco, a, b))
                 };
                 let summary = group.iter().find_map(|(r, _)| r.summary.clone()).unwrap_or_default();
+                // A notice only when every advisory of the group is one: a real
+                // vulnerability named alongside a notice stays a vulnerability.
+                let informational = group
+                    .iter()
+                    .map(|(_, h)| h.informational.clone())
+                    .collect::<Option<Vec<_>>>()
+                    .and_then(|kinds| kinds.into_iter().next());
                 out.push(Finding {
                     ecosystem: eco.as_str(),
                     package: name.clone(),
@@ -206,14 +241,15 @@ impl Database {
                     severity: level.as_str(),
                     score,
                     fixed,
-                    upgrade_to: upgrade.clone(),
+                    upgrade_to: if informational.is_some() { None } else { upgrade.clone() },
                     lockfiles: lockfiles.clone(),
+                    informational,
                     level,
                 });
             }
         }
         out.sort_by(|a, b| {
-            b.level.cmp(&a.level).then_with(|| {
+            a.is_warning().cmp(&b.is_warning()).then(b.level.cmp(&a.level)).then_with(|| {
                 (a.ecosystem, &a.package, &a.version, &a.ids).cmp(&(b.ecosystem, &b.package, &b.version, &b.ids))
             })
         });
@@ -243,6 +279,7 @@ impl Database {
                 .get(&(eco, name.to_owned()))?
                 .iter()
                 .filter_map(|&i| self.records[i].check(eco, name, &candidate))
+                .filter(|h| h.informational.is_none())
                 .collect();
             if again.is_empty() {
                 return (pre_ok || !eco.is_prerelease(&candidate)).then_some(candidate);

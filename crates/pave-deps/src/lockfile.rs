@@ -102,6 +102,21 @@ impl Format {
     }
 }
 
+/// The most a lockfile may hold: the largest real ones (a monorepo's `pnpm-lock.yaml`) are
+/// tens of MiB.
+pub const MAX_LOCKFILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// YAML lockfiles are checked against these before parsing: libyaml's time grows
+/// super-linearly with nesting, and no real lockfile nests deeper than a handful of levels.
+const YAML_LIMITS: pave_yaml::Limits =
+    pave_yaml::Limits { max_bytes: MAX_LOCKFILE_BYTES as usize, max_depth: pave_yaml::MAX_DEPTH };
+
+/// Parses YAML from a lockfile, within [`YAML_LIMITS`].
+fn untrusted_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    pave_yaml::check(text, YAML_LIMITS).map_err(|e| format!("refused before parsing: {e}"))?;
+    serde_yaml::from_str(text).map_err(|e| format!("not YAML: {e}"))
+}
+
 /// Parses one lockfile of a known format.
 pub fn parse(format: Format, file: &str, text: &str, files: &dyn Files) -> Result<Vec<Package>, LockError> {
     let err = |message: String| LockError { file: file.to_owned(), message };
@@ -642,7 +657,7 @@ fn yarn(text: &str, files: &dyn Files) -> Result<Vec<Package>, String> {
 }
 
 fn yarn_berry(text: &str) -> Result<Vec<Package>, String> {
-    let doc: serde_yaml::Mapping = serde_yaml::from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+    let doc: serde_yaml::Mapping = untrusted_yaml(text)?;
     let mut out = Vec::new();
     let mut direct = HashSet::new();
     for (key, entry) in &doc {
@@ -702,7 +717,7 @@ fn yarn_berry(text: &str) -> Result<Vec<Package>, String> {
 // pnpm-lock.yaml (lockfile 5.x, 6.0, 9.0)
 
 fn pnpm(text: &str) -> Result<Vec<Package>, String> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+    let doc: serde_yaml::Value = untrusted_yaml(text)?;
     let version = match doc.get("lockfileVersion") {
         Some(serde_yaml::Value::Number(n)) => n.as_f64().unwrap_or(0.0),
         Some(serde_yaml::Value::String(s)) => s.parse().map_err(|_| format!("lockfileVersion {s:?}"))?,

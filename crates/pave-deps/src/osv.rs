@@ -208,6 +208,9 @@ pub struct Hit {
     pub severity: Severity,
     /// The CVSS score behind the severity, when there is one.
     pub score: Option<f64>,
+    /// RustSec's informational kind (`unmaintained`, `unsound`, `notice`) when the advisory
+    /// is a notice rather than a vulnerability: cargo-audit reports those as warnings.
+    pub informational: Option<String>,
 }
 
 /// The CVSS v4.0 base score of a vector (`CVSS:4.0/AV:N/AC:L/AT:N/…`), by FIRST's
@@ -230,6 +233,12 @@ fn severity_of(entries: &[SeverityEntry]) -> Option<(Severity, Option<f64>)> {
         }
     }
     None
+}
+
+/// RustSec's OSV export marks notices in `affected[].database_specific.informational`
+/// (`null` for a vulnerability); the record's own `database_specific` is read as well.
+fn informational_of(v: Option<&Value>) -> Option<String> {
+    v.and_then(|v| v.get("informational")).and_then(Value::as_str).map(|s| s.trim().to_ascii_lowercase())
 }
 
 fn word_severity(v: Option<&Value>) -> Option<Severity> {
@@ -266,7 +275,10 @@ impl Record {
                 .or_else(|| word_severity(a.ecosystem_specific.as_ref()).map(|s| (s, None)))
                 .or_else(|| word_severity(a.database_specific.as_ref()).map(|s| (s, None)))
                 .unwrap_or((Severity::Unknown, None));
-            let hit = Hit { fixed, severity, score };
+            let informational = informational_of(a.database_specific.as_ref())
+                .or_else(|| informational_of(self.database_specific.as_ref()))
+                .filter(|k| !k.is_empty());
+            let hit = Hit { fixed, severity, score, informational };
             best = Some(match best {
                 // Several entries can match (one per branch): keep the one with a fix.
                 Some(b) if b.fixed.is_some() => b,

@@ -91,3 +91,39 @@ fn bad_databases_are_named_and_bad_records_skipped() {
     assert!(Database::open(&file).expect_err("not a zip").to_string().contains("not a directory or a zip"));
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+/// RustSec's informational advisories (`unmaintained`, `unsound`) are warnings, apart from
+/// the vulnerabilities, and hold back no upgrade: as cargo-audit reports them.
+#[test]
+fn rustsec_notices_are_warnings_not_vulnerabilities() {
+    let db = Database::open(std::path::Path::new(&format!("{DATA}/osv-notices"))).expect("directory");
+    let crate_ = |name: &str, version: &str| Package {
+        ecosystem: pave_deps::Ecosystem::CratesIo,
+        name: name.into(),
+        version: version.into(),
+        origin: pave_deps::Origin::Registry,
+        direct: None,
+        dev: None,
+    };
+    let installed = vec![
+        (crate_("atty", "0.2.14"), "Cargo.lock".to_owned()),
+        (crate_("smallvec", "1.6.0"), "Cargo.lock".to_owned()),
+    ];
+    let findings = db.audit(&installed);
+    let got: Vec<(String, Option<String>, &str)> =
+        findings.iter().map(|f| (f.ids.join("+"), f.informational.clone(), f.severity)).collect();
+    assert_eq!(
+        got,
+        [
+            ("RUSTSEC-2021-0003".to_owned(), None, "critical"),
+            ("RUSTSEC-2021-0145".to_owned(), Some("unsound".to_owned()), "unknown"),
+            ("RUSTSEC-2024-0375".to_owned(), Some("unmaintained".to_owned()), "unknown"),
+        ],
+        "vulnerabilities first, then the notices"
+    );
+    assert_eq!(findings[0].upgrade_to.as_deref(), Some("1.6.1"));
+    let report = db.json_report(&["Cargo.lock".to_owned()], &[], installed.len(), &findings);
+    assert_eq!(report["findings"].as_array().map(Vec::len), Some(1), "{report}");
+    assert_eq!(report["warnings"][1]["informational"], "unmaintained", "{report}");
+    assert_eq!(report["warnings"][1]["package"], "atty", "{report}");
+}

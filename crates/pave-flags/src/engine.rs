@@ -75,7 +75,7 @@ enum Kind {
 
 #[derive(Debug, Clone)]
 enum Stickiness {
-    /// userId, then sessionId, then (for rollouts) random or (for variants) remoteAddress.
+    /// userId, then sessionId, then random.
     Default,
     Random,
     Field(Field),
@@ -163,8 +163,9 @@ pub(crate) struct Net {
 }
 
 impl Net {
+    /// Reads an address or network as written: surrounding whitespace makes it unreadable, as
+    /// in Yggdrasil (a `remoteAddress` strategy's list is split and trimmed before this).
     pub(crate) fn parse(s: &str) -> Option<Net> {
-        let s = s.trim();
         let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
             None => (s.parse::<IpAddr>().ok()?, None),
@@ -174,6 +175,9 @@ impl Net {
         (prefix <= max).then_some(Net { addr, prefix })
     }
 
+    /// Whether `ip` is in the network. Families never mix: an IPv4-mapped IPv6 address
+    /// (`::ffff:10.1.2.3`) is not in `10.0.0.0/8`, nor an IPv4 address in `::ffff:0:0/96`, as in
+    /// Yggdrasil (the engine of Unleash's current SDKs), which compares the two as written.
     fn contains(&self, ip: IpAddr) -> bool {
         fn under(a: u128, b: u128, prefix: u8, bits: u8) -> bool {
             if prefix == 0 {
@@ -187,12 +191,7 @@ impl Net {
                 under(u128::from(u32::from(n)), u128::from(u32::from(i)), self.prefix, 32)
             }
             (IpAddr::V6(n), IpAddr::V6(i)) => under(u128::from(n), u128::from(i), self.prefix, 128),
-            (IpAddr::V6(n), IpAddr::V4(i)) => n
-                .to_ipv4_mapped()
-                .is_some_and(|_| under(u128::from(n), u128::from(i.to_ipv6_mapped()), self.prefix, 128)),
-            (IpAddr::V4(n), IpAddr::V6(i)) => i
-                .to_ipv4_mapped()
-                .is_some_and(|i| under(u128::from(u32::from(n)), u128::from(u32::from(i)), self.prefix, 32)),
+            _ => false,
         }
     }
 }
@@ -583,7 +582,7 @@ impl CompiledStrategy {
             Kind::RemoteAddress(nets) => ctx
                 .remote_address
                 .as_deref()
-                .and_then(|a| a.trim().parse::<IpAddr>().ok())
+                .and_then(|a| a.parse::<IpAddr>().ok())
                 .is_some_and(|ip| nets.iter().any(|n| n.contains(ip))),
             Kind::Hostname(hosts) => {
                 ctx.properties.get("hostname").is_some_and(|h| hosts.iter().any(|x| x.eq_ignore_ascii_case(h)))
@@ -632,21 +631,22 @@ impl CompiledConstraint {
                 };
                 if *after { now > *at } else { now < *at }
             }
-            Op::Semver(cmp, want) => {
-                value.and_then(|v| Version::parse(v.trim_ascii())).is_some_and(|v| cmp.holds(v.cmp(want)))
-            }
+            Op::Semver(cmp, want) => value.and_then(Version::parse).is_some_and(|v| cmp.holds(v.cmp(want))),
             Op::Regex(re) => value.is_some_and(|v| re.is_match(v)),
-            Op::Cidr(nets) => value
-                .and_then(|v| v.trim().parse::<IpAddr>().ok())
-                .is_some_and(|ip| nets.iter().any(|n| n.contains(ip))),
+            Op::Cidr(nets) => {
+                value.and_then(|v| v.parse::<IpAddr>().ok()).is_some_and(|ip| nets.iter().any(|n| n.contains(ip)))
+            }
             Op::Never => false,
         }
     }
 }
 
 /// A context value as a number; short integers (the common case) without the float parser.
+/// Context values are read as sent, as Yggdrasil (Rust's `f64` parser) reads them: `" 5"` is not
+/// a number. Unleash's Node engine trims first; where Unleash's engines disagree Pave follows
+/// Yggdrasil, the engine of its Python, Ruby, .NET, Java and Go SDKs. The same holds for
+/// semantic versions and addresses.
 fn number(v: &str) -> Option<f64> {
-    let v = v.trim_ascii();
     let digits = v.strip_prefix('-').unwrap_or(v);
     if !digits.is_empty() && digits.len() <= 15 && digits.bytes().all(|b| b.is_ascii_digit()) {
         let n = digits.bytes().fold(0i64, |n, b| n * 10 + i64::from(b - b'0'));
@@ -667,8 +667,10 @@ fn pick<'v>(variants: &'v Variants, ctx: &Context) -> Option<&'v CompiledVariant
         return Some(v);
     }
     let random;
+    // Default stickiness is userId, then sessionId, then random (Yggdrasil's `get_seed`; the
+    // remoteAddress fallback of older Unleash SDKs is gone from the current ones).
     let seed = match variants.stickiness.as_ref().unwrap_or(&Stickiness::Default) {
-        Stickiness::Default => ctx.user_id.as_deref().or(ctx.session_id.as_deref()).or(ctx.remote_address.as_deref()),
+        Stickiness::Default => ctx.user_id.as_deref().or(ctx.session_id.as_deref()),
         Stickiness::Random => None,
         Stickiness::Field(f) => ctx.get(f),
     };
@@ -691,4 +693,77 @@ fn pick<'v>(variants: &'v Variants, ctx: &Context) -> Option<&'v CompiledVariant
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn engine(features: serde_json::Value) -> Engine {
+        Engine::new(&serde_json::from_value(json!({"version": 2, "features": features})).expect("flag set"))
+    }
+
+    fn ctx(v: serde_json::Value) -> Context {
+        serde_json::from_value(v).expect("context")
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_not_in_ipv4_networks() {
+        let e = engine(json!([
+            {"name": "by-strategy", "enabled": true, "strategies": [{"name": "remoteAddress", "parameters": {"IPs": "10.0.0.0/8"}}]},
+            {"name": "by-constraint", "enabled": true, "strategies": [{"name": "default", "constraints": [
+                {"contextName": "remoteAddress", "operator": "IN_CIDR", "values": ["10.0.0.0/8"]}]}]},
+            {"name": "mapped-network", "enabled": true, "strategies": [{"name": "default", "constraints": [
+                {"contextName": "remoteAddress", "operator": "IN_CIDR", "values": ["::ffff:10.0.0.0/104"]}]}]}
+        ]));
+        for flag in ["by-strategy", "by-constraint"] {
+            assert!(e.is_enabled(flag, &ctx(json!({"remoteAddress": "10.1.2.3"}))), "{flag}");
+            assert!(!e.is_enabled(flag, &ctx(json!({"remoteAddress": "::ffff:10.1.2.3"}))), "{flag}");
+        }
+        assert!(e.is_enabled("mapped-network", &ctx(json!({"remoteAddress": "::ffff:10.1.2.3"}))));
+        assert!(!e.is_enabled("mapped-network", &ctx(json!({"remoteAddress": "10.1.2.3"}))));
+    }
+
+    #[test]
+    fn context_values_are_read_untrimmed() {
+        let e = engine(json!([
+            {"name": "ip", "enabled": true, "strategies": [{"name": "remoteAddress", "parameters": {"IPs": " 10.0.0.0/8 , 192.168.0.1"}}]},
+            {"name": "num", "enabled": true, "strategies": [{"name": "default", "constraints": [
+                {"contextName": "tier", "operator": "NUM_GTE", "value": "3"}]}]},
+            {"name": "ver", "enabled": true, "strategies": [{"name": "default", "constraints": [
+                {"contextName": "version", "operator": "SEMVER_GTE", "value": "2.0.0"}]}]},
+            {"name": "cidr", "enabled": true, "strategies": [{"name": "default", "constraints": [
+                {"contextName": "remoteAddress", "operator": "IN_CIDR", "values": ["10.0.0.0/8"]}]}]}
+        ]));
+        // The definition's list is split and trimmed, as Yggdrasil does.
+        assert!(e.is_enabled("ip", &ctx(json!({"remoteAddress": "10.9.9.9"}))));
+        assert!(e.is_enabled("ip", &ctx(json!({"remoteAddress": "192.168.0.1"}))));
+        for (flag, field, value) in [
+            ("ip", "remoteAddress", "10.9.9.9"),
+            ("cidr", "remoteAddress", "10.9.9.9"),
+            ("num", "tier", "4"),
+            ("ver", "version", "2.1.0"),
+        ] {
+            let plain = ctx(json!({field: value, "properties": {field: value}}));
+            assert!(e.is_enabled(flag, &plain), "{flag} {value:?}");
+            for padded in [format!(" {value}"), format!("{value} "), format!("\t{value}\n")] {
+                let c = ctx(json!({field: padded, "properties": {field: padded}}));
+                assert!(!e.is_enabled(flag, &c), "{flag} {padded:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn variants_without_user_or_session_are_random_not_by_address() {
+        let e = engine(json!([{"name": "v", "enabled": true, "strategies": [{"name": "default"}],
+            "variants": [{"name": "a", "weight": 500}, {"name": "b", "weight": 500}]}]));
+        let by_address = ctx(json!({"remoteAddress": "10.1.2.3"}));
+        let names: std::collections::BTreeSet<&str> = (0..200).map(|_| e.variant("v", &by_address).name).collect();
+        assert_eq!(names.len(), 2, "the same address must not pin one variant: {names:?}");
+        let user = ctx(json!({"userId": "u-1", "remoteAddress": "10.1.2.3"}));
+        let first = e.variant("v", &user).name;
+        assert!((0..50).all(|_| e.variant("v", &user).name == first), "a user stays on one variant");
+    }
 }

@@ -182,7 +182,8 @@ pub struct FlagConstraint {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FlagVariant {
     pub name: String,
-    /// Parts per thousand. Optional for variable variants: those without share what is left.
+    /// Parts per thousand. Needed for `fix` variants; a variable variant's weight is always
+    /// computed (what the fixed ones leave, shared equally), whatever is written, as Unleash does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
     /// `fix` keeps its weight whatever else changes; `variable` (the default) shares.
@@ -306,7 +307,10 @@ impl Flag {
     /// Reads a flag document (`kind: Flag` optional), naming the first field that is wrong.
     pub fn from_value(mut v: Value) -> Result<Flag, Vec<FieldError>> {
         take_kind(&mut v, "Flag")?;
-        let flag: Flag = serde_path_to_error::deserialize(v).map_err(|e| vec![path_error(e)])?;
+        let mut flag: Flag = serde_path_to_error::deserialize(v).map_err(|e| vec![path_error(e)])?;
+        for c in flag.spec.environments.values_mut().flat_map(|e| &mut e.strategies).flat_map(|s| &mut s.constraints) {
+            c.trim_operands();
+        }
         let errors = flag.validate();
         if errors.is_empty() { Ok(flag.normalized()) } else { Err(errors) }
     }
@@ -355,7 +359,8 @@ impl Flag {
     }
 
     /// The flag with defaults filled in: a flexibleRollout's groupId (the flag's name) and
-    /// stickiness, and every variant's weight, so what is stored is what is served.
+    /// stickiness, and every variant's weight (Unleash's rule, [`settle_weights`]), so what is
+    /// stored is what is served. Idempotent: stored flags go through it again when read.
     pub fn normalized(mut self) -> Flag {
         let name = self.metadata.name.clone();
         for cfg in self.spec.environments.values_mut() {
@@ -424,10 +429,10 @@ impl Flag {
                     parameters: s.parameters.clone(),
                     constraints: s.constraints.iter().map(FlagConstraint::to_wire).collect(),
                     segments: s.segments.iter().filter_map(|n| segment_id(n)).collect(),
-                    variants: s.variants.iter().map(FlagVariant::to_wire).collect(),
+                    variants: wire_variants(&s.variants),
                 })
                 .collect(),
-            variants: cfg.into_iter().flat_map(|c| &c.variants).map(FlagVariant::to_wire).collect(),
+            variants: cfg.map(|c| wire_variants(&c.variants)).unwrap_or_default(),
             dependencies: self
                 .spec
                 .dependencies
@@ -440,6 +445,102 @@ impl Flag {
                 .collect(),
         }
     }
+}
+
+/// Operators of the newest Unleash client specification that SDKs and proxies still in wide use
+/// may read as unknown, and so the constraint as false: such an SDK sees the flag off where
+/// Pave's own answers (frontend API, OFREP) say on. With the version of Yggdrasil, the engine of
+/// Unleash's Python, Ruby, .NET, Java and Go SDKs, that first evaluates each (its changelog).
+pub const RECENT_OPERATORS: [(&str, &str); 4] =
+    [("REGEX", "0.21.0"), ("SEMVER_GTE", "0.21.1"), ("SEMVER_LTE", "0.21.1"), ("IN_CIDR", "0.21.1")];
+
+/// SDKs that evaluate nothing themselves: they ask Pave's frontend API, which evaluates every
+/// operator (their `sdkVersion` names, before the `:version`).
+const REMOTE_SDKS: [&str; 2] = ["unleash-client-js", "unleash-proxy-client"];
+
+/// Why some SDK registered in an environment may answer a flag differently from Pave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperatorWarning {
+    pub environment: String,
+    /// Recent operators the flag uses there, in [`RECENT_OPERATORS`] order.
+    pub operators: Vec<String>,
+    /// The SDKs registered in that environment that evaluate locally (`name:version`, as they
+    /// reported it).
+    pub sdks: Vec<String>,
+    pub message: String,
+}
+
+impl Flag {
+    /// The [`RECENT_OPERATORS`] the flag's live strategies use in `env`, their own constraints
+    /// and those of the segments they name (`segment` finds a segment's constraints).
+    pub fn recent_operators(
+        &self,
+        env: &str,
+        segment: &dyn Fn(&str) -> Option<Vec<FlagConstraint>>,
+    ) -> Vec<&'static str> {
+        let Some(cfg) = self.spec.environments.get(env).filter(|c| c.enabled) else {
+            return Vec::new();
+        };
+        let mut used = BTreeSet::new();
+        for s in cfg.strategies.iter().filter(|s| !s.disabled) {
+            used.extend(s.constraints.iter().map(|c| c.operator.clone()));
+            for name in &s.segments {
+                used.extend(segment(name).into_iter().flatten().map(|c| c.operator));
+            }
+        }
+        RECENT_OPERATORS.iter().map(|(op, _)| *op).filter(|op| used.contains(*op)).collect()
+    }
+
+    /// Warnings for the environments where the flag uses a recent operator and an SDK that
+    /// evaluates locally has registered (`clients`: environment and `sdkVersion` of each). Pave
+    /// cannot tell which engine version an SDK release embeds, so it names each such SDK.
+    pub fn operator_warnings(
+        &self,
+        segment: &dyn Fn(&str) -> Option<Vec<FlagConstraint>>,
+        clients: &[(String, String)],
+    ) -> Vec<OperatorWarning> {
+        let mut out = Vec::new();
+        for env in self.spec.environments.keys() {
+            let operators = self.recent_operators(env, segment);
+            if operators.is_empty() {
+                continue;
+            }
+            let sdks: BTreeSet<&str> = clients
+                .iter()
+                .filter(|(e, sdk)| e == env && evaluates_locally(sdk))
+                .map(|(_, sdk)| if sdk.is_empty() { "an SDK that sent no sdkVersion" } else { sdk.as_str() })
+                .collect();
+            if sdks.is_empty() {
+                continue;
+            }
+            let needs: Vec<String> = operators
+                .iter()
+                .map(|op| {
+                    let since = RECENT_OPERATORS.iter().find(|(o, _)| o == op).map_or("", |(_, v)| v);
+                    format!("{op} (Yggdrasil {since}+)")
+                })
+                .collect();
+            let sdks: Vec<String> = sdks.into_iter().map(String::from).collect();
+            let message = format!(
+                "in {env} the flag uses {}, which older SDKs and proxies read as unknown (the constraint false, the flag off where Pave says on); SDKs registered there that evaluate locally: {}. Check that each evaluates these operators (see the SDK table in README.md)",
+                needs.join(", "),
+                sdks.join(", ")
+            );
+            out.push(OperatorWarning {
+                environment: env.clone(),
+                operators: operators.iter().map(|o| o.to_string()).collect(),
+                sdks,
+                message,
+            });
+        }
+        out
+    }
+}
+
+/// Whether an SDK (its reported `sdkVersion`, `name:version`) evaluates flags itself.
+fn evaluates_locally(sdk: &str) -> bool {
+    let name = sdk.split(':').next().unwrap_or_default();
+    !REMOTE_SDKS.contains(&name)
 }
 
 /// How much of an environment's traffic a flag is on for.
@@ -458,7 +559,8 @@ impl Segment {
 
     pub fn from_value(mut v: Value) -> Result<Segment, Vec<FieldError>> {
         take_kind(&mut v, "Segment")?;
-        let seg: Segment = serde_path_to_error::deserialize(v).map_err(|e| vec![path_error(e)])?;
+        let mut seg: Segment = serde_path_to_error::deserialize(v).map_err(|e| vec![path_error(e)])?;
+        seg.spec.constraints.iter_mut().for_each(FlagConstraint::trim_operands);
         let mut errors = Vec::new();
         if let Err(e) = validate_flag_name(&seg.metadata.name) {
             errors.push(FieldError::new("metadata.name", e));
@@ -490,6 +592,21 @@ impl Segment {
 }
 
 impl FlagConstraint {
+    /// Trims the operands of operators that compare numbers, dates, versions or networks: SDKs
+    /// on Yggdrasil read `" 10.0.0.0/8"` as no network at all (and Pave reads context values as
+    /// sent, as they do), so what Pave stores is written as every engine reads it. Stored flags
+    /// written before this are trimmed when read.
+    fn trim_operands(&mut self) {
+        let op = self.operator.as_str();
+        let single = op.starts_with("NUM_") || op.starts_with("SEMVER_") || op.starts_with("DATE_");
+        if single && let Some(v) = &mut self.value {
+            *v = v.trim().to_owned();
+        }
+        if single || op == "IN_CIDR" {
+            self.values.iter_mut().for_each(|v| *v = v.trim().to_owned());
+        }
+    }
+
     fn to_wire(&self) -> wire::Constraint {
         wire::Constraint {
             context_name: self.context_name.clone(),
@@ -502,7 +619,45 @@ impl FlagConstraint {
     }
 }
 
+/// Variants as unleash-server stores and serves them: sorted by name (its
+/// `a.name.localeCompare(b.name)`), which decides who gets which variant, since SDKs walk the
+/// list in order. The document keeps the order it was written in: the remainder of the weights
+/// goes by that order ([`settle_weights`]), and keeping it is what makes reading a stored flag
+/// again give the same weights.
+fn wire_variants(variants: &[FlagVariant]) -> Vec<wire::Variant> {
+    let mut sorted: Vec<&FlagVariant> = variants.iter().collect();
+    sorted.sort_by(|a, b| unleash_name_order(&a.name, &b.name));
+    sorted.into_iter().map(FlagVariant::to_wire).collect()
+}
+
+/// The order of Node's `String.prototype.localeCompare` (ICU's root collation, as unleash-server
+/// runs it) for names of printable ASCII: spaces, then punctuation and symbols in ICU's order,
+/// then digits, then letters, case ignored until everything else is equal and then lower case
+/// first. Other characters sort after ASCII by code point (an approximation: ICU interleaves
+/// them by script, which names of flags' variants rarely need).
+pub fn unleash_name_order(a: &str, b: &str) -> std::cmp::Ordering {
+    /// Printable ASCII in ICU's root order, measured with Node 20.20.2 (ICU 78.2):
+    /// `chars.sort((a, b) => a.localeCompare(b))`, letters folded to lower case.
+    const ORDER: &[u8] = b" _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789abcdefghijklmnopqrstuvwxyz";
+    fn primary(c: char) -> u32 {
+        let folded = c.to_ascii_lowercase();
+        match folded.is_ascii() {
+            true => ORDER.iter().position(|&o| char::from(o) == folded).map_or(u32::from(c), |i| i as u32),
+            false => 0x100 + u32::from(c),
+        }
+    }
+    a.chars()
+        .map(primary)
+        .cmp(b.chars().map(primary))
+        .then_with(|| a.chars().map(|c| c.is_ascii_uppercase()).cmp(b.chars().map(|c| c.is_ascii_uppercase())))
+        .then_with(|| a.cmp(b))
+}
+
 impl FlagVariant {
+    fn is_fixed(&self) -> bool {
+        self.weight_type.as_deref() == Some("fix")
+    }
+
     fn to_wire(&self) -> wire::Variant {
         wire::Variant {
             name: self.name.clone(),
@@ -643,8 +798,7 @@ fn validate_variants(variants: &[FlagVariant], at: &str, errors: &mut Vec<FieldE
         return;
     }
     let mut seen = BTreeSet::new();
-    let mut given = 0u64;
-    let mut unweighted = 0usize;
+    let mut fixed = 0u64;
     for (i, v) in variants.iter().enumerate() {
         let vat = format!("{at}[{i}]");
         if v.name.trim().is_empty() {
@@ -666,9 +820,9 @@ fn validate_variants(variants: &[FlagVariant], at: &str, errors: &mut Vec<FieldE
         match v.weight {
             Some(w) if w > 1000 => errors
                 .push(FieldError::new(format!("{vat}.weight"), format!("{w} is more than 1000 (parts per thousand)"))),
-            Some(w) => given += u64::from(w),
+            Some(w) if fix => fixed += u64::from(w),
             None if fix => errors.push(FieldError::new(format!("{vat}.weight"), "a fix variant needs a weight")),
-            None => unweighted += 1,
+            _ => {}
         }
         if let Some(p) = &v.payload {
             let bad = match p.kind.as_str() {
@@ -690,27 +844,34 @@ fn validate_variants(variants: &[FlagVariant], at: &str, errors: &mut Vec<FieldE
             }
         }
     }
-    if unweighted == 0 && given != 1000 {
-        errors.push(FieldError::new(at, format!("variant weights add up to {given}, not 1000 (parts per thousand)")));
-    } else if unweighted > 0 && given > 1000 {
+    // unleash-server's two refusals (`fixVariantWeights`).
+    if variants.iter().all(FlagVariant::is_fixed) {
         errors.push(FieldError::new(
             at,
-            format!("variant weights add up to {given}, more than 1000 (parts per thousand)"),
+            "every variant is weightType fix; at least one must be variable to take what the others leave",
+        ));
+    } else if fixed > 1000 {
+        errors.push(FieldError::new(
+            at,
+            format!("the fix variants' weights add up to {fixed}, more than 1000 (parts per thousand)"),
         ));
     }
 }
 
-/// Gives variants without a weight an equal share of what the others leave (the first ones
-/// one part more when it does not divide evenly), as Unleash does, so weights add to 1000.
+/// Unleash's weights (unleash-server's `FeatureToggleService.fixVariantWeights`,
+/// src/lib/features/feature-toggle/feature-toggle-service.ts): `fix` variants keep theirs; every
+/// variable one gets `floor((1000 - fixed) / count)`, whatever weight it was given, and the first
+/// `(1000 - fixed) % count` variable ones in the order written one part more. (unleash-server
+/// then sorts by name; Pave sorts when it serves, [`wire_variants`].)
 fn settle_weights(variants: &mut [FlagVariant]) {
-    let given: u32 = variants.iter().filter_map(|v| v.weight).sum();
-    let open = variants.iter().filter(|v| v.weight.is_none()).count() as u32;
-    if open == 0 {
+    let fixed: u32 = variants.iter().filter(|v| v.is_fixed()).filter_map(|v| v.weight).sum();
+    let variable = variants.iter().filter(|v| !v.is_fixed()).count() as u32;
+    if variable == 0 {
         return;
     }
-    let left = 1000u32.saturating_sub(given);
-    let (share, mut extra) = (left / open, left % open);
-    for v in variants.iter_mut().filter(|v| v.weight.is_none()) {
+    let left = 1000u32.saturating_sub(fixed);
+    let (share, mut extra) = (left / variable, left % variable);
+    for v in variants.iter_mut().filter(|v| !v.is_fixed()) {
         v.weight = Some(share + u32::from(extra > 0));
         extra = extra.saturating_sub(1);
     }
@@ -822,7 +983,8 @@ mod tests {
                 {"contextName": "age", "operator": "NUM_WITHIN", "value": "3"}]},
             {"name": "remoteAddress", "parameters": {"IPs": "10.0.0.0/8, 300.1.1.1"}},
             {"name": "canary"}],
-            "variants": [{"name": "a", "weight": 600}, {"name": "b", "weight": 300}]}}})));
+            "variants": [{"name": "a", "weight": 600, "weightType": "fix"}, {"name": "b", "weight": 500, "weightType": "fix"},
+                         {"name": "c"}]}}})));
         let want = [
             "spec.environments.production.strategies[0].parameters.rollout: \"150\" is not a whole percentage",
             "strategies[1].constraints[0].value",
@@ -831,7 +993,7 @@ mod tests {
             "strategies[1].constraints[3].operator",
             "strategies[2].parameters.IPs: \"300.1.1.1\" is not an IP address",
             "strategies[3].name: unknown strategy \"canary\"",
-            "spec.environments.production.variants: variant weights add up to 900, not 1000",
+            "spec.environments.production.variants: the fix variants' weights add up to 1100, more than 1000",
         ];
         for w in want {
             assert!(errs.iter().any(|e| e.contains(w)), "no error like {w:?} in {errs:#?}");
@@ -863,6 +1025,115 @@ mod tests {
         .expect("valid");
         let w: Vec<_> = f.spec.environments["production"].variants.iter().map(|v| v.weight.unwrap()).collect();
         assert_eq!(w, [500, 250, 250]);
+        // Before Unleash's rule, weights written on variable variants were kept as written.
+        let f = flag(json!({"environments": {"production": {"enabled": true, "variants": [
+            {"name": "a", "weight": 700}, {"name": "b", "weight": 300}]}}}))
+        .expect("valid");
+        let w: Vec<_> = f.spec.environments["production"].variants.iter().map(|v| v.weight.unwrap()).collect();
+        assert_eq!(w, [500, 500]);
+    }
+
+    #[test]
+    fn variants_are_weighted_and_served_as_unleash_server_does() {
+        let f = flag(json!({"environments": {"production": {"enabled": true, "variants": [
+            {"name": "cherry"}, {"name": "banana", "weight": 100, "weightType": "fix"},
+            {"name": "apple", "weight": 800}, {"name": "Date"}]}}}))
+        .expect("valid");
+        // 900 left for three variable variants (apple's 800 is ignored): 300 each.
+        let doc: Vec<_> =
+            f.spec.environments["production"].variants.iter().map(|v| (v.name.as_str(), v.weight.unwrap())).collect();
+        assert_eq!(doc, [("cherry", 300), ("banana", 100), ("apple", 300), ("Date", 300)]);
+        let wire: Vec<_> =
+            f.client_feature("production", &|_| None).variants.into_iter().map(|v| (v.name, v.weight)).collect();
+        let want = [("apple", 300), ("banana", 100), ("cherry", 300), ("Date", 300)];
+        assert_eq!(wire, want.map(|(n, w)| (n.to_owned(), w)));
+
+        // 1000 over three: the first two written get the remainder, then the list is sorted.
+        let f = flag(json!({"environments": {"production": {"enabled": true,
+            "strategies": [{"name": "default", "variants": [{"name": "c"}, {"name": "b"}, {"name": "a"}]}]}}}))
+        .expect("valid");
+        let wire = &f.client_feature("production", &|_| None).strategies[0].variants;
+        let got: Vec<_> = wire.iter().map(|v| (v.name.as_str(), v.weight)).collect();
+        assert_eq!(got, [("a", 333), ("b", 333), ("c", 334)]);
+        // Reading the stored document again changes nothing.
+        assert_eq!(Flag::from_value(f.to_value()).expect("valid"), f);
+
+        let errs = fields(flag(json!({"environments": {"production": {"enabled": true, "variants": [
+            {"name": "a", "weight": 500, "weightType": "fix"}, {"name": "b", "weight": 500, "weightType": "fix"}]}}})));
+        assert!(errs[0].contains("at least one must be variable"), "{errs:?}");
+    }
+
+    #[test]
+    fn names_sort_as_node_locale_compare_does() {
+        // ["b","A","a","B","a-b","ab","a_b","a1","aB","Ab","a b","A-b"].sort((a, b) => a.localeCompare(b))
+        // in Node 20.20.2 (ICU 78.2).
+        let mut names = ["b", "A", "a", "B", "a-b", "ab", "a_b", "a1", "aB", "Ab", "a b", "A-b"];
+        names.sort_by(|a, b| unleash_name_order(a, b));
+        assert_eq!(names, ["a", "A", "a b", "a_b", "a-b", "A-b", "a1", "ab", "aB", "Ab", "b", "B"]);
+        let ascii: String = (32u8..127).map(char::from).collect();
+        let mut chars: Vec<String> = ascii.chars().map(String::from).collect();
+        chars.sort_by(|a, b| unleash_name_order(a, b));
+        let want = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789aAbBcCdDeEfFgGhHiIjJkKlLmMnNoOpPqQrRsStTuUvVwWxXyYzZ";
+        assert_eq!(chars.concat(), want);
+    }
+
+    #[test]
+    fn recent_operators_warn_about_sdks_registered_where_they_are_used() {
+        let f = flag(json!({"environments": {
+            "production": {"enabled": true, "strategies": [{"name": "default", "segments": ["eu"], "constraints": [
+                {"contextName": "version", "operator": "SEMVER_GTE", "value": "2.0.0"},
+                {"contextName": "plan", "operator": "IN", "values": ["pro"]}]}]},
+            "staging": {"enabled": true, "strategies": [{"name": "default"}]},
+            "dev": {"enabled": false, "strategies": [{"name": "default", "constraints": [
+                {"contextName": "email", "operator": "REGEX", "value": "x"}]}]}}}))
+        .expect("valid");
+        let segment = |n: &str| {
+            (n == "eu").then(|| {
+                vec![FlagConstraint {
+                    context_name: "remoteAddress".into(),
+                    operator: "IN_CIDR".into(),
+                    values: vec!["10.0.0.0/8".into()],
+                    ..Default::default()
+                }]
+            })
+        };
+        assert_eq!(f.recent_operators("production", &segment), ["SEMVER_GTE", "IN_CIDR"]);
+        assert!(f.recent_operators("dev", &segment).is_empty(), "off in dev: nothing evaluates it");
+        let clients = [
+            ("production".to_owned(), "unleash-client-python:6.0.1".to_owned()),
+            ("production".to_owned(), "unleash-client-js:3.7.0".to_owned()),
+            ("staging".to_owned(), "unleash-client-go:4.1.0".to_owned()),
+        ];
+        let w = f.operator_warnings(&segment, &clients);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(
+            (w[0].environment.as_str(), w[0].sdks.as_slice()),
+            ("production", ["unleash-client-python:6.0.1".to_owned()].as_slice())
+        );
+        assert!(
+            w[0].message.contains("SEMVER_GTE (Yggdrasil 0.21.1+), IN_CIDR (Yggdrasil 0.21.1+)"),
+            "{}",
+            w[0].message
+        );
+        assert!(
+            f.operator_warnings(&segment, &clients[1..]).is_empty(),
+            "a browser SDK asks Pave, which evaluates all"
+        );
+    }
+
+    #[test]
+    fn operands_engines_compare_are_stored_trimmed() {
+        let f = flag(
+            json!({"environments": {"production": {"enabled": true, "strategies": [{"name": "default", "constraints": [
+            {"contextName": "remoteAddress", "operator": "IN_CIDR", "values": [" 10.0.0.0/8", "192.168.0.1 "]},
+            {"contextName": "version", "operator": "SEMVER_GTE", "value": " 2.0.0 "},
+            {"contextName": "region", "operator": "IN", "values": [" eu "]}]}]}}}),
+        )
+        .expect("valid");
+        let c = &f.spec.environments["production"].strategies[0].constraints;
+        assert_eq!(c[0].values, ["10.0.0.0/8", "192.168.0.1"]);
+        assert_eq!(c[1].value.as_deref(), Some("2.0.0"));
+        assert_eq!(c[2].values, [" eu "], "IN compares strings exactly, spaces included");
     }
 
     #[test]

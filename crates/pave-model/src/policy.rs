@@ -56,6 +56,42 @@ impl Severity {
     }
 }
 
+/// The kinds of informational advisory (RustSec's `informational`) a `no-notices` gate
+/// refuses: a notice is not a vulnerability, so only a policy that asks gates on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// Every notice: unmaintained, unsound and any other.
+    Any,
+    Unmaintained,
+    Unsound,
+}
+
+impl NoticeKind {
+    fn parse(s: &str) -> Result<NoticeKind, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "" | "any" => Ok(NoticeKind::Any),
+            "unmaintained" => Ok(NoticeKind::Unmaintained),
+            "unsound" => Ok(NoticeKind::Unsound),
+            other => Err(format!("no-notices takes unmaintained, unsound or any, not {other:?}")),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Any => "any",
+            NoticeKind::Unmaintained => "unmaintained",
+            NoticeKind::Unsound => "unsound",
+        }
+    }
+
+    fn covers(self, kind: &str) -> bool {
+        match self {
+            NoticeKind::Any => true,
+            k => k.as_str() == kind,
+        }
+    }
+}
+
 /// One requirement of a release policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
@@ -63,11 +99,15 @@ pub enum Gate {
     SecretsClean,
     /// A dependency audit is attached and found no vulnerability above this severity.
     NoVulnsAbove(Severity),
+    /// A dependency audit is attached and found no informational advisory of this kind
+    /// (an unmaintained or unsound package).
+    NoNotices(NoticeKind),
     /// An SBOM of the artifact is attached.
     Sbom,
 }
 
-const GATES: &str = "`secrets-clean`, `sbom`, or `no-vulns-above: none|low|medium|high|critical`";
+const GATES: &str = "`secrets-clean`, `sbom`, `no-vulns-above: none|low|medium|high|critical`, or `no-notices` \
+                     (`no-notices: unmaintained|unsound|any`)";
 
 impl Gate {
     fn parse(text: &str) -> Result<Gate, String> {
@@ -76,6 +116,9 @@ impl Gate {
             "secrets-clean" => return Ok(Gate::SecretsClean),
             "sbom" => return Ok(Gate::Sbom),
             _ => {}
+        }
+        if let Some(kind) = t.strip_prefix("no-notices").map(|r| r.trim_start_matches([':', '=', ' '])) {
+            return NoticeKind::parse(kind).map(Gate::NoNotices);
         }
         if let Some(level) = t.strip_prefix("no-vulns-above").map(|r| r.trim_start_matches([':', '=', ' '])) {
             return Gate::vulns(level);
@@ -99,6 +142,8 @@ impl fmt::Display for Gate {
             Gate::SecretsClean => f.write_str("secrets-clean"),
             Gate::Sbom => f.write_str("sbom"),
             Gate::NoVulnsAbove(s) => write!(f, "no-vulns-above: {}", s.as_str()),
+            Gate::NoNotices(NoticeKind::Any) => f.write_str("no-notices"),
+            Gate::NoNotices(k) => write!(f, "no-notices: {}", k.as_str()),
         }
     }
 }
@@ -110,6 +155,11 @@ impl Serialize for Gate {
             Gate::NoVulnsAbove(level) => {
                 let mut m = s.serialize_map(Some(1))?;
                 m.serialize_entry("no-vulns-above", level.as_str())?;
+                m.end()
+            }
+            Gate::NoNotices(kind) if *kind != NoticeKind::Any => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("no-notices", kind.as_str())?;
                 m.end()
             }
             other => s.serialize_str(&other.to_string()),
@@ -139,6 +189,7 @@ impl<'de> Deserialize<'de> for Gate {
                 }
                 match key.as_str() {
                     "no-vulns-above" => Gate::vulns(&value).map_err(de::Error::custom),
+                    "no-notices" => NoticeKind::parse(&value).map(Gate::NoNotices).map_err(de::Error::custom),
                     other => Err(de::Error::custom(format!("unknown gate {other:?}; gates are {GATES}"))),
                 }
             }
@@ -223,6 +274,27 @@ pub struct Vulnerability {
     pub fix: Option<String>,
 }
 
+/// An informational advisory of a package (RustSec's unmaintained and unsound notices):
+/// reported as a warning, counted only by a `no-notices` gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notice {
+    pub id: String,
+    /// `unmaintained`, `unsound`, `notice`, …
+    pub kind: String,
+    pub ecosystem: String,
+    pub package: String,
+    pub version: String,
+}
+
+/// A lockfile the audit could not read (malformed, hostile, too large or too deep).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnreadableLockfile {
+    pub file: String,
+    pub problem: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DepsScan {
@@ -230,6 +302,12 @@ pub struct DepsScan {
     pub packages: u64,
     pub lockfiles: Vec<String>,
     pub vulnerabilities: Vec<Vulnerability>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<Notice>,
+    /// Lockfiles that could not be read: what they install was not audited, so the
+    /// dependency gates fail rather than pass on a partial audit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<UnreadableLockfile>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -288,7 +366,7 @@ pub fn evaluate(policy: &ReleasePolicy, scans: &ReleaseScans) -> Vec<GateCheck> 
             let mut c = check(*gate, &trusted);
             let uploaded = match gate {
                 Gate::SecretsClean => scans.secrets.as_ref().map(|s| &s.origin),
-                Gate::NoVulnsAbove(_) => scans.deps.as_ref().map(|d| &d.origin),
+                Gate::NoVulnsAbove(_) | Gate::NoNotices(_) => scans.deps.as_ref().map(|d| &d.origin),
                 Gate::Sbom => scans.sbom.as_ref().map(|b| &b.origin),
             }
             .filter(|o| !made_here(o));
@@ -332,6 +410,41 @@ fn check(gate: Gate, scans: &ReleaseScans) -> GateCheck {
                 )
             }
         },
+        Gate::NoVulnsAbove(_) | Gate::NoNotices(_)
+            if let Some(d) = scans.deps.as_ref().filter(|d| !d.unreadable.is_empty()) =>
+        {
+            let first = &d.unreadable[0];
+            (
+                false,
+                format!(
+                    "the dependency audit is incomplete: {} could not be read, first {}: {}",
+                    plural(d.unreadable.len(), "lockfile", "lockfiles"),
+                    first.file,
+                    first.problem
+                ),
+            )
+        }
+        Gate::NoNotices(kind) => match &scans.deps {
+            None => (false, format!("no dependency audit is attached to the release ({HOW_TO_SCAN})")),
+            Some(d) => {
+                let hits: Vec<&Notice> = d.notices.iter().filter(|n| kind.covers(&n.kind)).collect();
+                let what = match kind {
+                    NoticeKind::Any => "notice".to_owned(),
+                    k => format!("{} notice", k.as_str()),
+                };
+                if hits.is_empty() {
+                    (true, format!("{} audited, no {what}", plural(d.packages as usize, "package", "packages")))
+                } else {
+                    let listed: Vec<String> = hits
+                        .iter()
+                        .take(5)
+                        .map(|n| format!("{} ({}) in {} {} {}", n.id, n.kind, n.ecosystem, n.package, n.version))
+                        .collect();
+                    let more = if hits.len() > 5 { format!("; and {} more", hits.len() - 5) } else { String::new() };
+                    (false, format!("{}: {}{more}", plural(hits.len(), &what, &format!("{what}s")), listed.join("; ")))
+                }
+            }
+        },
         Gate::NoVulnsAbove(limit) => match &scans.deps {
             None => (false, format!("no dependency audit is attached to the release ({HOW_TO_SCAN})")),
             Some(d) => {
@@ -341,10 +454,22 @@ fn check(gate: Gate, scans: &ReleaseScans) -> GateCheck {
                 if above.is_empty() && d.lockfiles.is_empty() {
                     (true, "no lockfile in the artifact, so there was nothing to audit".to_owned())
                 } else if above.is_empty() {
+                    let notices = if d.notices.is_empty() {
+                        String::new()
+                    } else {
+                        let mut kinds: Vec<&str> = d.notices.iter().map(|n| n.kind.as_str()).collect();
+                        kinds.sort_unstable();
+                        kinds.dedup();
+                        format!(
+                            "; {} ({}) not counted (a policy gates on them with `no-notices`)",
+                            plural(d.notices.len(), "warning", "warnings"),
+                            kinds.join(", ")
+                        )
+                    };
                     (
                         true,
                         format!(
-                            "{} audited, {}, none above {}",
+                            "{} audited, {}, none above {}{notices}",
                             plural(d.packages as usize, "package", "packages"),
                             plural(d.vulnerabilities.len(), "vulnerability", "vulnerabilities"),
                             limit.as_str()
@@ -460,6 +585,8 @@ mod tests {
                 packages: 40,
                 lockfiles: vec!["package-lock.json".into()],
                 vulnerabilities: vec![vuln("GHSA-low", Severity::Low), vuln("GHSA-high", Severity::High)],
+                notices: vec![],
+                unreadable: vec![],
             }),
             sbom: Some(SbomInfo {
                 origin: origin(),
@@ -511,5 +638,78 @@ mod tests {
             &scans,
         );
         assert!(strict[0].reason.starts_with("4 vulnerabilities above none"), "{}", strict[0].reason);
+    }
+
+    fn notice(id: &str, kind: &str, package: &str) -> Notice {
+        Notice {
+            id: id.into(),
+            kind: kind.into(),
+            ecosystem: "crates.io".into(),
+            package: package.into(),
+            version: "0.2.14".into(),
+        }
+    }
+
+    /// RustSec's unmaintained and unsound notices are warnings: `no-vulns-above` does not
+    /// count them (an unmaintained `atty` no longer blocks production as a "critical"), and
+    /// a policy that wants them gated says `no-notices`.
+    #[test]
+    fn notices_are_gated_only_by_no_notices() {
+        let p: ReleasePolicy = serde_yaml::from_str(
+            "require: [no-vulns-above: high, no-notices, no-notices: unsound, 'no-notices: unmaintained']",
+        )
+        .unwrap();
+        assert_eq!(
+            p.require,
+            vec![
+                Gate::NoVulnsAbove(Severity::High),
+                Gate::NoNotices(NoticeKind::Any),
+                Gate::NoNotices(NoticeKind::Unsound),
+                Gate::NoNotices(NoticeKind::Unmaintained)
+            ]
+        );
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["require"][1], "no-notices");
+        assert_eq!(json["require"][2], serde_json::json!({"no-notices": "unsound"}));
+        assert_eq!(serde_json::from_value::<ReleasePolicy>(json).unwrap(), p);
+        let err = serde_yaml::from_str::<ReleasePolicy>("require: [no-notices: stale]").unwrap_err().to_string();
+        assert!(err.contains("unmaintained, unsound or any, not \"stale\""), "{err}");
+
+        let mut scans = ReleaseScans {
+            deps: Some(DepsScan {
+                origin: origin(),
+                packages: 120,
+                lockfiles: vec!["Cargo.lock".into()],
+                vulnerabilities: vec![],
+                notices: vec![notice("RUSTSEC-2024-0375", "unmaintained", "atty")],
+                unreadable: vec![],
+            }),
+            ..Default::default()
+        };
+        let c = evaluate(&p, &scans);
+        assert!(c[0].passed, "{c:?}");
+        assert_eq!(
+            c[0].reason,
+            "120 packages audited, 0 vulnerabilities, none above high; 1 warning (unmaintained) not counted (a policy \
+             gates on them with `no-notices`)"
+        );
+        assert!(!c[1].passed);
+        assert_eq!(c[1].reason, "1 notice: RUSTSEC-2024-0375 (unmaintained) in crates.io atty 0.2.14");
+        assert!(c[2].passed, "{c:?}");
+        assert_eq!(c[2].reason, "120 packages audited, no unsound notice");
+        assert!(!c[3].passed && c[3].reason.starts_with("1 unmaintained notice: RUSTSEC-2024-0375"), "{c:?}");
+
+        // A lockfile that could not be read leaves the audit incomplete: both gates fail.
+        scans.deps.as_mut().unwrap().unreadable.push(UnreadableLockfile {
+            file: "web/pnpm-lock.yaml".into(),
+            problem: "refused before parsing: line 2: collections nested deeper than 64 levels".into(),
+        });
+        let c = evaluate(&p, &scans);
+        assert!(c.iter().all(|c| !c.passed), "{c:?}");
+        assert_eq!(
+            c[0].reason,
+            "the dependency audit is incomplete: 1 lockfile could not be read, first web/pnpm-lock.yaml: refused \
+             before parsing: line 2: collections nested deeper than 64 levels"
+        );
     }
 }

@@ -72,4 +72,24 @@ mod tests {
             assert!(f.iter().any(|f| f.rule_id == rule), "{rule} in {line:?}: {f:?}");
         }
     }
+
+    /// Code shapes the generic rules once flagged in real repositories: a keyword argument
+    /// with a dotted value, an attribute path, a Backstage annotation, a header name, a
+    /// syntax placeholder in a URL.
+    #[test]
+    fn builtin_rules_stay_quiet_on_code() {
+        let set = super::builtin();
+        for line in [
+            "    sa.orm.attributes.set_committed_value(state, key, passive=attributes.PASSIVE_NO_INITIALIZE)",
+            "RegOpenKeyEx = win32api.RegOpenKeyEx",
+            "    backstage.io/source-location: url:https://github.com/acme/shop",
+            "    let key = headers.get(\"sec-websocket-key\", \"dGhlIHNhbXBsZSBub25jZQ==\");",
+            "DATABASE_URL=postgresql://[user[:password]@][host][:port][/dbname]",
+            "password = getpass.getpass(prompt)",
+            "api_key = settings.OPENAI_API_KEY",
+        ] {
+            let f = set.scan(line.as_bytes(), &super::Source { path: "x.py", commit: None });
+            assert!(f.is_empty(), "{line:?}: {f:?}");
+        }
+    }
 }

@@ -32,6 +32,69 @@ pub struct View {
     /// Strong ETag of `body` (quoted).
     pub etag: String,
     pub engine: Engine,
+    /// Per flag name: whether it is on in this environment and its one OFREP value type.
+    pub ofrep: HashMap<String, OfrepFlag>,
+}
+
+/// What OFREP answers need to know of a flag beyond its evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfrepFlag {
+    pub enabled: bool,
+    pub value_type: ValueType,
+}
+
+/// The one type of a flag's OFREP `value`, whoever asks: OpenFeature SDKs call a typed getter
+/// (`getBooleanValue`, `getStringValue`…) and answer TYPE_MISMATCH, with the code's default,
+/// for a value of another type, so a flag whose type changed from user to user would fail for
+/// some users only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    /// A flag without variants: whether it is on.
+    Boolean,
+    /// A flag with variants, some without a payload or with payloads of different types: the
+    /// variant's name (a string).
+    VariantName,
+    /// Every variant has a `string` or `csv` payload: the payload.
+    String,
+    /// Every variant has a `number` payload: the payload as a number.
+    Number,
+    /// Every variant has a `json` payload: the payload's JSON.
+    Object,
+}
+
+impl ValueType {
+    /// The type of `f`, from every variant it has in this environment (its own and its
+    /// strategies').
+    pub fn of(f: &pave_flags::model::Feature) -> ValueType {
+        let mut variants = f.variants.iter().chain(f.strategies.iter().flat_map(|s| &s.variants)).peekable();
+        if variants.peek().is_none() {
+            return ValueType::Boolean;
+        }
+        let mut common = None;
+        for v in variants {
+            let t = match v.payload.as_ref().map(|p| p.kind.as_str()) {
+                Some("string" | "csv") => ValueType::String,
+                Some("number") => ValueType::Number,
+                Some("json") => ValueType::Object,
+                _ => return ValueType::VariantName,
+            };
+            if common.is_some_and(|c| c != t) {
+                return ValueType::VariantName;
+            }
+            common = Some(t);
+        }
+        common.unwrap_or(ValueType::VariantName)
+    }
+
+    /// The OpenFeature type name (`metadata.valueType`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueType::Boolean => "boolean",
+            ValueType::VariantName | ValueType::String => "string",
+            ValueType::Number => "number",
+            ValueType::Object => "object",
+        }
+    }
 }
 
 /// A token's access, resolved (cheap to clone: one reference count).
@@ -115,7 +178,12 @@ fn build_view(snap: &FlagSnapshot, project: &str, environment: &str) -> View {
     let body = Bytes::from(serde_json::to_vec(&features).expect("flags serialise"));
     let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
     let engine = Engine::new(&features);
-    View { project: project.into(), environment: environment.into(), features, body, etag, engine }
+    let ofrep = features
+        .features
+        .iter()
+        .map(|f| (f.name.clone(), OfrepFlag { enabled: f.enabled, value_type: ValueType::of(f) }))
+        .collect();
+    View { project: project.into(), environment: environment.into(), features, body, etag, engine, ofrep }
 }
 
 /// The served state and its refresher's controls.

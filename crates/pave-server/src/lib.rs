@@ -176,7 +176,6 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))
         .route("/api/v1/tokens/{id}", delete(admin::revoke_token))
         .route("/api/v1/whoami", get(admin::whoami))
-        .route("/api/v1/openapi.json", get(admin::openapi))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard));
     // Webhooks authenticate by signature, not by token; they are audited all the same.
     let hooks = Router::new()
@@ -199,6 +198,8 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        // The API's description holds no data, and SDK authors read it before they have a token.
+        .route("/api/v1/openapi.json", get(admin::openapi))
         .merge(api)
         .merge(hooks)
         .merge(sdk)

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use pave_model::Timestamp;
 use pave_model::policy::{
-    DepsScan, ReleaseScans, SbomInfo, ScanOrigin, SecretHit, SecretScan, Severity, Vulnerability,
+    DepsScan, Notice, ReleaseScans, SbomInfo, ScanOrigin, SecretHit, SecretScan, Severity, UnreadableLockfile,
+    Vulnerability,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -64,14 +65,16 @@ pub fn read(upload: &Upload, by: &str, now: i64, source: Source) -> Result<(Rele
 /// Scans an unpacked artifact: secrets with `rules` (else the built-in ones; nothing inside
 /// the artifact — rule files, ignore lists — changes what counts), the SBOM of its lockfiles
 /// (includes confined to the artifact), and, with an advisory database, the audit.
-/// The reports it returns are what `pave scan … -f json` and `pave sbom` print.
+/// The reports it returns are what `pave scan … -f json` and `pave sbom` print, with notes
+/// for the caller: a lockfile that cannot be read (malformed or hostile) is one, named, and
+/// the rest of the artifact is still scanned; the audit records it, so its gates fail.
 pub fn scan_artifact(
     dir: &Path,
     name: &str,
     rules: Option<&Path>,
     osv: Option<&Path>,
     timestamp: &str,
-) -> Result<Upload, String> {
+) -> Result<(Upload, Vec<String>), String> {
     let set = match rules {
         Some(p) => pave_secrets::load(p).map_err(|e| format!("the server's secret rules {}: {e}", p.display()))?,
         None => pave_secrets::builtin(),
@@ -82,21 +85,27 @@ pub fn scan_artifact(
     // Neither inline `pave:allow` markers (the rule set ignores them) nor ignore lists shipped
     // inside the artifact (none is read) count: whoever builds it could accept anything.
     findings.iter_mut().for_each(pave_secrets::Finding::redact);
-    let (packages, lockfiles) = pave_deps::discover::installed_within(dir).map_err(|e| e.to_string())?;
+    let found = pave_deps::discover::installed_within(dir).map_err(|e| e.to_string())?;
     let deps = match osv {
         Some(p) => {
             let db = pave_deps::Database::open(p).map_err(|e| format!("the server's OSV database: {e}"))?;
-            let found = db.audit(&packages);
-            Some(db.json_report(&lockfiles, packages.len(), &found))
+            let hits = db.audit(&found.installed);
+            Some(db.json_report(&found.lockfiles, &found.unreadable, found.installed.len(), &hits))
         }
         None => None,
     };
-    Ok(Upload {
+    let notes = found
+        .unreadable
+        .iter()
+        .map(|e| format!("lockfile {e}; what it installs is neither in the SBOM nor audited"))
+        .collect();
+    let upload = Upload {
         digest: None,
         secrets: Some(pave_secrets::json_report(&findings, &summary)),
         deps,
-        sbom: Some(pave_deps::sbom::document(name, timestamp, &packages)),
-    })
+        sbom: Some(pave_deps::sbom::document(name, timestamp, &found.installed)),
+    };
+    Ok((upload, notes))
 }
 
 fn tool_of(o: &serde_json::Map<String, Value>) -> String {
@@ -139,7 +148,9 @@ fn deps(v: &Value, origin: &dyn Fn(String) -> ScanOrigin) -> Result<DepsScan, St
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
         .unwrap_or_default();
     let mut vulnerabilities = Vec::with_capacity(list.len());
-    for (i, f) in list.iter().enumerate() {
+    let mut notices = Vec::new();
+    let warnings = o.get("warnings").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    for (i, f) in list.iter().chain(warnings).enumerate() {
         let field = |k: &str| {
             f.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| format!("finding {i} has no {k}"))
         };
@@ -149,6 +160,17 @@ fn deps(v: &Value, origin: &dyn Fn(String) -> ScanOrigin) -> Result<DepsScan, St
             .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default();
         let id = ids.first().cloned().ok_or_else(|| format!("finding {i} has no advisory ids"))?;
+        // A notice (RustSec's unmaintained, unsound) is a warning wherever the report lists it.
+        if let Some(kind) = f.get("informational").and_then(Value::as_str) {
+            notices.push(Notice {
+                id,
+                kind: kind.to_ascii_lowercase(),
+                ecosystem: field("ecosystem")?,
+                package: field("package")?,
+                version: field("version")?,
+            });
+            continue;
+        }
         let severity = field("severity")?;
         let severity = Severity::parse(&severity).ok_or_else(|| {
             format!("finding {i} has severity {severity:?}, not one of low, medium, high, critical, unknown")
@@ -175,7 +197,17 @@ fn deps(v: &Value, origin: &dyn Fn(String) -> ScanOrigin) -> Result<DepsScan, St
             fix: ["upgradeTo", "fixed"].iter().find_map(|k| f.get(*k).and_then(Value::as_str)).map(str::to_owned),
         });
     }
-    Ok(DepsScan { origin: origin(tool_of(o)), packages, lockfiles, vulnerabilities })
+    let unreadable = o
+        .get("unreadable")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|u| {
+            let text = |k: &str| u.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            UnreadableLockfile { file: text("file"), problem: text("problem") }
+        })
+        .collect();
+    Ok(DepsScan { origin: origin(tool_of(o)), packages, lockfiles, vulnerabilities, notices, unreadable })
 }
 
 fn count_components(list: &[Value]) -> u64 {
@@ -280,5 +312,46 @@ mod tests {
         assert!(
             serde_json::from_value::<Upload>(json!({"sboms": {}})).unwrap_err().to_string().contains("unknown field")
         );
+    }
+
+    /// A hostile lockfile in an artifact is a note and an incomplete audit, not a failed
+    /// scan (the route answered 500); RustSec notices become the audit's notices.
+    #[test]
+    fn hostile_lockfiles_are_notes_and_notices_are_kept_apart() {
+        let dir = std::env::temp_dir().join(format!("pave-hostile-scan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let at = |p: &str| {
+            let path = dir.join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            path
+        };
+        std::fs::write(at("web/pnpm-lock.yaml"), format!("lockfileVersion: '9.0'\nx: {}\n", "[".repeat(60_000)))
+            .unwrap();
+        std::fs::write(at("api/package-lock.json"), "[".repeat(50_000)).unwrap();
+        std::fs::write(at("py/requirements.txt"), "-r /etc/passwd\n").unwrap();
+        std::fs::write(
+            at("cli/Cargo.lock"),
+            "version = 4\n\n[[package]]\nname = \"atty\"\nversion = \"0.2.14\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n",
+        )
+        .unwrap();
+        let osv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pave-deps/tests/data/osv-notices");
+        let (upload, notes) = scan_artifact(&dir, "shop", None, Some(&osv), "2026-01-01T00:00:00Z").unwrap();
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(notes[0].starts_with("lockfile api/package-lock.json: not JSON"), "{notes:?}");
+        assert!(notes[1].starts_with("lockfile py/requirements.txt: line 1: includes /etc/passwd"), "{notes:?}");
+        assert!(
+            notes[2].contains("web/pnpm-lock.yaml: refused before parsing: line 2: collections nested deeper"),
+            "{notes:?}"
+        );
+        let (scans, _) = read(&upload, "ci", 5, Source::Pave).unwrap();
+        let deps = scans.deps.unwrap();
+        assert_eq!(deps.packages, 1);
+        assert!(deps.vulnerabilities.is_empty(), "{:?}", deps.vulnerabilities);
+        let kinds: Vec<(&str, &str)> = deps.notices.iter().map(|n| (n.id.as_str(), n.kind.as_str())).collect();
+        assert_eq!(kinds, [("RUSTSEC-2021-0145", "unsound"), ("RUSTSEC-2024-0375", "unmaintained")]);
+        let files: Vec<&str> = deps.unreadable.iter().map(|u| u.file.as_str()).collect();
+        assert_eq!(files, ["api/package-lock.json", "py/requirements.txt", "web/pnpm-lock.yaml"]);
+        assert_eq!(scans.sbom.unwrap().components, 1, "the readable lockfile is in the SBOM");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -208,6 +208,9 @@ fn show(format: Format, v: &Value) {
             println!("    variant {} weight {}", cell(&var["name"]), cell(&var["weight"]));
         }
     }
+    for w in v["status"]["warnings"].as_array().into_iter().flatten() {
+        println!("  warning: {}", cell(&w["message"]));
+    }
     for u in v["status"]["usage"].as_array().into_iter().flatten() {
         println!(
             "  evaluated in {}: {} yes, {} no, last {}",

@@ -99,7 +99,27 @@ enum Command {
     Sample,
 }
 
+/// Output piped into a reader that stops early (`pave events | head`) ends the program
+/// quietly, as it would end a C program by SIGPIPE (status 141), instead of a panic message:
+/// Rust ignores SIGPIPE, so a write to a closed pipe is an error `println!` panics on.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> std::process::ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     if matches!(cli.command, Command::Sample) {
         return pave_sample::main();

@@ -254,6 +254,18 @@ pub fn print_scans(scans: &Value) {
                     v["fix"].as_str().map(|f| format!("-> {f}")).unwrap_or_default()
                 );
             }
+            for n in d["notices"].as_array().into_iter().flatten().take(10) {
+                println!(
+                    "           warning {} {} {} {}",
+                    cell(&n["kind"]),
+                    cell(&n["package"]),
+                    cell(&n["version"]),
+                    cell(&n["id"])
+                );
+            }
+            for u in d["unreadable"].as_array().into_iter().flatten() {
+                println!("           unreadable {}: {}", cell(&u["file"]), cell(&u["problem"]));
+            }
         }
         None => println!("  deps:    not audited"),
     }

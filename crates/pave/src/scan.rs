@@ -27,8 +27,12 @@ pub struct DepsArgs {
     #[arg(long, env = "PAVE_OSV_DB")]
     pub db: PathBuf,
     /// Exit 1 when a vulnerability at or above this severity is found (unknown counts as medium).
+    /// Warnings (RustSec's unmaintained and unsound notices) never count, unless --deny-warnings.
     #[arg(long, value_enum, default_value_t = FailOn::Low)]
     pub fail_on: FailOn,
+    /// Exit 1 on warnings too: packages with an unmaintained, unsound or other notice.
+    #[arg(long)]
+    pub deny_warnings: bool,
     /// Report format: text for people, json, or sarif for code-scanning UIs.
     #[arg(long, short = 'f', value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
@@ -266,23 +270,27 @@ fn secrets(args: &SecretsArgs) -> Result<ExitCode> {
 
 pub use pave_deps::discover::Installed;
 
-/// Every lockfile under `root` (or `root` itself), parsed, and the lockfiles read; finding
-/// none is an error.
-fn installed(root: &Path) -> Result<(Installed, Vec<String>)> {
+/// Every lockfile under `root` (or `root` itself), parsed; finding none is an error. A
+/// lockfile that cannot be read (malformed, hostile) is a warning on stderr naming it, and
+/// the others are still read.
+fn installed(root: &Path) -> Result<pave_deps::discover::Discovered> {
     if !root.exists() {
         bail!("{} does not exist", root.display());
     }
     if root.is_file() && pave_deps::Format::detect(&root.file_name().unwrap_or_default().to_string_lossy()).is_none() {
         bail!("{} is not a lockfile Pave reads", root.display());
     }
-    let (out, names) = pave_deps::discover::installed(root)?;
-    if names.is_empty() {
+    let found = pave_deps::discover::installed(root)?;
+    if found.lockfiles.is_empty() {
         bail!(
             "no lockfile under {} (Cargo.lock, package-lock.json, yarn.lock, pnpm-lock.yaml, requirements*.txt, poetry.lock, Pipfile.lock, go.mod, Gemfile.lock, composer.lock)",
             root.display()
         );
     }
-    Ok((out, names))
+    for e in &found.unreadable {
+        eprintln!("warning: lockfile {e}; it is skipped, the other lockfiles are read");
+    }
+    Ok(found)
 }
 
 fn deps(args: &DepsArgs) -> Result<ExitCode> {
@@ -291,8 +299,9 @@ fn deps(args: &DepsArgs) -> Result<ExitCode> {
     for w in &db.warnings {
         eprintln!("warning: {w}");
     }
-    let (packages, lockfiles) = installed(&args.path)?;
-    let findings = db.audit(&packages);
+    let found = installed(&args.path)?;
+    let (packages, lockfiles) = (&found.installed, &found.lockfiles);
+    let findings = db.audit(packages);
     let threshold = match args.fail_on {
         FailOn::Low => Some(pave_deps::Severity::Low),
         FailOn::Medium => Some(pave_deps::Severity::Medium),
@@ -302,14 +311,21 @@ fn deps(args: &DepsArgs) -> Result<ExitCode> {
     };
     let counted =
         |s: pave_deps::Severity| if s == pave_deps::Severity::Unknown { pave_deps::Severity::Medium } else { s };
-    let failing = findings.iter().filter(|f| threshold.is_some_and(|t| counted(f.level) >= t)).count();
+    let warnings = findings.iter().filter(|f| f.is_warning()).count();
+    let failing = findings
+        .iter()
+        .filter(|f| if f.is_warning() { args.deny_warnings } else { threshold.is_some_and(|t| counted(f.level) >= t) })
+        .count();
     let registry = packages.iter().filter(|(p, _)| p.origin == pave_deps::Origin::Registry).count();
     let report = match args.format {
         ReportFormat::Json => {
-            serde_json::to_string_pretty(&db.json_report(&lockfiles, packages.len(), &findings)).expect("serializes")
+            serde_json::to_string_pretty(&db.json_report(lockfiles, &found.unreadable, packages.len(), &findings))
+                .expect("serializes")
                 + "\n"
         }
-        ReportFormat::Sarif => serde_json::to_string_pretty(&deps_sarif(&findings)).expect("serializes") + "\n",
+        ReportFormat::Sarif => {
+            serde_json::to_string_pretty(&deps_sarif(&findings, &found.unreadable)).expect("serializes") + "\n"
+        }
         ReportFormat::Text => {
             let mut s = String::new();
             for f in &findings {
@@ -318,9 +334,13 @@ fn deps(args: &DepsArgs) -> Result<ExitCode> {
                     (Some(x), None) => format!("fixed in {x}"),
                     (None, None) => "no fixed version".into(),
                 };
+                let label = match &f.informational {
+                    Some(kind) => format!("warning {kind}"),
+                    None => f.severity.to_owned(),
+                };
                 s.push_str(&format!(
                     "{:<8} {} {} {} ({})  {}  {}  [{}]\n",
-                    f.severity,
+                    label,
                     f.ecosystem,
                     f.package,
                     f.version,
@@ -337,20 +357,34 @@ fn deps(args: &DepsArgs) -> Result<ExitCode> {
         Some(p) => std::fs::write(p, &report).with_context(|| format!("cannot write {}", p.display()))?,
         None => std::io::stdout().write_all(report.as_bytes()).context("cannot write the report")?,
     }
+    let vulns = findings.len() - warnings;
+    let unreadable = if found.unreadable.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} unreadable, not audited)", found.unreadable.len())
+    };
     eprintln!(
-        "{} vulnerabilit{} ({failing} at or above --fail-on) in {} packages ({registry} from registries) of {} lockfile(s), \
-         {} advisories, {:.2} s",
-        findings.len(),
-        if findings.len() == 1 { "y" } else { "ies" },
+        "{vulns} vulnerabilit{} and {warnings} warning(s) ({failing} failing) in {} packages ({registry} from registries) \
+         of {} lockfile(s){unreadable}, {} advisories, {:.2} s",
+        if vulns == 1 { "y" } else { "ies" },
         packages.len(),
         lockfiles.len(),
         db.len(),
         started.elapsed().as_secs_f64()
     );
-    Ok(if failing > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    // An unreadable lockfile leaves the audit incomplete: the scan did not fully run.
+    Ok(if !found.unreadable.is_empty() {
+        ExitCode::from(2)
+    } else if failing > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-fn deps_sarif(findings: &[pave_deps::Finding]) -> serde_json::Value {
+/// SARIF of an audit; lockfiles that could not be read are the run's tool notifications, and
+/// make it unsuccessful.
+fn deps_sarif(findings: &[pave_deps::Finding], unreadable: &[pave_deps::discover::DiscoverError]) -> serde_json::Value {
     let mut rules: Vec<serde_json::Value> = Vec::new();
     let mut results = Vec::new();
     for f in findings {
@@ -358,15 +392,29 @@ fn deps_sarif(findings: &[pave_deps::Finding]) -> serde_json::Value {
         let index = match rules.iter().position(|r| r["id"] == id.as_str()) {
             Some(i) => i,
             None => {
-                rules.push(serde_json::json!({"id": id, "shortDescription": {"text": f.summary},
-                    "properties": {"security-severity": f.score.map(|s| format!("{s:.1}")), "aliases": f.aliases}}));
+                let mut properties = serde_json::json!({"aliases": f.aliases});
+                if let Some(score) = f.score {
+                    properties["security-severity"] = format!("{score:.1}").into();
+                }
+                if let Some(kind) = &f.informational {
+                    properties["informational"] = kind.as_str().into();
+                }
+                rules.push(
+                    serde_json::json!({"id": id, "shortDescription": {"text": f.summary}, "properties": properties}),
+                );
                 rules.len() - 1
             }
         };
         let level = match f.level {
+            _ if f.is_warning() => "warning",
             pave_deps::Severity::Critical | pave_deps::Severity::High => "error",
             pave_deps::Severity::Medium | pave_deps::Severity::Unknown => "warning",
             _ => "note",
+        };
+        let what = match &f.informational {
+            Some(kind) if kind == "notice" => "has a notice".to_owned(),
+            Some(kind) => format!("is {kind}"),
+            None => "is vulnerable".to_owned(),
         };
         let fix = f
             .upgrade_to
@@ -376,16 +424,25 @@ fn deps_sarif(findings: &[pave_deps::Finding]) -> serde_json::Value {
         for lock in &f.lockfiles {
             results.push(serde_json::json!({
                 "ruleId": id, "ruleIndex": index, "level": level,
-                "message": {"text": format!("{} {} {} is vulnerable ({}): {fix}", f.ecosystem, f.package, f.version, f.ids.join(", "))},
+                "message": {"text": format!("{} {} {} {what} ({}): {fix}", f.ecosystem, f.package, f.version, f.ids.join(", "))},
                 "locations": [{"physicalLocation": {"artifactLocation": {"uri": lock}}}],
                 "partialFingerprints": {"package/v1": format!("{}:{}:{}:{}", f.ecosystem, f.package, f.version, id)},
             }));
         }
     }
+    let notifications: Vec<serde_json::Value> = unreadable
+        .iter()
+        .map(|e| {
+            serde_json::json!({"level": "error", "message": {"text": format!("lockfile {e}: not audited")},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": e.path}}}]})
+        })
+        .collect();
     serde_json::json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{"tool": {"driver": {"name": "pave", "semanticVersion": env!("CARGO_PKG_VERSION"), "rules": rules}}, "results": results}],
+        "runs": [{"tool": {"driver": {"name": "pave", "semanticVersion": env!("CARGO_PKG_VERSION"), "rules": rules}},
+            "invocations": [{"executionSuccessful": unreadable.is_empty(), "toolExecutionNotifications": notifications}],
+            "results": results}],
     })
 }
 
@@ -405,8 +462,9 @@ pub fn sbom_document(path: &Path, name: Option<&str>, packages: &Installed) -> s
 /// `pave sbom`: the CycloneDX 1.5 SBOM of what the lockfiles install.
 pub fn sbom(args: &SbomArgs) -> ExitCode {
     let run = || -> Result<()> {
-        let (packages, lockfiles) = installed(&args.path)?;
-        let bom = sbom_document(&args.path, None, &packages);
+        let found = installed(&args.path)?;
+        let (packages, lockfiles) = (&found.installed, &found.lockfiles);
+        let bom = sbom_document(&args.path, None, packages);
         let text = serde_json::to_string_pretty(&bom).expect("serializes") + "\n";
         match &args.output {
             Some(p) => std::fs::write(p, &text).with_context(|| format!("cannot write {}", p.display()))?,

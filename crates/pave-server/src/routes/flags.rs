@@ -40,7 +40,30 @@ async fn flag_value(state: &AppState, f: &StoredFlag) -> Result<Value, ApiError>
     let mut v = f.to_value();
     let usage = state.store.flag_usage(Some(f.flag.name())).await?;
     v["status"]["usage"] = json!(usage.get(f.flag.name()).cloned().unwrap_or_default());
+    v["status"]["warnings"] = json!(operator_warnings(state, &f.flag).await?);
     Ok(v)
+}
+
+/// Where the flag uses an operator that SDKs registered in that environment may not evaluate
+/// (`pave_model::flags::RECENT_OPERATORS`).
+async fn operator_warnings(state: &AppState, flag: &Flag) -> Result<Vec<pave_model::flags::OperatorWarning>, ApiError> {
+    if flag.spec.environments.keys().all(|env| flag.recent_operators(env, &|_| None).is_empty())
+        && flag.segment_names().is_empty()
+    {
+        return Ok(Vec::new());
+    }
+    let segments: BTreeMap<String, Segment> =
+        state.store.segments().await?.into_iter().map(|(_, s)| (s.name().to_owned(), s)).collect();
+    let clients: Vec<(String, String)> =
+        state.store.sdk_clients().await?.into_iter().map(|c| (c.environment, c.sdk)).collect();
+    Ok(flag.operator_warnings(&|n| segments.get(n).map(|s| s.spec.constraints.clone()), &clients))
+}
+
+/// Logs each warning of a flag just written (its response carries them too).
+fn log_warnings(name: &str, v: &Value) {
+    for w in v["status"]["warnings"].as_array().into_iter().flatten() {
+        tracing::warn!(flag = name, environment = %w["environment"], "{}", w["message"].as_str().unwrap_or_default());
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,7 +101,9 @@ pub async fn create(
     let changes = vec![state.store.create_flag(&flag, &caller.write_context()).await?];
     state.flags.written(&state.store).await;
     let stored = state.store.flag(flag.name()).await?.ok_or_else(|| ApiError::not_found("flag vanished"))?;
-    let resp = (StatusCode::CREATED, Json(flag_value(&state, &stored).await?)).into_response();
+    let v = flag_value(&state, &stored).await?;
+    log_warnings(flag.name(), &v);
+    let resp = (StatusCode::CREATED, Json(v)).into_response();
     Ok(with_detail(resp, json!({"flag": flag.name(), "changes": changes})))
 }
 
@@ -100,7 +125,9 @@ pub async fn put(
     state.flags.written(&state.store).await;
     let stored = state.store.flag(&name).await?.ok_or_else(|| ApiError::not_found("flag vanished"))?;
     let status = if changes.iter().any(|c| c.action == "create") { StatusCode::CREATED } else { StatusCode::OK };
-    let resp = (status, Json(flag_value(&state, &stored).await?)).into_response();
+    let v = flag_value(&state, &stored).await?;
+    log_warnings(&name, &v);
+    let resp = (status, Json(v)).into_response();
     Ok(with_detail(resp, json!({"flag": name, "changes": changes})))
 }
 
@@ -247,7 +274,15 @@ pub async fn apply(
     }
     let count = |a: &str| changes.iter().filter(|c| c.action == a).count();
     let summary = json!({"created": count("create"), "updated": count("update"), "unchanged": count("unchanged")});
-    let resp = Json(json!({"dryRun": b.dry_run, "changes": changes, "summary": summary})).into_response();
+    let mut warnings = Vec::new();
+    for f in &flags {
+        for w in operator_warnings(&state, f).await? {
+            tracing::warn!(flag = f.name(), environment = %w.environment, "{}", w.message);
+            warnings.push(json!({"flag": f.name(), "environment": w.environment, "message": w.message}));
+        }
+    }
+    let resp = Json(json!({"dryRun": b.dry_run, "changes": changes, "summary": summary, "warnings": warnings}))
+        .into_response();
     Ok(with_detail(resp, json!({"dryRun": b.dry_run, "summary": summary})))
 }
 

@@ -194,7 +194,7 @@ pub async fn scan(
     let (digest, name) = (release.digest.clone(), service.clone());
     let (rules, osv) = (state.config.secret_rules.clone(), state.config.osv_db.clone());
     let timestamp = Timestamp(ctx.now).to_string();
-    let upload = tokio::task::spawn_blocking(move || {
+    let (upload, mut notes) = tokio::task::spawn_blocking(move || {
         let dir = artifacts.verify(&digest).map_err(|e| format!("the artifact {digest}: {e}"))?;
         crate::scans::scan_artifact(&dir, &name, rules.as_deref(), osv.as_deref(), &timestamp)
     })
@@ -207,11 +207,9 @@ pub async fn scan(
     let (scans, document) = crate::scans::read(&upload, &ctx.actor, ctx.now, crate::scans::Source::Pave)
         .map_err(|e| ApiError::new(Problem::Internal, e))?;
     let stored = state.store.attach_scans(&service, &version, &scans, document.as_deref(), &ctx).await?;
-    let notes: Vec<&str> = if state.config.osv_db.is_none() {
-        vec!["dependencies not audited: this server has no OSV database (pave serve --osv-db)"]
-    } else {
-        vec![]
-    };
+    if state.config.osv_db.is_none() {
+        notes.push("dependencies not audited: this server has no OSV database (pave serve --osv-db)".to_owned());
+    }
     let mut resp = Json(json!({"release": release, "scans": stored, "notes": notes})).into_response();
     resp.extensions_mut().insert(scans_audit(&version, &scans));
     Ok(resp)

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::AppState;
 use crate::error::{ApiError, Problem};
-use crate::flags::{Access, View};
+use crate::flags::{Access, OfrepFlag, ValueType, View};
 use crate::routes::deploy::ChannelBody;
 
 /// Largest evaluation context accepted, in bytes of JSON or query string.
@@ -329,15 +329,13 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
 }
 
-/// Refuses a context that names another environment than the token's.
-fn check_environment(ctx: &Context, view: &View) -> Result<(), String> {
-    match ctx.environment.as_deref() {
-        Some(env) if env != view.environment => Err(format!(
-            "this token is for environment {:?}, not {env:?}; use a token of that environment",
-            view.environment
-        )),
-        _ => Ok(()),
-    }
+/// Evaluates in the token's environment whatever the context says, as Unleash's frontend API
+/// does: SDKs fill `environment` in by themselves (browser SDKs send `"default"`, OpenFeature
+/// providers pass whatever the application set), and refusing them would turn every flag off
+/// for such callers where Unleash answers normally.
+fn in_token_environment(mut ctx: Context, view: &View) -> Context {
+    ctx.environment = Some(view.environment.clone());
+    ctx
 }
 
 fn frontend_toggle(r: &Resolved<'_>) -> Value {
@@ -379,10 +377,7 @@ pub async fn frontend(
         context_from_query(&q)
     }
     .map_err(ApiError::bad_request)?;
-    // Browser SDKs send `environment: "default"` unless told otherwise; as in Unleash's
-    // frontend API, the token decides the environment and the context's is replaced.
-    let mut ctx = ctx;
-    ctx.environment = Some(a.view.environment.clone());
+    let ctx = in_token_environment(ctx, &a.view);
     let toggles: Vec<Value> =
         a.view.engine.resolve_all(&ctx).filter(|r| r.enabled).map(|r| frontend_toggle(&r)).collect();
     let body = Bytes::from(serde_json::to_vec(&json!({ "toggles": toggles })).expect("serialises"));
@@ -543,33 +538,40 @@ fn ofrep_context(body: &Bytes, key: Option<&str>) -> Result<Context, OfrepError>
     context_from_json(&ctx).map_err(|e| ofrep_error(StatusCode::BAD_REQUEST, key, "INVALID_CONTEXT", e))
 }
 
-/// One flag's OFREP answer. A flag with variants answers its variant's payload (typed by
-/// the payload's type) or, without one, the variant's name; a flag without variants answers
-/// whether it is on.
+/// One flag's OFREP answer, its `value` always of the flag's one type ([`ValueType`]): whether
+/// it is on for a flag without variants; for a flag with variants, the chosen variant's payload
+/// or name. When a flag with variants is off, or on without a variant for this context, `value`
+/// is left out (OFREP's deferral to the code's default, ADR 6), so a typed OpenFeature call
+/// answers its default without a TYPE_MISMATCH.
 fn ofrep_value(r: &Resolved<'_>, view: &View) -> Value {
-    let has_variants = r.variant.enabled;
-    let (value, variant) = if has_variants {
-        let value = match r.variant.payload {
-            None => json!(r.variant.name),
-            Some(p) => match p.kind.as_str() {
-                "json" => serde_json::from_str(&p.value).unwrap_or_else(|_| json!(p.value)),
-                "number" => p.value.trim().parse::<f64>().map(|n| json!(n)).unwrap_or_else(|_| json!(p.value)),
-                _ => json!(p.value),
-            },
-        };
-        (value, r.variant.name.to_owned())
-    } else {
-        (json!(r.enabled), if r.enabled { "on".into() } else { "off".into() })
+    let flag = view.ofrep.get(r.name).copied().unwrap_or(OfrepFlag { enabled: false, value_type: ValueType::Boolean });
+    let value = match flag.value_type {
+        ValueType::Boolean => Some(json!(r.enabled)),
+        _ if !r.variant.enabled => None,
+        ValueType::VariantName => Some(json!(r.variant.name)),
+        t => r.variant.payload.and_then(|p| match t {
+            ValueType::Object => serde_json::from_str(&p.value).ok(),
+            ValueType::Number => p.value.trim().parse::<f64>().ok().map(|n| json!(n)),
+            _ => Some(json!(p.value)),
+        }),
     };
-    let on_in_env = view.features.features.iter().find(|f| f.name == r.name).is_some_and(|f| f.enabled);
-    let reason = match (on_in_env, r.enabled, has_variants) {
+    let variant = match flag.value_type {
+        ValueType::Boolean if r.enabled => "on",
+        ValueType::Boolean => "off",
+        _ => r.variant.name,
+    };
+    let reason = match (flag.enabled, r.enabled, &value) {
         (false, _, _) => "DISABLED",
-        (true, true, true) => "SPLIT",
-        (true, true, false) => "TARGETING_MATCH",
-        (true, false, _) => "DEFAULT",
+        (true, false, _) | (true, true, None) => "DEFAULT",
+        (true, true, Some(_)) if flag.value_type == ValueType::Boolean => "TARGETING_MATCH",
+        (true, true, Some(_)) => "SPLIT",
     };
-    json!({"key": r.name, "value": value, "reason": reason, "variant": variant,
-           "metadata": {"environment": view.environment, "project": view.project}})
+    let mut answer = json!({"key": r.name, "reason": reason, "variant": variant,
+        "metadata": {"environment": view.environment, "project": view.project, "valueType": flag.value_type.as_str()}});
+    if let Some(v) = value {
+        answer["value"] = v;
+    }
+    answer
 }
 
 /// `POST /ofrep/v1/evaluate/flags/{key}`.
@@ -584,12 +586,9 @@ pub async fn ofrep_one(
         Err(r) => return ofrep_refusal(r),
     };
     let ctx = match ofrep_context(&body, Some(&key)) {
-        Ok(c) => c,
+        Ok(c) => in_token_environment(c, &a.view),
         Err(e) => return e.into_response(),
     };
-    if let Err(e) = check_environment(&ctx, &a.view) {
-        return ofrep_error(StatusCode::BAD_REQUEST, Some(&key), "INVALID_CONTEXT", e).into_response();
-    }
     match a.view.engine.resolve(&key, &ctx) {
         Some(r) => Json(ofrep_value(&r, &a.view)).into_response(),
         None => ofrep_error(
@@ -609,12 +608,9 @@ pub async fn ofrep_bulk(State(state): State<AppState>, headers: HeaderMap, body:
         Err(r) => return ofrep_refusal(r),
     };
     let ctx = match ofrep_context(&body, None) {
-        Ok(c) => c,
+        Ok(c) => in_token_environment(c, &a.view),
         Err(e) => return e.into_response(),
     };
-    if let Err(e) = check_environment(&ctx, &a.view) {
-        return ofrep_error(StatusCode::BAD_REQUEST, None, "INVALID_CONTEXT", e).into_response();
-    }
     let flags: Vec<Value> = a.view.engine.resolve_all(&ctx).map(|r| ofrep_value(&r, &a.view)).collect();
     let body = Bytes::from(serde_json::to_vec(&json!({ "flags": flags })).expect("serialises"));
     let etag = short_etag(&body);

@@ -249,11 +249,14 @@ async fn health_metrics_and_openapi() {
     ));
     assert!(text.contains("pave_db_pool_connections{"));
 
-    // The OpenAPI document needs a token, and every operation it lists is served.
-    assert_eq!(s.request(Method::GET, "/api/v1/openapi.json", None, None).await.0, 401);
-    let (st, doc) = s.get("/api/v1/openapi.json").await;
-    assert_eq!(st, 200);
+    // The OpenAPI document needs no token, lists the SDK routes too, and every operation it
+    // lists is served.
+    let (st, doc, _) = s.request(Method::GET, "/api/v1/openapi.json", None, None).await;
+    assert_eq!(st, 200, "{doc}");
     let paths = doc["paths"].as_object().expect("paths");
+    for sdk in ["/api/client/features", "/api/client/register", "/api/frontend", "/ofrep/v1/evaluate/flags/{key}"] {
+        assert!(paths.contains_key(sdk), "{sdk} is not documented");
+    }
     assert!(paths.len() >= 14, "{}", paths.len());
     for (path, ops) in paths {
         let concrete = path.replace("{name}", "nope").replace("{id}", "nope");

@@ -231,7 +231,7 @@ async fn ci_reports_the_commits_a_deployment_shipped_from_its_checkout() {
     assert!(stdout(&out).contains("with 1 shipped commit(s)"), "{}", stdout(&out));
     let (_, r) = s.get("/api/v1/dora?from=2024-01-01T00:00:00Z&to=2024-01-10T00:00:00Z&explain=true").await;
     let shipped: Vec<&str> =
-        r["explain"]["commits"].as_array().expect("commits").iter().filter_map(|c| c[0].as_str()).collect();
+        r["explain"]["commits"].as_array().expect("commits").iter().filter_map(|c| c["deployment"].as_str()).collect();
     assert_eq!(shipped.iter().filter(|d| **d == "r110").count(), 2, "{r}");
     assert_eq!(shipped.iter().filter(|d| **d == "r120").count(), 3, "{r}");
 }

@@ -423,3 +423,27 @@ async fn logs_to_a_file_have_no_colour_codes() {
     assert!(!text.is_empty(), "the server logged nothing at debug level");
     assert!(!text.contains(&0x1b), "colour codes in a redirected log: {}", String::from_utf8_lossy(&text));
 }
+
+/// Output piped into a reader that stops early (`pave events | head`) ends quietly with the
+/// SIGPIPE status, not with a panic message.
+#[tokio::test]
+async fn a_closed_pipe_ends_the_output_quietly() {
+    let (s, _db) = start().await;
+    let teams: Vec<_> = (0..1500)
+        .map(|i| json!({"kind": "Team", "metadata": {"name": format!("team-{i:04}")}, "spec": {"type": "platform"}}))
+        .collect();
+    let (st, v) = s.send(Method::POST, "/api/v1/apply", ADMIN, json!({"documents": teams})).await;
+    assert_eq!(st, 200, "{v}");
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            &format!("{} events --limit 1000 | head -c 10 >/dev/null; echo \"status ${{PIPESTATUS[0]}}\"", pave_bin()),
+        ])
+        .env("PAVE_URL", &s.url)
+        .env("PAVE_TOKEN", ADMIN)
+        .output()
+        .expect("bash");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(stdout(&out).trim(), "status 141", "{err}");
+}

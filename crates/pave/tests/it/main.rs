@@ -13,6 +13,7 @@ mod hardening;
 mod harness;
 mod ownership;
 mod policy;
+mod readme;
 mod releases;
 mod scan;
 mod sdk;

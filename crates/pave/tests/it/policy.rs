@@ -243,3 +243,70 @@ async fn a_release_policy_blocks_what_fails_its_gates_and_an_admin_override_is_a
     server.stop();
     reap(db.dir.path());
 }
+
+/// A release whose artifact holds hostile lockfiles is scanned, not refused with a 500: each
+/// is a note, the audit records it and the dependency gates fail as incomplete. RustSec's
+/// notices (an unmaintained `atty`) pass `no-vulns-above` and fail only `no-notices`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_lockfiles_are_notes_and_rustsec_notices_gate_only_when_asked() {
+    let db = fresh().await;
+    let osv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pave-deps/tests/data/osv-notices");
+    let mut server = Server::start_on(&db, &["--osv-db", osv.to_str().expect("utf-8")]);
+    let docs = json!({"documents": [
+        {"kind": "Team", "metadata": {"name": "core"}, "spec": {"type": "platform"}},
+        {"kind": "Environment", "metadata": {"name": "prod"}, "spec": {"order": 1, "production": true,
+            "policy": {"require": [{"no-vulns-above": "high"}]}}},
+        {"kind": "Environment", "metadata": {"name": "vault"}, "spec": {"order": 2,
+            "policy": {"require": [{"no-vulns-above": "high"}, {"no-notices": "unmaintained"}]}}},
+        service(json!({"strategy": "rolling"}), 1),
+    ]});
+    let (s, v) = server.send(Method::POST, "/api/v1/apply", ADMIN, docs).await;
+    assert_eq!(s, 200, "{v}");
+    let work = tempfile::tempdir().expect("tempdir");
+    let atty = "version = 4\n\n[[package]]\nname = \"atty\"\nversion = \"0.2.14\"\n\
+                source = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
+    let clean = work.path().join("1.0.0");
+    std::fs::create_dir_all(&clean).expect("mkdir");
+    std::fs::write(clean.join("Cargo.lock"), atty).expect("write");
+    let hostile = work.path().join("1.0.1");
+    std::fs::create_dir_all(hostile.join("web")).expect("mkdir");
+    std::fs::write(hostile.join("Cargo.lock"), atty).expect("write");
+    std::fs::write(hostile.join("requirements.txt"), "-r /etc/passwd\n").expect("write");
+    let bomb = format!("lockfileVersion: '9.0'\nx: {}1{}\n", "[".repeat(40_000), "]".repeat(40_000));
+    std::fs::write(hostile.join("web/pnpm-lock.yaml"), bomb).expect("write");
+    let create = |version: &str, dir: &Path| {
+        let args =
+            ["release", "create", "shop", "--version", version, "--artifact", dir.to_str().expect("utf-8"), "--scan"];
+        server.cli(&args, Some(ADMIN))
+    };
+
+    let out = create("1.0.0", &clean);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&out);
+    assert!(shown.contains("deps:    0 vulnerabilities in 1 packages"), "{shown}");
+    assert!(shown.contains("warning unmaintained atty 0.2.14 RUSTSEC-2024-0375"), "{shown}");
+    let (_, rel) = server.get("/api/v1/services/shop/releases/1.0.0").await;
+    assert_eq!(rel["policy"][0]["passed"], true, "an unmaintained crate is no critical vulnerability: {rel}");
+    assert_eq!(rel["policy"][1]["passed"], false, "{rel}");
+    assert_eq!(
+        rel["policy"][1]["gates"][1]["reason"],
+        "1 unmaintained notice: RUSTSEC-2024-0375 (unmaintained) in crates.io atty 0.2.14",
+        "{rel}"
+    );
+
+    let out = create("1.0.1", &hostile);
+    assert!(out.status.success(), "the scan runs: {}{}", stdout(&out), stderr(&out));
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("note: lockfile requirements.txt: line 1: includes /etc/passwd, which cannot be read"),
+        "{shown}"
+    );
+    assert!(shown.contains("note: lockfile web/pnpm-lock.yaml: refused before parsing: line 2: collections nested deeper than 64 levels"), "{shown}");
+    let (_, rel) = server.get("/api/v1/services/shop/releases/1.0.1").await;
+    assert_eq!(rel["scans"]["deps"]["unreadable"].as_array().map(Vec::len), Some(2), "{rel}");
+    assert_eq!(rel["scans"]["deps"]["packages"], 1, "the readable lockfile is audited: {rel}");
+    let reason = rel["policy"][0]["gates"][0]["reason"].as_str().unwrap_or("");
+    assert!(reason.starts_with("the dependency audit is incomplete: 2 lockfiles could not be read"), "{rel}");
+    server.stop();
+    reap(db.dir.path());
+}

@@ -315,6 +315,102 @@ fn dependency_audit_finds_fixes_and_gates_by_severity() {
     assert!(stderr(&out).contains("no lockfile"), "{}", stderr(&out));
 }
 
+/// A Cargo.lock installing `atty` (unmaintained, unsound: RustSec notices) and a vulnerable
+/// `smallvec`.
+const ATTY_LOCK: &str = "version = 4\n\n[[package]]\nname = \"atty\"\nversion = \"0.2.14\"\n\
+    source = \"registry+https://github.com/rust-lang/crates.io-index\"\n\n[[package]]\nname = \"smallvec\"\n\
+    version = \"1.6.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
+
+#[test]
+fn rustsec_notices_are_warnings_and_gate_only_when_denied() {
+    let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pave-deps/tests/data/osv-notices");
+    let db = db.to_str().expect("utf-8");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_str().expect("utf-8");
+    std::fs::write(dir.path().join("Cargo.lock"), ATTY_LOCK).expect("write");
+    let out = deps(&[root, "--db", db, "-f", "json", "--fail-on", "never"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let ids = |key: &str| -> Vec<String> {
+        report[key].as_array().expect("list").iter().map(|f| f["ids"][0].as_str().unwrap_or("").to_owned()).collect()
+    };
+    assert_eq!(ids("findings"), ["RUSTSEC-2021-0003"]);
+    assert_eq!(ids("warnings"), ["RUSTSEC-2021-0145", "RUSTSEC-2024-0375"]);
+    assert_eq!(report["warnings"][1]["informational"], "unmaintained");
+    assert!(stderr(&out).contains("1 vulnerability and 2 warning(s)"), "{}", stderr(&out));
+
+    let out = deps(&[root, "--db", db, "--fail-on", "never"]);
+    assert!(
+        stdout(&out).contains("warning unmaintained crates.io atty 0.2.14 (RUSTSEC-2024-0375)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = deps(&[root, "--db", db, "-f", "sarif", "--fail-on", "never"]);
+    let sarif: Value = serde_json::from_str(&stdout(&out)).expect("sarif");
+    let atty = sarif["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["ruleId"] == "RUSTSEC-2024-0375")
+        .cloned()
+        .expect("atty result");
+    assert_eq!(atty["level"], "warning");
+    assert!(atty["message"]["text"].as_str().unwrap_or("").contains("atty 0.2.14 is unmaintained"), "{atty}");
+
+    // Only notices left: they pass --fail-on low (a vulnerability of unknown severity would
+    // not), and fail with --deny-warnings.
+    let only_atty = ATTY_LOCK.split("\n\n[[package]]\nname = \"smallvec\"").next().expect("split");
+    std::fs::write(dir.path().join("Cargo.lock"), only_atty).expect("write");
+    assert_eq!(deps(&[root, "--db", db]).status.code(), Some(0));
+    assert_eq!(deps(&[root, "--db", db, "--deny-warnings"]).status.code(), Some(1));
+}
+
+/// Hostile lockfiles are named on stderr and skipped; the others are still audited and in
+/// the SBOM (`pave scan deps` exits 2, the audit being incomplete; `pave sbom` succeeds).
+#[test]
+fn hostile_lockfiles_are_named_and_the_rest_still_scanned() {
+    let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pave-deps/tests/data/osv-notices");
+    let db = db.to_str().expect("utf-8");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_str().expect("utf-8");
+    let put = |path: &str, text: &str| {
+        let dest = dir.path().join(path);
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        std::fs::write(dest, text).expect("write");
+    };
+    put("Cargo.lock", ATTY_LOCK);
+    put("web/pnpm-lock.yaml", &format!("lockfileVersion: '9.0'\nx: {}1{}\n", "[".repeat(50_000), "]".repeat(50_000)));
+    put("api/package-lock.json", &format!("{}1{}", "[".repeat(50_000), "]".repeat(50_000)));
+    put("py/requirements.txt", "-r /dev/zero\n");
+    let out = deps(&[root, "--db", db, "-f", "json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    for named in [
+        "warning: lockfile api/package-lock.json: not JSON",
+        "warning: lockfile py/requirements.txt: line 1: includes /dev/zero, which cannot be read",
+        "warning: lockfile web/pnpm-lock.yaml: refused before parsing: line 2: collections nested deeper than 64 levels",
+    ] {
+        assert!(err.contains(named), "{named:?} not in {err}");
+    }
+    let report: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(report["findings"][0]["package"], "smallvec", "{report}");
+    assert_eq!(report["unreadable"].as_array().map(Vec::len), Some(3), "{report}");
+    let out = deps(&[root, "--db", db, "-f", "sarif"]);
+    let sarif: Value = serde_json::from_str(&stdout(&out)).expect("sarif");
+    let run = &sarif["runs"][0]["invocations"][0];
+    assert_eq!(run["executionSuccessful"], false, "{sarif}");
+    assert_eq!(
+        run["toolExecutionNotifications"][2]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "web/pnpm-lock.yaml"
+    );
+
+    let out = Command::new(pave_bin()).args(["sbom", root]).output().expect("pave runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("web/pnpm-lock.yaml: refused before parsing"), "{}", stderr(&out));
+    let bom: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(bom["components"].as_array().map(Vec::len), Some(2), "atty and smallvec");
+}
+
 #[test]
 fn sbom_is_valid_cyclonedx_with_purls() {
     let (dir, _) = project();

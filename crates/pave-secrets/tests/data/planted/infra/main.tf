@@ -1,0 +1,3 @@
+# settings
+  secret_key = "oxQPYIydVkWaoZlJjUObi+9QOGY/5x4MRY3WINMV"
+# settings

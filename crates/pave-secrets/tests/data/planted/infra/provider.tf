@@ -1,0 +1,3 @@
+# settings
+  access_key = "ASIANHRMDYHAGB7NJPDC"
+# settings
