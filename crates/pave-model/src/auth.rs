@@ -193,6 +193,9 @@ pub enum ServiceAct {
     Halt,
     /// Set or remove a secret.
     ChangeSecrets,
+    /// Create, change, toggle or archive a feature flag owned by a team (directly, or through
+    /// the service named as its owner).
+    ChangeFlag,
 }
 
 impl ServiceAct {
@@ -205,13 +208,16 @@ impl ServiceAct {
             ServiceAct::Approve => "approve deployments of",
             ServiceAct::Halt => "pause or abort rollouts of",
             ServiceAct::ChangeSecrets => "change secrets of",
+            ServiceAct::ChangeFlag => "change flag",
         }
     }
 }
 
-/// What is acted on: a service, its owning team and, for deployments, the environment.
+/// What is acted on: a service (or a flag), its owning team and, for deployments, the
+/// environment.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
+    /// The service's name, or the flag's for [`ServiceAct::ChangeFlag`].
     pub service: &'a str,
     pub owner: &'a str,
     pub environment: Option<&'a Environment>,
@@ -394,6 +400,13 @@ mod tests {
             (&legacy, Deploy, checkout(Some(&prod)), Err("the token is unscoped")),
             (&legacy, Approve, checkout(Some(&prod)), Err("the token is unscoped")),
             (&ci_web, Deploy, storefront(Some(&prod)), Err("team web is not listed")),
+            (
+                &bob,
+                ChangeFlag,
+                checkout(Some(&prod)),
+                Err("may not change flag checkout in production: bob@example.com is not a member of team payments"),
+            ),
+            (&alice, ChangeFlag, checkout(Some(&prod)), Ok(())),
         ];
         for (i, (access, act, target, want)) in cases.iter().enumerate() {
             let got = may(access, *act, target);

@@ -79,6 +79,70 @@ impl Caller {
         let target = Target { service, owner: &svc.spec.owner, environment: env.as_ref() };
         pave_model::auth::may(&self.access(state).await?, act, &target).map_err(|d| ApiError::forbidden(d.to_string()))
     }
+
+    /// Refuses (403) a change to the flags `changes` names — each a flag's name with its
+    /// owner as stored and as written — unless the caller's teams own them. A flag's owner is
+    /// a team, or a service (whose team then owns it); a flag naming neither is anyone's, as
+    /// before owners counted. Only scoped developer tokens read anything here.
+    pub async fn may_change_flags(
+        &self,
+        state: &AppState,
+        changes: &[(&str, Option<&str>, Option<&str>)],
+    ) -> Result<(), ApiError> {
+        if !Access::needs_teams(self.principal.role, &self.principal.scope) {
+            return Ok(());
+        }
+        let access = self.access(state).await?;
+        let mut refused = Vec::new();
+        for (flag, before, after) in changes {
+            let mut owners = vec![*before, *after];
+            owners.dedup();
+            for owner in owners.into_iter().flatten() {
+                let team = match state.store.get(Kind::Team, owner).await? {
+                    Some(_) => Some(owner.to_owned()),
+                    None => match state.store.get(Kind::Service, owner).await?.map(|r| r.resource) {
+                        Some(Resource::Service(s)) => Some(s.spec.owner),
+                        _ => None,
+                    },
+                };
+                let Some(team) = team else { continue };
+                let target = Target { service: flag, owner: &team, environment: None };
+                if let Err(d) = pave_model::auth::may(&access, ServiceAct::ChangeFlag, &target) {
+                    refused.push(d.to_string());
+                }
+            }
+        }
+        if refused.is_empty() { Ok(()) } else { Err(ApiError::forbidden(refused.join("; "))) }
+    }
+
+    /// [`Caller::may_change_flags`] for flags as stored, by name (a flag that does not exist
+    /// is left to the store to refuse).
+    pub async fn may_change_stored_flag(&self, state: &AppState, name: &str) -> Result<(), ApiError> {
+        if !Access::needs_teams(self.principal.role, &self.principal.scope) {
+            return Ok(());
+        }
+        let stored = state.store.flag(name).await?;
+        let owner = stored.as_ref().and_then(|f| f.flag.spec.owner.as_deref());
+        self.may_change_flags(state, &[(name, owner, None)]).await
+    }
+
+    /// [`Caller::may_change_flags`] for flags about to be written: each one's stored owner and
+    /// its new one.
+    pub async fn may_write_flags(&self, state: &AppState, flags: &[pave_model::flags::Flag]) -> Result<(), ApiError> {
+        if !Access::needs_teams(self.principal.role, &self.principal.scope) {
+            return Ok(());
+        }
+        let mut stored = Vec::new();
+        for f in flags {
+            stored.push(state.store.flag(f.name()).await?.and_then(|s| s.flag.spec.owner));
+        }
+        let changes: Vec<(&str, Option<&str>, Option<&str>)> = flags
+            .iter()
+            .zip(&stored)
+            .map(|(f, before)| (f.name(), before.as_deref(), f.spec.owner.as_deref()))
+            .collect();
+        self.may_change_flags(state, &changes).await
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {

@@ -136,3 +136,54 @@ async fn scoped_tokens_change_only_their_teams_services_and_environments_restric
     let out = server.cli(&["whoami"], Some(&carol));
     assert!(stdout(&out).contains("teams: infra (platform)"), "{}", stdout(&out));
 }
+
+#[tokio::test]
+async fn flags_owned_by_a_team_or_its_service_change_only_by_that_team() {
+    let (server, _db) = crate::harness::start().await;
+    let docs = json!({"documents": [
+        {"kind": "Team", "metadata": {"name": "payments"}, "spec": {"type": "stream-aligned", "members": ["alice@example.com"]}},
+        {"kind": "Team", "metadata": {"name": "web"}, "spec": {"type": "stream-aligned", "members": ["bob@example.com"]}},
+        {"kind": "Service", "metadata": {"name": "checkout"}, "spec": {"owner": "payments"}},
+        {"kind": "Environment", "metadata": {"name": "production"}, "spec": {"order": 1, "production": true}},
+    ]});
+    let (s, v) = server.send(Method::POST, "/api/v1/apply", ADMIN, docs).await;
+    assert_eq!(s, 200, "{v}");
+    let alice = scoped(&server, "alice", json!({"user": "alice@example.com"})).await;
+    let bob = scoped(&server, "bob", json!({"user": "bob@example.com"})).await;
+    let flag = |name: &str, owner: Option<&str>| {
+        let mut f = json!({"kind": "Flag", "metadata": {"name": name}, "spec": {"environments": {"production": {"enabled": false}}}});
+        if let Some(o) = owner {
+            f["spec"]["owner"] = json!(o);
+        }
+        f
+    };
+    // Owned through the service it names: its team changes it, others may not.
+    let (s, v) = server.send(Method::POST, "/api/v1/flags", &alice, flag("checkout-v2", Some("checkout"))).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = server.send(Method::PUT, "/api/v1/flags/checkout-v2", &bob, flag("checkout-v2", None)).await;
+    refused(s, &v, "may not change flag checkout-v2: bob@example.com is not a member of team payments");
+    let (s, v) =
+        server.send(Method::POST, "/api/v1/flags/checkout-v2/environments/production/enable", &bob, json!({})).await;
+    refused(s, &v, "not a member of team payments");
+    let (s, v) = server.send(Method::POST, "/api/v1/flags/checkout-v2/archive", &bob, json!({})).await;
+    refused(s, &v, "not a member of team payments");
+    let (s, v) = server
+        .send(Method::POST, "/api/v1/flags/apply", &bob, json!({"documents": [flag("checkout-v2", Some("web"))]}))
+        .await;
+    refused(s, &v, "not a member of team payments");
+    let (s, v) =
+        server.send(Method::POST, "/api/v1/flags/checkout-v2/environments/production/enable", &alice, json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    // Owned by a team directly; a flag with no owner stays anyone's.
+    let (s, v) = server.send(Method::POST, "/api/v1/flags", &alice, flag("web-banner", Some("web"))).await;
+    refused(s, &v, "alice@example.com is not a member of team web");
+    let (s, v) = server.send(Method::POST, "/api/v1/flags", &bob, flag("web-banner", Some("web"))).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = server.send(Method::POST, "/api/v1/flags", &bob, flag("misc", None)).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) =
+        server.send(Method::POST, "/api/v1/flags/misc/environments/production/enable", &alice, json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    let audit = server.get("/api/v1/audit?outcome=denied&limit=100").await.1.to_string();
+    assert!(audit.contains("may not change flag checkout-v2"), "{audit}");
+}
