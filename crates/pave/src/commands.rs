@@ -492,7 +492,7 @@ pub async fn whoami(args: WhoamiArgs) -> Result<ExitCode> {
     match args.client.output {
         Format::Json | Format::Yaml => output::json(&v),
         Format::Table => {
-            println!("{} ({}, {}), token {}", cell(&v["name"]), cell(&v["role"]), scope_cell(&v), cell(&v["tokenId"]));
+            println!("{} ({}), {}, token {}", cell(&v["name"]), cell(&v["role"]), scope_cell(&v), cell(&v["tokenId"]));
             let teams: Vec<&str> = v["teams"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).collect();
             if !teams.is_empty() {
                 println!("teams: {}{}", teams.join(", "), if v["platform"] == true { " (platform)" } else { "" });
