@@ -187,3 +187,20 @@ async fn flags_owned_by_a_team_or_its_service_change_only_by_that_team() {
     let audit = server.get("/api/v1/audit?outcome=denied&limit=100").await.1.to_string();
     assert!(audit.contains("may not change flag checkout-v2"), "{audit}");
 }
+
+#[tokio::test]
+async fn each_start_says_how_many_developer_tokens_are_unscoped() {
+    let db = pave_store::testing::fresh().await;
+    let log = db.dir.path().join("serve.log");
+    let mut first = Server::start_with(&db, &[], &[], Some(&log));
+    first.token("legacy", "developer").await;
+    first.token("reader", "viewer").await;
+    scoped(&first, "ana", json!({"user": "ana@example.com"})).await;
+    first.stop();
+    let mut again = Server::start_with(&db, &[], &[], Some(&log));
+    again.stop();
+    let text = std::fs::read_to_string(&log).expect("log");
+    let said: Vec<&str> = text.lines().filter(|l| l.contains("token(s) are unscoped")).collect();
+    assert_eq!(said.len(), 1, "only the second start had an unscoped developer token: {said:?}");
+    assert!(said[0].contains("1 developer token(s) are unscoped"), "{}", said[0]);
+}
