@@ -95,8 +95,13 @@ pub struct ServerConfig {
     pub gitlab_webhook_token: Option<String>,
     /// Where release artifacts are stored by content. Replicas need it on shared storage.
     pub artifacts_dir: std::path::PathBuf,
-    /// Largest accepted artifact upload, in bytes.
+    /// Largest accepted artifact upload, in bytes of content.
     pub max_artifact_bytes: u64,
+    /// Most entries (files and directories) one artifact upload may hold.
+    pub max_artifact_entries: u64,
+    /// How long a connection may take to send a request's head; one that takes longer is
+    /// closed, so half-open connections cannot pile up.
+    pub header_read_timeout: std::time::Duration,
     /// Where the process runtime writes replica logs (read by the logs endpoint).
     pub logs_dir: std::path::PathBuf,
     /// Secret rules (gitleaks' TOML format) the server scans releases with; the built-in
@@ -106,6 +111,9 @@ pub struct ServerConfig {
     pub osv_db: Option<std::path::PathBuf>,
 }
 
+/// What [`ServerConfig::header_read_timeout`] is unless configured.
+pub const DEFAULT_HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -114,6 +122,8 @@ impl Default for ServerConfig {
             gitlab_webhook_token: None,
             artifacts_dir: std::path::PathBuf::from(".pave/artifacts"),
             max_artifact_bytes: 1024 * 1024 * 1024,
+            max_artifact_entries: pave_artifacts::DEFAULT_MAX_ENTRIES,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             logs_dir: std::path::PathBuf::from(".pave/logs"),
             secret_rules: None,
             osv_db: None,
@@ -132,12 +142,8 @@ pub fn app(state: AppState) -> Router {
         .merge(catalog::routes(Kind::Team, "teams"))
         .merge(catalog::routes(Kind::Service, "services"))
         .merge(catalog::routes(Kind::Environment, "environments"))
-        .route(
-            "/api/v1/services/{name}/releases",
-            get(routes::releases::list).post(routes::releases::create).layer(DefaultBodyLimit::max(
-                usize::try_from(state.config.max_artifact_bytes).unwrap_or(usize::MAX).saturating_add(1024 * 1024),
-            )),
-        )
+        // The upload route reads its body as a stream and limits it itself.
+        .route("/api/v1/services/{name}/releases", get(routes::releases::list).post(routes::releases::create))
         .route("/api/v1/services/{name}/releases/{version}", get(routes::releases::get_one))
         .route("/api/v1/services/{name}/releases/{version}/scans", post(routes::releases::attach))
         .route("/api/v1/services/{name}/releases/{version}/scan", post(routes::releases::scan))
@@ -243,23 +249,65 @@ pub async fn report_unscoped_tokens(store: &Store) -> Result<usize, pave_store::
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish.
+/// Each connection is HTTP/1.1 with [`ServerConfig::header_read_timeout`] for every request
+/// head. Before the first request, what interrupted artifact uploads left is removed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
+    let artifacts = pave_artifacts::ArtifactStore::new(&state.config.artifacts_dir);
+    match tokio::task::spawn_blocking(move || artifacts.sweep()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(removed = n, "removed what interrupted artifact uploads left"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot remove what interrupted artifact uploads left"),
+        Err(e) => tracing::warn!(error = %e, "the sweep of interrupted artifact uploads failed"),
+    }
     if let Err(e) = state.flags.refresh(&store, true).await {
         tracing::warn!(error = %e, "cannot load flags; SDK endpoints will answer once they load");
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let refresher = tokio::spawn(state.flags.clone().run(store.clone(), stopped));
-    let shutdown = async move {
-        shutdown.await;
-        let _ = stop.send(true);
-    };
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(state.config.header_read_timeout);
+    let app = app(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    graceful.shutdown().await;
     let _ = refresher.await;
     store.close().await;
     Ok(())
+}
+
+/// A failed accept: a connection that went away before it was taken is nothing; anything else
+/// (out of file descriptors, say) is logged and waited out instead of spinning.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        return;
+    }
+    tracing::warn!(error = %e, "accept failed");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 }

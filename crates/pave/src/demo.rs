@@ -65,6 +65,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         master_key_file: data_dir.join("master.key"),
         osv_db: None,
         secret_rules: None,
+        header_read_timeout: pave_server::DEFAULT_HEADER_READ_TIMEOUT,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {

@@ -93,6 +93,18 @@ pub struct ServeArgs {
     /// Secret rules in gitleaks' TOML format for release scans [default: the built-in rules].
     #[arg(long, env = "PAVE_SECRET_RULES")]
     pub secret_rules: Option<PathBuf>,
+    /// How long a client may take to send a request's head (`30s`, `500ms`) before its
+    /// connection is closed [default: 30s].
+    #[arg(long, env = "PAVE_HEADER_READ_TIMEOUT", value_parser = parse_duration)]
+    pub header_read_timeout: Option<std::time::Duration>,
+}
+
+/// A duration as documents write them (`30s`, `500ms`), above zero.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    match pave_model::runtime::parse_duration(s)? {
+        0 => Err(format!("{s:?} is no time at all")),
+        ms => Ok(std::time::Duration::from_millis(ms)),
+    }
 }
 
 pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
@@ -126,6 +138,7 @@ struct FileConfig {
     master_key_file: Option<PathBuf>,
     osv_db: Option<PathBuf>,
     secret_rules: Option<PathBuf>,
+    header_read_timeout: Option<String>,
 }
 
 /// The settings in force after merging every source.
@@ -149,6 +162,7 @@ pub struct Settings {
     pub master_key_file: PathBuf,
     pub osv_db: Option<PathBuf>,
     pub secret_rules: Option<PathBuf>,
+    pub header_read_timeout: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -190,6 +204,11 @@ impl ServeArgs {
                 (None, None) => (7800, 7999),
             },
             router_threads: self.router_threads.or(file.router_threads).unwrap_or(0),
+            header_read_timeout: match (self.header_read_timeout, file.header_read_timeout.as_deref()) {
+                (Some(t), _) => t,
+                (None, Some(text)) => parse_duration(text).map_err(|e| anyhow::anyhow!("header-read-timeout: {e}"))?,
+                (None, None) => pave_server::DEFAULT_HEADER_READ_TIMEOUT,
+            },
             webhooks: {
                 let urls =
                     if self.webhooks.is_empty() { file.webhooks.unwrap_or_default() } else { self.webhooks.clone() };
@@ -321,6 +340,7 @@ pub async fn start(
         logs_dir: settings.data_dir.join("logs"),
         osv_db: settings.osv_db.clone(),
         secret_rules: settings.secret_rules.clone(),
+        header_read_timeout: settings.header_read_timeout,
         ..Default::default()
     };
     let master_key = std::sync::Arc::new(load_keyring(&store, settings, backend).await?);
@@ -557,6 +577,17 @@ mod tests {
             assert!(!help.contains(flag), "{flag} takes a secret as an argument");
         }
         assert!(help.contains("--github-webhook-secret-file") && help.contains("PAVE_GITHUB_WEBHOOK_SECRET"), "{help}");
+    }
+
+    #[test]
+    fn durations_read_as_seconds_or_milliseconds() {
+        assert_eq!(parse_duration("30s"), Ok(std::time::Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(std::time::Duration::from_millis(500)));
+        for bad in ["", "0s", "-1s", "soon", "2"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        let s = ServeArgs::default().settings().expect("settings");
+        assert_eq!(s.header_read_timeout, pave_server::DEFAULT_HEADER_READ_TIMEOUT);
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! Releases: `POST /api/v1/services/{name}/releases?version=V[&commit=SHA]` with the
 //! artifact as a tar body stores it by content and records the release.
 
+use std::pin::Pin;
+
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use pave_artifacts::{ArtifactError, ArtifactStore};
+use http_body::Body as _;
+use pave_artifacts::{ArtifactError, ArtifactStore, Limits, Staged};
 use pave_model::Timestamp;
 use pave_model::release::{Release, validate_version};
+use pave_store::WriteContext;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -36,12 +40,93 @@ fn artifact_error(e: ArtifactError) -> ApiError {
     }
 }
 
+fn internal(what: &str) -> impl FnOnce(tokio::task::JoinError) -> ApiError + '_ {
+    move |e| ApiError::new(Problem::Internal, format!("{what} failed: {e}"))
+}
+
+/// The tar stream's bytes beyond its content an upload may carry (headers, padding).
+const TAR_OVERHEAD_BYTES: u64 = 1024 * 1024;
+
+/// Hands a request body, chunk by chunk, to the blocking unpacker, so an upload is never whole
+/// in memory. An empty chunk marks the end; the channel closing without it means the request
+/// went away mid-upload, and the unpacker fails (and removes what it unpacked).
+struct BodyReader {
+    chunks: tokio::sync::mpsc::Receiver<Bytes>,
+    chunk: Bytes,
+    ended: bool,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.chunks.blocking_recv() {
+                Some(c) if c.is_empty() => self.ended = true,
+                Some(c) => self.chunk = c,
+                None => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the upload stopped before its end",
+                    ));
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk = self.chunk.slice(n..);
+        Ok(n)
+    }
+}
+
+/// How sending a body to the unpacker ended.
+enum Received {
+    /// All of it, end mark included.
+    Whole,
+    /// The unpacker stopped reading: it failed, or the archive ended before the body.
+    Stopped,
+    /// Over the limit of `limit` bytes.
+    TooLarge(u64),
+    /// The body could not be read to its end (the client went away, say).
+    Broken(String),
+}
+
+async fn send_body(mut body: Body, chunks: tokio::sync::mpsc::Sender<Bytes>, limit: u64) -> Received {
+    let mut received = 0u64;
+    loop {
+        match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            None => {
+                return if chunks.send(Bytes::new()).await.is_ok() { Received::Whole } else { Received::Stopped };
+            }
+            Some(Err(e)) => return Received::Broken(e.to_string()),
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else { continue };
+                if data.is_empty() {
+                    continue;
+                }
+                received += data.len() as u64;
+                if received > limit {
+                    return Received::TooLarge(limit);
+                }
+                if chunks.send(data).await.is_err() {
+                    return Received::Stopped;
+                }
+            }
+        }
+    }
+}
+
+/// `POST …/releases`: the artifact is unpacked and hashed as it arrives, beside the artifact
+/// store; it enters the store only for a release the store then records, so nothing of a
+/// refused upload stays on disk.
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path(service): Path<String>,
     ApiQuery(p): ApiQuery<CreateParams>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Response, ApiError> {
     if let Err(reason) = validate_version(&p.version) {
         return Err(ApiError::invalid(
@@ -56,29 +141,90 @@ pub async fn create(
         return Err(ApiError::not_found(format!("service {service:?} does not exist")));
     }
     caller.may(&state, pave_model::auth::ServiceAct::PublishRelease, &service, None).await?;
-    let store = ArtifactStore::new(&state.config.artifacts_dir);
-    let limit = state.config.max_artifact_bytes;
-    let stored = tokio::task::spawn_blocking(move || store.put_tar(body.as_ref(), limit))
-        .await
-        .map_err(|e| ApiError::new(Problem::Internal, format!("artifact upload failed: {e}")))?
-        .map_err(artifact_error)?;
+    let limits = Limits { max_bytes: state.config.max_artifact_bytes, max_entries: state.config.max_artifact_entries };
+    let raw_limit = limits.max_bytes.saturating_add(TAR_OVERHEAD_BYTES);
+    let too_large = |limit: u64| {
+        ApiError::new(Problem::PayloadTooLarge, format!("the upload is over the {limit}-byte limit of a tar stream"))
+    };
+    let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > raw_limit) {
+        return Err(too_large(raw_limit));
+    }
+    let artifacts = ArtifactStore::new(&state.config.artifacts_dir);
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let unpacker = artifacts.clone();
+    let staging = tokio::task::spawn_blocking(move || {
+        unpacker.stage_tar(BodyReader { chunks: rx, chunk: Bytes::new(), ended: false }, limits)
+    });
+    let received = send_body(body, tx, raw_limit).await;
+    let staged = staging.await.map_err(internal("the artifact upload"))?;
+    match received {
+        Received::TooLarge(limit) => return Err(too_large(limit)),
+        Received::Broken(e) => return Err(ApiError::new(Problem::BadRequest, format!("the upload broke off: {e}"))),
+        Received::Whole | Received::Stopped => {}
+    }
+    let staged = staged.map_err(artifact_error)?;
     let release = Release {
         service,
         version: p.version,
-        digest: stored.digest.clone(),
+        digest: staged.digest.clone(),
         commit: p.commit,
-        files: stored.files,
-        bytes: stored.bytes,
+        files: staged.files,
+        bytes: staged.bytes,
         created_at: Timestamp(0),
         created_by: String::new(),
     };
-    let (release, created) = state.store.create_release(&release, &caller.write_context()).await?;
+    // From here on the request's going away must not stop half-way: the rest runs on its own.
+    let (release, created, artifact_new) =
+        tokio::spawn(record(state.clone(), artifacts, staged, release, caller.write_context()))
+            .await
+            .map_err(internal("recording the release"))??;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     let mut resp =
-        (status, Json(json!({ "release": release, "created": created, "artifactNew": stored.new }))).into_response();
+        (status, Json(json!({ "release": release, "created": created, "artifactNew": artifact_new }))).into_response();
     resp.extensions_mut()
         .insert(AuditDetail(json!({"version": release.version, "digest": release.digest, "created": created})));
     Ok(resp)
+}
+
+/// Records a release of a staged upload: the upload enters the artifact store only when the
+/// version is new, and leaves it again when the store refuses the release after all (another
+/// request took the version meanwhile). Returns the release, whether it was created, and
+/// whether its artifact was new to the store.
+async fn record(
+    state: AppState,
+    artifacts: ArtifactStore,
+    staged: Staged,
+    release: Release,
+    ctx: WriteContext,
+) -> Result<(Release, bool, bool), ApiError> {
+    let existing = state.store.release(&release.service, &release.version).await?;
+    let stored = if existing.is_some() {
+        // The store answers (unchanged, or refused as immutable); this copy is not needed.
+        tokio::task::spawn_blocking(move || drop(staged)).await.map_err(internal("removing the upload"))?;
+        None
+    } else {
+        let store = artifacts.clone();
+        Some(
+            tokio::task::spawn_blocking(move || store.commit(staged))
+                .await
+                .map_err(internal("storing the artifact"))?
+                .map_err(artifact_error)?,
+        )
+    };
+    match state.store.create_release(&release, &ctx).await {
+        Ok((release, created)) => Ok((release, created, stored.is_some_and(|s| s.new))),
+        Err(e) => {
+            if let Some(s) = stored.filter(|s| s.new) {
+                let digest = s.digest.clone();
+                let removed = tokio::task::spawn_blocking(move || artifacts.remove(&digest)).await;
+                if let Err(e) = removed.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+                    tracing::warn!(digest = %s.digest, error = %e, "cannot remove the artifact of a refused release");
+                }
+            }
+            Err(e.into())
+        }
+    }
 }
 
 pub async fn list(State(state): State<AppState>, Path(service): Path<String>) -> Result<Response, ApiError> {

@@ -2,6 +2,7 @@
 //! PostgreSQL when `PAVE_TEST_DATABASE_URL` is set.
 
 mod api;
+mod artifacts;
 mod assess;
 mod canary;
 mod cli;
