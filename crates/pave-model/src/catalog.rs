@@ -192,6 +192,13 @@ pub struct EnvironmentSpec {
     pub policy: Option<crate::policy::ReleasePolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Who may deploy here (teams by name, users by member identity); empty lets everyone
+    /// whom ownership allows. A further restriction on top of ownership: admins are exempt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deployers: Vec<String>,
+    /// Who may approve deployments here, read like `deployers`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -379,7 +386,18 @@ impl Resource {
                     }
                 }
             }
-            Resource::Environment(_) => {}
+            Resource::Environment(e) => {
+                for (field, list) in [("deployers", &e.spec.deployers), ("approvers", &e.spec.approvers)] {
+                    for (i, who) in list.iter().enumerate() {
+                        if who.trim().is_empty() || who.trim() != who {
+                            errors.push(FieldError::new(
+                                format!("spec.{field}[{i}]"),
+                                "must be a team name or a member identity, without surrounding spaces",
+                            ));
+                        }
+                    }
+                }
+            }
         }
         errors
     }

@@ -5,6 +5,7 @@ use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use pave_model::Role;
+use pave_model::auth::Scope;
 use pave_store::{NewAuditEntry, NewToken};
 use rand::RngCore;
 use serde_json::json;
@@ -23,6 +24,9 @@ pub struct Principal {
     pub token_id: String,
     pub name: String,
     pub role: Role,
+    /// Whom the token acts for; with the catalog's teams it decides which services a
+    /// developer token may change (`pave_model::auth::may`).
+    pub scope: Scope,
 }
 
 /// SHA-256 of a token secret, hex-encoded: what the store keeps. A fast hash is right here
@@ -32,7 +36,7 @@ pub fn hash_secret(secret: &str) -> String {
 }
 
 /// A new random token: `(secret shown once, what to store)`.
-pub fn generate_token(name: &str, role: Role) -> (String, NewToken) {
+pub fn generate_token(name: &str, role: Role, scope: Scope) -> (String, NewToken) {
     let mut rng = rand::rng();
     let mut secret = [0u8; 24];
     rng.fill_bytes(&mut secret);
@@ -40,7 +44,7 @@ pub fn generate_token(name: &str, role: Role) -> (String, NewToken) {
     rng.fill_bytes(&mut id);
     let secret = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
     let token =
-        NewToken { id: format!("tok_{}", hex::encode(id)), name: name.into(), role, hash: hash_secret(&secret) };
+        NewToken { id: format!("tok_{}", hex::encode(id)), name: name.into(), role, scope, hash: hash_secret(&secret) };
     (secret, token)
 }
 
@@ -87,7 +91,9 @@ async fn authenticate(state: &AppState, authorization: Option<header::HeaderValu
         })?;
     let record = state.store.token_by_hash(&hash_secret(secret)).await?;
     match record {
-        Some(t) if t.revoked_at.is_none() => Ok(Principal { token_id: t.id, name: t.name, role: t.role }),
+        Some(t) if t.revoked_at.is_none() => {
+            Ok(Principal { token_id: t.id, name: t.name, role: t.role, scope: t.scope })
+        }
         Some(t) => {
             Err(ApiError::new(crate::error::Problem::Unauthorized, format!("token {:?} has been revoked", t.id)))
         }
@@ -198,8 +204,8 @@ mod tests {
 
     #[test]
     fn tokens_are_random_and_hashed() {
-        let (a, ta) = generate_token("ci", Role::Developer);
-        let (b, _) = generate_token("ci", Role::Developer);
+        let (a, ta) = generate_token("ci", Role::Developer, Scope::Unscoped);
+        let (b, _) = generate_token("ci", Role::Developer, Scope::Unscoped);
         assert_ne!(a, b);
         assert!(a.starts_with(TOKEN_PREFIX) && a.len() == TOKEN_PREFIX.len() + 48);
         assert_eq!(ta.hash, hash_secret(&a));

@@ -223,13 +223,29 @@ pub fn app(state: AppState) -> Router {
 /// created it (it is shown once and never stored), `None` when a token already existed.
 /// `preset` lets automation choose the secret (`PAVE_BOOTSTRAP_TOKEN`).
 pub async fn bootstrap_admin(store: &Store, preset: Option<&str>) -> Result<Option<String>, pave_store::StoreError> {
-    let (mut secret, mut token) = auth::generate_token("admin", Role::Admin);
+    let (mut secret, mut token) = auth::generate_token("admin", Role::Admin, pave_model::auth::Scope::Unscoped);
     if let Some(p) = preset {
         secret = p.to_owned();
         token.hash = auth::hash_secret(p);
     }
     let created = store.bootstrap_token(&token, &WriteContext::system(now_millis())).await?;
     Ok(created.then_some(secret))
+}
+
+/// Logs how many live developer tokens are unscoped (made before tokens named a user or a
+/// team), and what that means, so an operator knows what to scope. Returns the count.
+pub async fn report_unscoped_tokens(store: &Store) -> Result<usize, pave_store::StoreError> {
+    let tokens = store.list_tokens().await?;
+    let unscoped = tokens.iter().filter(|t| t.note.is_some()).count();
+    if unscoped > 0 {
+        tracing::warn!(
+            unscoped,
+            "{unscoped} developer token(s) are unscoped: they may change, release, deploy and set secrets of every \
+             team's service; `pave token list` names them, and `pave token create --user EMAIL` or `--team TEAM` \
+             makes tokens limited to a team's services"
+        );
+    }
+    Ok(unscoped)
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets in-flight requests finish.

@@ -85,14 +85,16 @@ impl Store {
     /// rows and one event per change, all in one transaction. A dry run takes the same path
     /// and rolls back, so its answer is exactly what a real apply would do.
     ///
-    /// `authorize` sees the plan before anything is written and may refuse it (the caller's
-    /// role may allow some kinds of change and not others).
+    /// `authorize` sees the plan, and the catalog it was planned against, before anything is
+    /// written and may refuse it (the caller's role may allow some kinds of change and not
+    /// others; its scope some owners and not others — a service's current owner is in the
+    /// snapshot).
     pub async fn apply(
         &self,
         request: &Request,
         ctx: &WriteContext,
         dry_run: bool,
-        authorize: &(dyn Fn(&Plan) -> Result<(), String> + Sync),
+        authorize: &(dyn Fn(&Plan, &Snapshot) -> Result<(), String> + Sync),
     ) -> Result<(Plan, Vec<i64>)> {
         let full = request.prune.is_some() || request.desired.len() + request.deletes.len() > TARGETED_LIMIT;
         with_write_tx!(self, |tx| {
@@ -138,7 +140,7 @@ impl Store {
             }
 
             let plan = apply::plan(&snap, request)?;
-            if let Err(reason) = authorize(&plan) {
+            if let Err(reason) = authorize(&plan, &snap) {
                 tx.rollback().await?;
                 return Err(StoreError::Forbidden(reason));
             }

@@ -102,7 +102,7 @@ pub struct WriteContext {
 }
 
 /// An `authorize` argument that allows every plan.
-pub fn allow_all(_: &pave_model::Plan) -> std::result::Result<(), String> {
+pub fn allow_all(_: &pave_model::Plan, _: &pave_model::Snapshot) -> std::result::Result<(), String> {
     Ok(())
 }
 

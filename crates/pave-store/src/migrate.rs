@@ -32,6 +32,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_rollouts"),
     migration!(5, "0005_flags"),
     migration!(6, "0006_secrets_scans"),
+    migration!(7, "0007_token_scope"),
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS pave_migrations (

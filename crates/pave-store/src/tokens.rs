@@ -1,6 +1,7 @@
 //! API tokens. Only a SHA-256 of each secret is stored; the secret itself is shown once, to
 //! whoever created it.
 
+use pave_model::auth::{Scope, unscoped_note};
 use pave_model::{NewEvent, Role, Timestamp};
 use serde::Serialize;
 use serde_json::json;
@@ -9,12 +10,14 @@ use sqlx::Row;
 use crate::events::insert_event;
 use crate::{Result, Store, StoreError, WriteContext, with_read_pool, with_write_tx};
 
-/// A token to create: its public id, a name for people, its role and the hash of its secret.
+/// A token to create: its public id, a name for people, its role, whom it acts for and the
+/// hash of its secret.
 #[derive(Debug, Clone)]
 pub struct NewToken {
     pub id: String,
     pub name: String,
     pub role: Role,
+    pub scope: Scope,
     pub hash: String,
 }
 
@@ -25,13 +28,29 @@ pub struct TokenRecord {
     pub id: String,
     pub name: String,
     pub role: Role,
+    /// `scope` (`unscoped`, `user`, `team`) and the `user` or `team` it names.
+    #[serde(flatten)]
+    pub scope: Scope,
+    /// For a live unscoped developer token: what it may do, and how to scope it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'static str>,
     pub created_at: Timestamp,
     pub created_by: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<Timestamp>,
 }
 
-const COLUMNS: &str = "id, name, role, created_at, created_by, revoked_at";
+impl TokenRecord {
+    fn noted(mut self) -> Self {
+        self.note = match (&self.scope, self.revoked_at) {
+            (Scope::Unscoped, None) => unscoped_note(self.role),
+            _ => None,
+        };
+        self
+    }
+}
+
+const COLUMNS: &str = "id, name, role, created_at, created_by, revoked_at, scope, scope_subject";
 
 fn record(row: &impl RowLike) -> Result<TokenRecord> {
     row.token()
@@ -47,15 +66,23 @@ macro_rules! impl_row_like {
         impl RowLike for $row {
             fn token(&self) -> Result<TokenRecord> {
                 let role: String = self.try_get(2)?;
+                let scope: String = self.try_get(6)?;
+                let subject: Option<String> = self.try_get(7)?;
                 Ok(TokenRecord {
                     id: self.try_get(0)?,
                     name: self.try_get(1)?,
                     role: Role::parse(&role)
                         .ok_or_else(|| StoreError::Corrupt { what: "token role".into(), reason: role.clone() })?,
+                    scope: Scope::from_parts(&scope, subject.clone()).ok_or_else(|| StoreError::Corrupt {
+                        what: "token scope".into(),
+                        reason: format!("{scope} {subject:?}"),
+                    })?,
+                    note: None,
                     created_at: Timestamp(self.try_get(3)?),
                     created_by: self.try_get(4)?,
                     revoked_at: self.try_get::<Option<i64>, _>(5)?.map(Timestamp),
-                })
+                }
+                .noted())
             }
         }
     };
@@ -66,26 +93,38 @@ impl_row_like!(sqlx::postgres::PgRow);
 macro_rules! insert_token {
     ($tx:expr, $ctx:expr, $t:expr) => {{
         let t: &NewToken = $t;
-        sqlx::query("INSERT INTO tokens (id, name, role, hash, created_at, created_by) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&t.id)
-            .bind(&t.name)
-            .bind(t.role.as_str())
-            .bind(&t.hash)
-            .bind($ctx.now)
-            .bind(&$ctx.actor)
-            .execute(&mut *$tx)
-            .await?;
-        let event =
-            NewEvent::new("token.created", format!("token/{}", t.id), json!({"name": t.name, "role": t.role}));
-        insert_event!($tx, $ctx, &event);
-        TokenRecord {
+        sqlx::query(
+            "INSERT INTO tokens (id, name, role, hash, created_at, created_by, scope, scope_subject) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(t.role.as_str())
+        .bind(&t.hash)
+        .bind($ctx.now)
+        .bind(&$ctx.actor)
+        .bind(t.scope.kind())
+        .bind(t.scope.subject())
+        .execute(&mut *$tx)
+        .await?;
+        let rec = TokenRecord {
             id: t.id.clone(),
             name: t.name.clone(),
             role: t.role,
+            scope: t.scope.clone(),
+            note: None,
             created_at: Timestamp($ctx.now),
             created_by: $ctx.actor.clone(),
             revoked_at: None,
         }
+        .noted();
+        let mut data = json!({"name": t.name, "role": t.role, "scope": t.scope.kind()});
+        if let Some(s) = t.scope.subject() {
+            data[t.scope.kind()] = json!(s);
+        }
+        let event = NewEvent::new("token.created", format!("token/{}", t.id), data);
+        insert_event!($tx, $ctx, &event);
+        rec
     }};
 }
 
@@ -155,7 +194,7 @@ impl Store {
             insert_event!(tx, ctx, &event);
             tx.commit().await?;
             rec.revoked_at = Some(Timestamp(ctx.now));
-            Ok(rec)
+            Ok(rec.noted())
         })
     }
 }

@@ -394,10 +394,18 @@ pub enum TokenCommand {
         /// viewer, developer or admin.
         #[arg(long)]
         role: String,
+        /// The person it acts for, as teams list members (an e-mail): a developer token then
+        /// changes only services owned by that person's teams (all of them for a platform team).
+        #[arg(long, conflicts_with = "team")]
+        user: Option<String>,
+        /// The team it acts for (a pipeline's token): a developer token then changes only that
+        /// team's services. Without --user or --team a token is unscoped: every service.
+        #[arg(long)]
+        team: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// List tokens (never their secrets).
+    /// List tokens (never their secrets), with whom each acts for.
     List {
         #[command(flatten)]
         client: ClientArgs,
@@ -413,33 +421,53 @@ pub enum TokenCommand {
 
 pub async fn token(cmd: TokenCommand) -> Result<ExitCode> {
     match cmd {
-        TokenCommand::Create { name, role, client: args } => {
+        TokenCommand::Create { name, role, user, team, client: args } => {
             let client = Client::new(&args)?;
-            let v = client.call(Method::POST, "/api/v1/tokens", Some(&json!({"name": name, "role": role}))).await?;
+            let mut body = json!({"name": name, "role": role});
+            if let Some(u) = user {
+                body["user"] = json!(u);
+            }
+            if let Some(t) = team {
+                body["team"] = json!(t);
+            }
+            let v = client.call(Method::POST, "/api/v1/tokens", Some(&body)).await?;
             if args.output.structured() {
                 output::json(&v);
             } else {
                 println!(
-                    "Created token {} ({}, role {}). Its secret is shown only now:\n\n    {}\n",
+                    "Created token {} ({}, role {}, {}). Its secret is shown only now:\n\n    {}\n",
                     cell(&v["token"]["id"]),
                     cell(&v["token"]["name"]),
                     cell(&v["token"]["role"]),
+                    scope_cell(&v["token"]),
                     cell(&v["secret"])
                 );
+                if let Some(note) = v["token"]["note"].as_str() {
+                    println!("Note: {note}");
+                }
             }
         }
         TokenCommand::List { client: args } => {
             let v = Client::new(&args)?.get("/api/v1/tokens").await?;
-            output::list(args.output, &v, "tokens", &["ID", "NAME", "ROLE", "CREATED", "BY", "REVOKED"], |t| {
+            let headers = ["ID", "NAME", "ROLE", "SCOPE", "CREATED", "BY", "REVOKED"];
+            output::list(args.output, &v, "tokens", &headers, |t| {
                 vec![
                     cell(&t["id"]),
                     cell(&t["name"]),
                     cell(&t["role"]),
+                    scope_cell(t),
                     cell(&t["createdAt"]),
                     cell(&t["createdBy"]),
                     cell(&t["revokedAt"]),
                 ]
             });
+            let notes: Vec<&str> =
+                v["tokens"].as_array().into_iter().flatten().filter_map(|t| t["note"].as_str()).collect();
+            if !args.output.structured()
+                && let Some(note) = notes.first()
+            {
+                eprintln!("\n{} token(s) {note}", notes.len());
+            }
         }
         TokenCommand::Revoke { id, client: args } => {
             let v = Client::new(&args)?.call(Method::DELETE, &format!("/api/v1/tokens/{}", encode(&id)), None).await?;
@@ -463,7 +491,25 @@ pub async fn whoami(args: WhoamiArgs) -> Result<ExitCode> {
     let v = Client::new(&args.client)?.get("/api/v1/whoami").await?;
     match args.client.output {
         Format::Json | Format::Yaml => output::json(&v),
-        Format::Table => println!("{} ({}), token {}", cell(&v["name"]), cell(&v["role"]), cell(&v["tokenId"])),
+        Format::Table => {
+            println!("{} ({}), {}, token {}", cell(&v["name"]), cell(&v["role"]), scope_cell(&v), cell(&v["tokenId"]));
+            let teams: Vec<&str> = v["teams"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).collect();
+            if !teams.is_empty() {
+                println!("teams: {}{}", teams.join(", "), if v["platform"] == true { " (platform)" } else { "" });
+            }
+            if let Some(note) = v["note"].as_str() {
+                println!("{note}");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `unscoped`, `user alice@example.com` or `team web`: whom a token acts for.
+fn scope_cell(t: &Value) -> String {
+    match t["scope"].as_str() {
+        Some(kind @ ("user" | "team")) => format!("{kind} {}", cell(&t[kind])),
+        Some(other) => other.to_owned(),
+        None => "unscoped".to_owned(),
+    }
 }

@@ -355,6 +355,9 @@ pub async fn start(
             return Err(anyhow::Error::new(e).context("cannot create the first admin token"));
         }
     };
+    if let Err(e) = pave_server::report_unscoped_tokens(&store).await {
+        tracing::warn!(error = %e, "cannot count unscoped tokens");
+    }
     let halting = engine.clone();
     let shutdown = async move {
         shutdown.await;

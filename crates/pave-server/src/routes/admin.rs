@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use pave_model::Role;
+use pave_model::auth::Scope;
+use pave_model::{Kind, Role};
 use pave_store::{AuditQuery, EventQuery};
 use serde::Deserialize;
 use serde_json::json;
@@ -76,6 +77,38 @@ pub async fn audit(State(state): State<AppState>, ApiQuery(p): ApiQuery<AuditPar
 pub struct NewTokenBody {
     name: String,
     role: Role,
+    /// The identity the token acts for, as teams list it in `spec.members` (an e-mail).
+    #[serde(default)]
+    user: Option<String>,
+    /// The team the token acts for (a pipeline's token); it must exist.
+    #[serde(default)]
+    team: Option<String>,
+}
+
+/// The scope a token request asks for, checked: one of user or team, a user identity without
+/// spaces, a team that exists.
+async fn requested_scope(state: &AppState, body: &NewTokenBody) -> Result<Scope, ApiError> {
+    let field =
+        |f: &str, reason: String| ApiError::from_fields(None, None, vec![pave_model::FieldError::new(f, reason)]);
+    match (&body.user, &body.team) {
+        (None, None) => Ok(Scope::Unscoped),
+        (Some(_), Some(_)) => Err(field("team", "a token acts for a user or for a team, not both".into())),
+        (Some(user), None) => {
+            if user.is_empty() || user.len() > 254 || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(field(
+                    "user",
+                    format!("{user:?} is not an identity teams can list: 1-254 characters, no spaces"),
+                ));
+            }
+            Ok(Scope::User(user.clone()))
+        }
+        (None, Some(team)) => {
+            if state.store.get(Kind::Team, team).await?.is_none() {
+                return Err(field("team", format!("team {team:?} does not exist; create it first")));
+            }
+            Ok(Scope::Team(team.clone()))
+        }
+    }
 }
 
 pub async fn create_token(
@@ -90,11 +123,14 @@ pub async fn create_token(
             vec![pave_model::FieldError::new("name", format!("{:?} {e}", body.name))],
         ));
     }
-    let (secret, token) = generate_token(&body.name, body.role);
+    let scope = requested_scope(&state, &body).await?;
+    let (secret, token) = generate_token(&body.name, body.role, scope);
     let record = state.store.create_token(&token, &caller.write_context()).await?;
     let mut resp = (StatusCode::CREATED, Json(json!({ "token": record, "secret": secret }))).into_response();
     // The audit entry names the token, never its secret.
-    resp.extensions_mut().insert(AuditDetail(json!({"tokenId": record.id, "name": record.name, "role": record.role})));
+    resp.extensions_mut().insert(AuditDetail(
+        json!({"tokenId": record.id, "name": record.name, "role": record.role, "scope": record.scope}),
+    ));
     Ok(resp)
 }
 
@@ -111,12 +147,26 @@ pub async fn revoke_token(
     Ok(Json(json!({ "token": record })).into_response())
 }
 
-pub async fn whoami(caller: Caller) -> Json<serde_json::Value> {
-    Json(json!({
+pub async fn whoami(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let access = caller.access(&state).await?;
+    let mut v = json!({
         "tokenId": caller.principal.token_id,
         "name": caller.principal.name,
         "role": caller.principal.role,
-    }))
+        "teams": access.teams.iter().map(|(t, _)| t).collect::<Vec<_>>(),
+        "platform": access.teams.iter().any(|(_, p)| *p),
+    });
+    if let (Some(obj), Ok(serde_json::Value::Object(scope))) =
+        (v.as_object_mut(), serde_json::to_value(&caller.principal.scope))
+    {
+        obj.extend(scope);
+    }
+    if caller.principal.scope == Scope::Unscoped
+        && let Some(note) = pave_model::auth::unscoped_note(caller.principal.role)
+    {
+        v["note"] = json!(note);
+    }
+    Ok(Json(v).into_response())
 }
 
 pub async fn openapi() -> Response {

@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pave_model::apply::Request;
-use pave_model::auth::role_to_write;
-use pave_model::{Action, Kind, Plan, Resource, Role, Selector};
+use pave_model::auth::{Access, ServiceAct, Target, may, role_to_write};
+use pave_model::{Action, Kind, Plan, Resource, Selector, Snapshot};
 use pave_store::{ListQuery, StoredResource};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,20 +18,39 @@ use crate::auth::AuditDetail;
 use crate::error::{ApiError, InvalidField};
 use crate::extract::{ApiQuery, JsonBody, parse_batch};
 
-/// The refusal, if any, of a plan some of whose changes need more than the caller's role.
-fn authorize(role: Role) -> impl Fn(&Plan) -> Result<(), String> + Sync {
-    move |plan: &Plan| {
+/// The refusal, if any, of a plan some of whose changes need more than the caller's role, or
+/// touch a service whose owner (before or after the change) the caller's scope does not own.
+fn authorize(access: Access) -> impl Fn(&Plan, &Snapshot) -> Result<(), String> + Sync {
+    move |plan: &Plan, snapshot: &Snapshot| {
+        let role = access.role;
         let denied: Vec<String> = plan
             .changes
             .iter()
             .filter(|c| c.action != Action::Unchanged && !role.allows(role_to_write(c.kind)))
             .map(|c| format!("{}/{}", c.kind.noun(), c.name))
             .collect();
-        if denied.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("role {role} may not change {}; teams and environments need the admin role", denied.join(", ")))
+        if !denied.is_empty() {
+            return Err(format!(
+                "role {role} may not change {}; teams and environments need the admin role",
+                denied.join(", ")
+            ));
         }
+        let owner = |r: Option<&Resource>| match r {
+            Some(Resource::Service(s)) => Some(s.spec.owner.clone()),
+            _ => None,
+        };
+        let mut refused = Vec::new();
+        for c in plan.changes.iter().filter(|c| c.kind == Kind::Service && c.action != Action::Unchanged) {
+            let act = if c.action == Action::Delete { ServiceAct::Delete } else { ServiceAct::Change };
+            let mut owners = vec![owner(snapshot.get(Kind::Service, &c.name)), owner(c.resource.as_ref())];
+            owners.dedup();
+            for o in owners.into_iter().flatten() {
+                if let Err(d) = may(&access, act, &Target { service: &c.name, owner: &o, environment: None }) {
+                    refused.push(d.to_string());
+                }
+            }
+        }
+        if refused.is_empty() { Ok(()) } else { Err(refused.join("; ")) }
     }
 }
 
@@ -84,7 +103,7 @@ async fn write_one(
     let name = resource.name().to_owned();
     let request = Request { desired: vec![resource], create_only, ..Default::default() };
     let (plan, _) =
-        state.store.apply(&request, &caller.write_context(), false, &authorize(caller.principal.role)).await?;
+        state.store.apply(&request, &caller.write_context(), false, &authorize(caller.access(state).await?)).await?;
     let action = plan.changes.first().map(|c| c.action).unwrap_or(Action::Unchanged);
     let stored = state
         .store
@@ -120,7 +139,7 @@ pub async fn put(kind: Kind, state: AppState, caller: Caller, name: String, body
 
 pub async fn delete(kind: Kind, state: AppState, caller: Caller, name: String) -> Result<Response, ApiError> {
     let request = Request { deletes: vec![(kind, name)], ..Default::default() };
-    state.store.apply(&request, &caller.write_context(), false, &authorize(caller.principal.role)).await?;
+    state.store.apply(&request, &caller.write_context(), false, &authorize(caller.access(&state).await?)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -185,8 +204,10 @@ pub async fn apply(
         (true, Some(s)) => Some(Selector::parse(&s).map_err(ApiError::bad_request)?),
     };
     let request = Request { desired, prune, ..Default::default() };
-    let (plan, events) =
-        state.store.apply(&request, &caller.write_context(), body.dry_run, &authorize(caller.principal.role)).await?;
+    let (plan, events) = state
+        .store
+        .apply(&request, &caller.write_context(), body.dry_run, &authorize(caller.access(&state).await?))
+        .await?;
     let summary = json!({
         "created": plan.count(Action::Create),
         "updated": plan.count(Action::Update),

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pave_deploy::commands::{self, Actor, DeployError, DeployRequest};
+use pave_model::auth::ServiceAct;
 use pave_model::rollout::Strategy;
 use serde::Deserialize;
 use serde_json::json;
@@ -78,6 +79,7 @@ pub async fn deploy(
             ApiError::invalid(format!("strategy {s:?} is not one of recreate, rolling, blue-green"), Vec::new())
         })?),
     };
+    caller.may(&state, ServiceAct::Deploy, &body.service, Some(&body.environment)).await?;
     let req = DeployRequest {
         service: body.service,
         environment: body.environment,
@@ -121,6 +123,14 @@ pub async fn act(
     caller: Caller,
     Path((id, action)): Path<(i64, String)>,
 ) -> Result<Response, ApiError> {
+    let act = match action.as_str() {
+        "approve" => ServiceAct::Approve,
+        "promote" | "resume" => ServiceAct::Deploy,
+        _ => ServiceAct::Halt,
+    };
+    let rollout =
+        state.store.rollout(id).await?.ok_or_else(|| ApiError::not_found(format!("rollout {id} does not exist")))?;
+    caller.may(&state, act, &rollout.service, Some(&rollout.environment)).await?;
     let (a, now) = (actor(&caller), crate::now_millis());
     let r = match action.as_str() {
         "approve" => commands::approve(&state.store, id, &a, now).await?,
@@ -145,6 +155,7 @@ pub async fn undo(
     caller: Caller,
     Path((service, env)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    caller.may(&state, ServiceAct::Deploy, &service, Some(&env)).await?;
     let r = commands::undo(&state.store, &service, &env, &actor(&caller), crate::now_millis()).await?;
     wake(&state);
     let mut resp = (StatusCode::CREATED, Json(json!({ "rollout": r }))).into_response();

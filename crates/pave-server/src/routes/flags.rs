@@ -98,6 +98,7 @@ pub async fn create(
     JsonBody(v): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let flag = flag_from(v, None)?;
+    caller.may_write_flags(&state, std::slice::from_ref(&flag)).await?;
     let changes = vec![state.store.create_flag(&flag, &caller.write_context()).await?];
     state.flags.written(&state.store).await;
     let stored = state.store.flag(flag.name()).await?.ok_or_else(|| ApiError::not_found("flag vanished"))?;
@@ -121,6 +122,7 @@ pub async fn put(
             vec![],
         ));
     }
+    caller.may_write_flags(&state, std::slice::from_ref(&flag)).await?;
     let changes = state.store.apply_flags(&[], std::slice::from_ref(&flag), &caller.write_context(), false).await?;
     state.flags.written(&state.store).await;
     let stored = state.store.flag(&name).await?.ok_or_else(|| ApiError::not_found("flag vanished"))?;
@@ -170,6 +172,7 @@ pub async fn environment_action(
         "disable" => Some(false),
         _ => None,
     };
+    caller.may_change_stored_flag(&state, &name).await?;
     let env2 = env.clone();
     let (stored, change) = state
         .store
@@ -221,6 +224,7 @@ pub async fn archive_action(
         "revive" => false,
         other => return Err(ApiError::not_found(format!("no flag action {other:?}; use archive or revive"))),
     };
+    caller.may_change_stored_flag(&state, &name).await?;
     let stored = state.store.set_flag_archived(&name, archived, &caller.write_context()).await?;
     state.flags.written(&state.store).await;
     let resp = Json(flag_value(&state, &stored).await?).into_response();
@@ -267,6 +271,7 @@ pub async fn apply(
             .join("; ");
         return Err(ApiError::invalid(detail, errors));
     }
+    caller.may_write_flags(&state, &flags).await?;
     let changes: Vec<FlagChange> =
         state.store.apply_flags(&segments, &flags, &caller.write_context(), b.dry_run).await?;
     if !b.dry_run {

@@ -140,6 +140,7 @@ pub async fn create(
     if state.store.get(pave_model::Kind::Service, &service).await?.is_none() {
         return Err(ApiError::not_found(format!("service {service:?} does not exist")));
     }
+    caller.may(&state, pave_model::auth::ServiceAct::PublishRelease, &service, None).await?;
     let limits = Limits { max_bytes: state.config.max_artifact_bytes, max_entries: state.config.max_artifact_entries };
     let raw_limit = limits.max_bytes.saturating_add(TAR_OVERHEAD_BYTES);
     let too_large = |limit: u64| {
@@ -286,6 +287,8 @@ pub async fn attach(
     crate::extract::JsonBody(upload): crate::extract::JsonBody<crate::scans::Upload>,
 ) -> Result<Response, ApiError> {
     let release = release_or_404(&state, &service, &version).await?;
+    // Reports uploaded from elsewhere feed the release policy: only the owners' say counts.
+    caller.may(&state, pave_model::auth::ServiceAct::PublishRelease, &service, None).await?;
     if let Some(d) = upload.digest.as_deref().filter(|d| *d != release.digest) {
         return Err(ApiError::new(
             Problem::Conflict,

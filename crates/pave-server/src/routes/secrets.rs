@@ -7,6 +7,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use pave_model::auth::ServiceAct;
 use pave_model::secrets::{validate_name, validate_value};
 use pave_model::{Kind, Resource};
 use pave_vault::{SecretRef, SecretValue};
@@ -67,6 +68,7 @@ pub async fn put(
     };
     let key_id = key.id().to_owned();
     let port_env = port_env(&state, &service).await?;
+    caller.may(&state, ServiceAct::ChangeSecrets, &service, Some(&p.environment)).await?;
     validate_name(&name, port_env.as_deref()).map_err(|r| invalid("name", r))?;
     let value = SecretValue::new(validate_value(&body).map_err(|r| invalid("value", r))?.to_owned());
     drop(body);
@@ -93,6 +95,7 @@ pub async fn remove(
     ApiQuery(p): ApiQuery<EnvParam>,
 ) -> Result<Response, ApiError> {
     port_env(&state, &service).await?;
+    caller.may(&state, ServiceAct::ChangeSecrets, &service, Some(&p.environment)).await?;
     let info = state.store.remove_secret(&service, &p.environment, &name, &caller.write_context()).await?;
     let rolling = running(&state, &service, &p.environment).await?;
     if let Some(engine) = &state.engine {

@@ -3,6 +3,7 @@
 
 mod flags;
 mod secrets;
+mod tokens;
 
 use pave_model::apply::Request;
 use pave_model::{Action, Kind, Resource, Role, Selector};
@@ -188,7 +189,13 @@ async fn events_page_and_filter() {
 #[tokio::test]
 async fn tokens_bootstrap_once_and_revoke() {
     let (store, _db) = open().await;
-    let t = |id: &str, role| NewToken { id: id.into(), name: id.into(), role, hash: format!("hash-{id}") };
+    let t = |id: &str, role| NewToken {
+        id: id.into(),
+        name: id.into(),
+        role,
+        scope: pave_model::auth::Scope::Unscoped,
+        hash: format!("hash-{id}"),
+    };
     assert!(store.bootstrap_token(&t("admin", Role::Admin), &ctx(1)).await.expect("bootstrap"));
     assert!(!store.bootstrap_token(&t("admin2", Role::Admin), &ctx(1)).await.expect("second bootstrap"));
     store.create_token(&t("ci", Role::Developer), &ctx(2)).await.expect("create");
