@@ -237,6 +237,13 @@ impl ServeArgs {
     }
 }
 
+/// Whether a database URL carries a password (`postgres://user:secret@host/db`).
+fn url_has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else { return false };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    authority.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
 /// A secret setting: from its file (`--…-file`), else its environment variable, else the
 /// config file. Never from an argument, which any user on the machine can read in the process
 /// list. A file's trailing newline is not part of the secret; an empty secret is refused.
@@ -279,6 +286,15 @@ pub async fn run(args: ServeArgs) -> Result<std::process::ExitCode> {
     let settings = args.settings()?;
     let args_stop_replicas = args.stop_replicas_on_exit;
     init_logging(settings.log_format, &settings.log)?;
+    if let Some(url) = &settings.database_url
+        && url_has_password(url)
+        && std::env::args().any(|a| a == "--database-url" || a.starts_with("--database-url="))
+    {
+        tracing::warn!(
+            "the database password given with --database-url is visible in the process list; \
+             set PAVE_DATABASE_URL or use ~/.pgpass instead"
+        );
+    }
     let started = std::time::Instant::now();
     let server = start(&settings, shutdown_signal()).await?;
     if let Some(secret) = &server.new_admin_token {
@@ -551,6 +567,14 @@ mod tests {
         std::fs::write(&path, "lissen = 1\n").expect("write");
         let err = ServeArgs { config: Some(path), ..Default::default() }.settings().expect_err("unknown key");
         assert!(format!("{err:#}").contains("unknown field `lissen`"), "{err:#}");
+    }
+
+    #[test]
+    fn database_urls_with_passwords_are_told_apart() {
+        assert!(url_has_password("postgres://pave:s3cret@db:5432/pave"));
+        assert!(!url_has_password("postgres://pave@db/pave"));
+        assert!(!url_has_password("postgres://db/pave?user=a:b@c"));
+        assert!(!url_has_password("sqlite:///tmp/x.db"));
     }
 
     #[test]
