@@ -8,12 +8,21 @@ drives with pave-loadgen (same machine, same 2 cores):
 each first closed loop (peak requests/s), then open loop at --rate (p99 at that rate, which
 corrects for coordinated omission). Resident memory is sampled every 0.5 s during the load
 to show whether it stays flat. Targets (issue 6): full body >= 20,000 req/s, p99 < 5 ms.
+
+Then Unleash Edge (Unleash's own Rust server, from crates.io; --edge), in offline mode on the
+same 20 flags -- its bootstrap file is Pave's own /api/client/features answer -- against pave
+serve on /api/client/features and on /api/frontend (evaluated for one context), closed loop at
+the same connections in --rounds rounds that alternate which server goes first; prints the
+median req/s of each, the ratio with its spread over the rounds, and each server's resident
+memory (VmRSS after start, the most during the load, VmHWM). Targets (issue 16): >= 1.0x
+Edge's requests/s on both endpoints, at no more memory. --no-edge leaves Edge out.
 Every run stops by itself. Run it through bench/flags_api.sh."""
 
 import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,12 +42,24 @@ def free_port():
         return s.getsockname()[1]
 
 
-def rss_mb(pid):
+def rss_mb(pid, field="VmRSS"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def wait_http(url, headers=None, timeout=30):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=1)
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def flags_yaml(n):
@@ -105,6 +126,97 @@ class Sampler(threading.Thread):
             time.sleep(0.5)
 
 
+EDGE_CLIENT = "*:production.edgebenchclient0000000000000000"
+EDGE_FRONTEND = "*:production.edgebenchfrontend000000000000"
+# One context for /api/frontend on both servers: it matches some flags' constraints.
+FRONTEND_QUERY = "userId=user-42&properties%5Bregion%5D=eu&appName=bench&environment=production"
+
+
+def compare_edge(args, pave_pid, pave_rss_started, pave_url, client_secret, frontend_secret, bootstrap,
+                 body_len, data):
+    """Pave and Unleash Edge (offline, bootstrapped from Pave's own answer) on the same
+    endpoints, alternating rounds; prints req/s, ratios and memory."""
+    port = free_port()
+    edge_url = f"http://127.0.0.1:{port}"
+    log = open(os.path.join(data, "edge.log"), "w")
+    edge = subprocess.Popen([args.edge, "--port", str(port), "--interface", "127.0.0.1", "offline",
+                             "--bootstrap-file", bootstrap, "--client-tokens", EDGE_CLIENT,
+                             "--frontend-tokens", EDGE_FRONTEND],
+                            env=dict(os.environ, RUST_LOG="warn"), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_http(edge_url + "/api/client/features", {"Authorization": EDGE_CLIENT})
+        edge_rss_started = rss_mb(edge.pid)
+        req = urllib.request.Request(edge_url + "/api/client/features", headers={"Authorization": EDGE_CLIENT})
+        with urllib.request.urlopen(req) as r:
+            edge_body = r.read()
+        edge_features = json.loads(edge_body)["features"]
+        assert len(edge_features) == args.flags, f"Edge serves {len(edge_features)} flags, not {args.flags}"
+        answers = {}
+        for who, base, tok in (("pave", pave_url, frontend_secret), ("edge", edge_url, EDGE_FRONTEND)):
+            req = urllib.request.Request(f"{base}/api/frontend?{FRONTEND_QUERY}", headers={"Authorization": tok})
+            with urllib.request.urlopen(req) as r:
+                answers[who] = sorted(t["name"] for t in json.loads(r.read())["toggles"])
+        if answers["pave"] != answers["edge"]:
+            print(f"  note: /api/frontend answers differ: pave {answers['pave']} vs edge {answers['edge']}")
+        print(f"\nUnleash Edge ({args.edge}) offline on the same {args.flags} flags; client/features body: "
+              f"pave {body_len} bytes, edge {len(edge_body)} bytes; /api/frontend: {len(answers['pave'])} toggles "
+              f"on for the context; {args.connections} connections, {args.duration:g} s closed loop per run, "
+              f"{args.rounds} rounds alternating")
+        servers = {"pave": (pave_url, client_secret, frontend_secret, pave_pid),
+                   "edge": (edge_url, EDGE_CLIENT, EDGE_FRONTEND, edge.pid)}
+        endpoints = [("/api/client/features", "/api/client/features", 1),
+                     ("/api/frontend", f"/api/frontend?{FRONTEND_QUERY}", 2)]
+        peak_rss = {"pave": 0.0, "edge": 0.0}
+        summary = []
+        for label, path, tok in endpoints:
+            runs = {"pave": [], "edge": []}
+            for rnd in range(args.rounds):
+                order = ("pave", "edge") if rnd % 2 == 0 else ("edge", "pave")
+                for who in order:
+                    base, pid = servers[who][0], servers[who][3]
+                    sampler = Sampler(pid)
+                    sampler.start()
+                    r = loadgen(base + path, args, None, args.duration, args.connections, "GET",
+                                [f"Authorization: {servers[who][tok]}"])
+                    sampler.stop.set()
+                    sampler.join()
+                    peak_rss[who] = max(peak_rss[who], max(sampler.samples, default=0.0))
+                    if r["failed"]:
+                        print(f"  {who} {label} round {rnd + 1}: {r['failed']} FAILED requests")
+                    runs[who].append(r["rate"])
+                print(f"  {label} round {rnd + 1}: pave {runs['pave'][-1]:,.0f} req/s, edge "
+                      f"{runs['edge'][-1]:,.0f} req/s, ratio {runs['pave'][-1] / runs['edge'][-1]:.2f}x")
+            per_round = [a / b for a, b in zip(runs["pave"], runs["edge"])]
+            med = {w: statistics.median(v) for w, v in runs.items()}
+            ratio = med["pave"] / med["edge"]
+            summary.append(f"{label}: pave {med['pave']:,.0f} req/s vs edge {med['edge']:,.0f} req/s (medians) -> "
+                           f"{ratio:.2f}x (per round {min(per_round):.2f}x..{max(per_round):.2f}x; target >= 1.0x: "
+                           f"{'met' if ratio >= 1.0 else 'NOT met'})")
+        hwm = {"pave": rss_mb(pave_pid, "VmHWM"), "edge": rss_mb(edge.pid, "VmHWM")}
+        print("\nagainst Unleash Edge:")
+        for line in summary:
+            print("  " + line)
+        print(f"  memory: pave after start {pave_rss_started:.1f} MB, most during load {peak_rss['pave']:.1f} MB, "
+              f"VmHWM {hwm['pave']:.1f} MB; edge after start {edge_rss_started:.1f} MB, most during load "
+              f"{peak_rss['edge']:.1f} MB, VmHWM {hwm['edge']:.1f} MB")
+        # What the resident memory is made of: private (anonymous) pages -- heap, buffers, stacks
+        # -- and pages of the mapped binary and libraries (clean, shared with the page cache).
+        split = {w: (rss_mb(servers[w][3], "RssAnon"), rss_mb(servers[w][3], "RssFile")) for w in servers}
+        print(f"  after the load: pave {split['pave'][0]:.1f} MB anonymous + {split['pave'][1]:.1f} MB file-backed; "
+              f"edge {split['edge'][0]:.1f} MB anonymous + {split['edge'][1]:.1f} MB file-backed -> anonymous "
+              f"pave/edge {split['pave'][0] / split['edge'][0]:.2f}x")
+        mem = peak_rss["pave"] / peak_rss["edge"]
+        print(f"  -> most resident during this load, pave/edge {mem:.2f}x (target <= 1.0x: "
+              f"{'met' if mem <= 1.0 else 'NOT met'}); pave's VmHWM also covers the apply and the runs above")
+    finally:
+        edge.terminate()
+        try:
+            edge.wait(10)
+        except subprocess.TimeoutExpired:
+            edge.kill()
+        log.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--flags", type=int, default=20)
@@ -112,7 +224,13 @@ def main():
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--loadgen-threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of the Edge comparison (default 3)")
+    ap.add_argument("--edge", default="", help="the unleash-edge binary (bench/flags_api.sh installs it)")
+    ap.add_argument("--no-edge", action="store_true", help="leave Unleash Edge out")
+    ap.add_argument("--only-edge", action="store_true", help="only the comparison with Unleash Edge")
     args = ap.parse_args()
+    if not args.no_edge and not (args.edge and os.access(args.edge, os.X_OK)):
+        sys.exit("unleash-edge is not installed (bench/flags_api.sh installs it); --no-edge leaves it out")
 
     data = tempfile.mkdtemp(prefix="pave-flags-bench-")
     port = free_port()
@@ -121,15 +239,8 @@ def main():
     proc = subprocess.Popen([PAVE, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(url + "/healthz", timeout=1)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.02)
+        wait_http(url + "/healthz")
+        rss_started = rss_mb(proc.pid)
         path = os.path.join(data, "flags.yaml")
         with open(path, "w") as f:
             f.write(flags_yaml(args.flags))
@@ -141,6 +252,9 @@ def main():
         with urllib.request.urlopen(req) as r:
             body = r.read()
             etag = r.headers["ETag"]
+        bootstrap = os.path.join(data, "edge-bootstrap.json")
+        with open(bootstrap, "wb") as f:
+            f.write(body)
         features = json.loads(body)["features"]
         assert len(features) == args.flags, len(features)
         ctx_path = os.path.join(data, "ctx.json")
@@ -158,7 +272,7 @@ def main():
         print(f"pave serve, {args.flags} flags ({len(body)} bytes of JSON), SQLite, loopback; "
               f"pave-loadgen {args.connections} connections on the same 2 cores")
         results = {}
-        for name, target, method, headers, bodyf in cases:
+        for name, target, method, headers, bodyf in ([] if args.only_edge else cases):
             sampler = Sampler(proc.pid)
             sampler.start()
             peak = loadgen(target, args, None, args.duration, args.connections, method, headers, bodyf)
@@ -178,9 +292,19 @@ def main():
             third = max(1, len(rss) // 3)
             print(f"  resident memory during load: first third max {max(rss[:third]):.1f} MB, "
                   f"last third max {max(rss[-third:]):.1f} MB (min {min(rss):.1f}, max {max(rss):.1f})")
-        full = results["client/features full body"]
-        meets = full["peak"]["rate"] >= 20000 and full["fixed"]["latency_ms"]["p99"] < 5 and full["fixed"]["failed"] == 0
-        print(f"\ntarget (full body >= 20,000 req/s, p99 < 5 ms at {args.rate:,.0f}/s): {'met' if meets else 'NOT met'}")
+        if not args.only_edge:
+            full = results["client/features full body"]
+            meets = (full["peak"]["rate"] >= 20000 and full["fixed"]["latency_ms"]["p99"] < 5
+                     and full["fixed"]["failed"] == 0)
+            print(f"\ntarget (full body >= 20,000 req/s, p99 < 5 ms at {args.rate:,.0f}/s): "
+                  f"{'met' if meets else 'NOT met'}")
+        if args.no_edge:
+            print("\n*** Unleash Edge LEFT OUT (--no-edge): no ratios against it ***")
+        else:
+            frontend_secret = json.loads(pave(url, "flags", "token", "create", "bench-frontend", "--env",
+                                              "production", "--kind", "frontend", "-o", "json"))["secret"]
+            time.sleep(0.5)
+            compare_edge(args, proc.pid, rss_started, url, secret, frontend_secret, bootstrap, len(body), data)
     finally:
         proc.terminate()
         try:

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""Pave's router against nginx: same upstream (the sample service), same load tool
-(pave-loadgen), same run, loopback only. Prints a JSON report and the ratios.
+"""Pave's router against nginx and HAProxy (Debian's packages): same upstream (the sample
+service), same load tool (pave-loadgen), same run, loopback only. Prints a JSON report and the
+ratios. HAProxy runs as one process with as many threads as the router (--threads), in HTTP
+mode with keep-alive and connection reuse to the upstream; nginx with one worker per core.
+Targets (issue 16): the router >= 1.1x HAProxy's throughput.
 
 1. Added latency at moderate load: open loop at --rate requests/s through each proxy and
    straight to the upstream; added p50/p99 = proxy's minus the upstream's own.
@@ -66,6 +69,29 @@ http {{
 """
 
 
+HAPROXY_CONF = """
+global
+    nbthread {threads}
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    option http-keep-alive
+    http-reuse always
+frontend bench
+    bind 127.0.0.1:{port}
+    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    default_backend sample
+backend sample
+    server sample 127.0.0.1:{upstream} maxconn 256
+"""
+
+PROXIES = ("pave-router", "nginx", "haproxy")
+
+
 def cpu_seconds(root_pid):
     """User+system CPU seconds used so far by a process and its direct children (nginx's
     workers), from /proc."""
@@ -103,10 +129,15 @@ def main():
     p.add_argument("--rounds", type=int, default=3,
                    help="closed-loop rounds per proxy, alternating which goes first; medians are reported (default 3)")
     p.add_argument("--nginx-workers", default="auto", help="nginx worker_processes (default auto: one per core)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 2,
+                   help="the router's worker threads and HAProxy's nbthread (default: one per core)")
     args = p.parse_args()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(nginx):
         raise SystemExit("nginx is not installed: apt-get install nginx-light")
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not os.path.exists(haproxy):
+        raise SystemExit("haproxy is not installed: apt-get install haproxy")
     procs = []
     tmp = tempfile.mkdtemp(prefix="pave-router-bench-")
     try:
@@ -116,7 +147,7 @@ def main():
         wait_port(up)
         rport = free_port()
         procs.append(subprocess.Popen([os.path.join(REL, "examples", "proxy"), f"127.0.0.1:{rport}", f"127.0.0.1:{up}"],
-                                      stdout=subprocess.DEVNULL))
+                                      stdout=subprocess.DEVNULL, env=dict(os.environ, PAVE_ROUTER_THREADS=str(args.threads))))
         wait_port(rport)
         nport = free_port()
         conf = os.path.join(tmp, "nginx.conf")
@@ -124,19 +155,29 @@ def main():
             f.write(NGINX_CONF.format(workers=args.nginx_workers, prefix=tmp, upstream=up, port=nport))
         procs.append(subprocess.Popen([nginx, "-c", conf, "-p", tmp, "-g", "daemon off;"], stderr=subprocess.DEVNULL))
         wait_port(nport)
+        hport = free_port()
+        hconf = os.path.join(tmp, "haproxy.cfg")
+        with open(hconf, "w") as f:
+            f.write(HAPROXY_CONF.format(threads=args.threads, upstream=up, port=hport))
+        # -db: stay in the foreground (no daemon, no master), so the pid is the proxy's own.
+        procs.append(subprocess.Popen([haproxy, "-db", "-f", hconf], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+        wait_port(hport)
         urls = {"upstream": f"http://127.0.0.1:{up}/", "pave-router": f"http://127.0.0.1:{rport}/",
-                "nginx": f"http://127.0.0.1:{nport}/"}
+                "nginx": f"http://127.0.0.1:{nport}/", "haproxy": f"http://127.0.0.1:{hport}/"}
         report = {"moderate": {}, "throughput": {}}
         for name, url in urls.items():
             r = load(url, args, rate=args.rate, connections=16)
             report["moderate"][name] = {"rate": r["rate"], "failed": r["failed"], **r["latency_ms"]}
             print(f"moderate {name:12} {r['rate']:8.0f} req/s  p50 {r['latency_ms']['p50']:.3f} ms  "
                   f"p99 {r['latency_ms']['p99']:.3f} ms  failed {r['failed']}", file=sys.stderr)
-        pids = {"upstream": procs[0].pid, "pave-router": procs[1].pid, "nginx": procs[2].pid}
-        runs = {"pave-router": [], "nginx": []}
+        pids = {"upstream": procs[0].pid, "pave-router": procs[1].pid, "nginx": procs[2].pid,
+                "haproxy": procs[3].pid}
+        runs = {name: [] for name in PROXIES}
         for rnd in range(args.rounds):
-            # Alternate which proxy goes first: a slow stretch of the VM then hits both alike.
-            order = ("pave-router", "nginx") if rnd % 2 == 0 else ("nginx", "pave-router")
+            # Rotate which proxy goes first: a slow stretch of the VM then hits all alike.
+            k = rnd % len(PROXIES)
+            order = PROXIES[k:] + PROXIES[:k]
             for name in order:
                 before = cpu_seconds(pids[name])
                 r = load(urls[name], args)
@@ -159,17 +200,25 @@ def main():
         r = load(urls["upstream"], args)
         report["throughput"]["upstream"] = {"rate": r["rate"], "failed": r["failed"], **r["latency_ms"]}
         m, t = report["moderate"], report["throughput"]
-        added = {k: {q: round(m[k][q] - m["upstream"][q], 3) for q in ("p50", "p99")} for k in ("pave-router", "nginx")}
+        added = {k: {q: round(m[k][q] - m["upstream"][q], 3) for q in ("p50", "p99")} for k in PROXIES}
         report["added_latency_ms"] = added
-        report["throughput_ratio_router_over_nginx"] = round(t["pave-router"]["rate"] / t["nginx"]["rate"], 3)
+        for peer in ("nginx", "haproxy"):
+            # Per-round ratios (the router's run and the peer's in the same round) show the noise.
+            per_round = [a["rate"] / b["rate"] for a, b in zip(runs["pave-router"], runs[peer])]
+            report[f"throughput_ratio_router_over_{peer}"] = round(t["pave-router"]["rate"] / t[peer]["rate"], 3)
+            report[f"round_ratios_router_over_{peer}"] = [round(x, 3) for x in per_round]
         print(json.dumps(report, indent=2))
-        print(f"throughput (median of {args.rounds} rounds): pave-router {t['pave-router']['rate']:.0f} req/s "
-              f"vs nginx {t['nginx']['rate']:.0f} req/s -> ratio {report['throughput_ratio_router_over_nginx']:.2f}x")
-        print(f"proxy CPU per request: pave-router {t['pave-router']['cpu_us_per_request']:.2f} us vs nginx "
-              f"{t['nginx']['cpu_us_per_request']:.2f} us")
-        print(f"added latency at {args.rate:.0f} req/s: pave-router p50 {added['pave-router']['p50']:.3f} ms "
-              f"p99 {added['pave-router']['p99']:.3f} ms; nginx p50 {added['nginx']['p50']:.3f} ms "
-              f"p99 {added['nginx']['p99']:.3f} ms")
+        print(f"throughput (median of {args.rounds} rounds, router {args.threads} threads, haproxy nbthread "
+              f"{args.threads}, nginx workers {args.nginx_workers}): "
+              + ", ".join(f"{n} {t[n]['rate']:.0f} req/s" for n in PROXIES))
+        for peer, target in (("haproxy", 1.1), ("nginx", None)):
+            rr = report[f"round_ratios_router_over_{peer}"]
+            ratio = report[f"throughput_ratio_router_over_{peer}"]
+            verdict = "" if target is None else f" (target >= {target}x: {'met' if ratio >= target else 'NOT met'})"
+            print(f"ratio pave-router / {peer}: {ratio:.2f}x{verdict}; per round {min(rr):.2f}x..{max(rr):.2f}x")
+        print("proxy CPU per request: " + ", ".join(f"{n} {t[n]['cpu_us_per_request']:.2f} us" for n in PROXIES))
+        print(f"added latency at {args.rate:.0f} req/s: " + "; ".join(
+            f"{n} p50 {added[n]['p50']:.3f} ms p99 {added[n]['p99']:.3f} ms" for n in PROXIES))
     finally:
         for pr in procs:
             pr.send_signal(signal.SIGTERM)

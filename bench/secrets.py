@@ -11,7 +11,13 @@ Trees:
     variations, with planted secrets of many kinds.
 Each tool scans each tree --repeat times after one warm-up run (the page cache is warm for
 all); the best time counts. Targets (issue 7): pave >= 50x detect-secrets, and pave within
-2x of ripgrep's keyword pass. Run through bench/secrets.sh."""
+2x of ripgrep's keyword pass.
+
+gitleaks itself (built natively from the Go module proxy by bench/secrets.sh) runs as
+`gitleaks dir` with its default rules, against pave twice: with Pave's built-in rules (what
+each tool does out of the box; issue 16's target: >= 3x gitleaks' throughput) and with
+gitleaks' own default rules loaded into Pave (--rules), the same rules on both engines.
+Run through bench/secrets.sh."""
 
 import argparse
 import hashlib
@@ -171,6 +177,67 @@ def best(cmd, repeat, ok_codes=(0, 1)):
     return fastest[0], runs[-1][1]
 
 
+def gitleaks_findings(path):
+    with open(path) as f:
+        text = f.read().strip()
+    return len(json.loads(text)) if text else 0
+
+
+def compare_gitleaks(args, tree, mb):
+    """gitleaks dir with its default rules against pave with its built-in rules (out of the
+    box) and against pave with gitleaks' rules (the same rules, so the engines alone); the
+    runs alternate gitleaks and pave so a slow stretch of the shared machine hits both."""
+    report = os.path.join(args.cache, "gitleaks-report.json")
+    gl_cmd = [args.gitleaks, "dir", tree, "--no-banner", "--log-level", "error", "--exit-code", "0",
+              "--report-format", "json", "--report-path", report]
+    # gitleaks decodes base64, hex and percent-encoded text and scans it again (5 levels by
+    # default); Pave does not, so the engine comparison also runs gitleaks without it.
+    gl_plain_cmd = gl_cmd + ["--max-decode-depth", "0"]
+    builtin_cmd = [PAVE, "scan", "secrets", tree, "-f", "json"]
+    same_cmd = [PAVE, "scan", "secrets", tree, "--config", args.rules, "-f", "json"]
+    # No separate warm-up for gitleaks (minutes a run): pave's runs just read the same tree,
+    # so the page cache is warm, and gitleaks keeps no cache of its own between runs.
+    timed(builtin_cmd)
+    gl_runs, gl_plain_runs, builtin_runs, same_runs = [], [], [], []
+    for _ in range(args.repeat):
+        gl_runs.append((timed(gl_cmd)[0], CPU[args.gitleaks]))
+        gl_found = gitleaks_findings(report)
+        dt, p = timed(builtin_cmd)
+        builtin_runs.append((dt, CPU[PAVE]))
+        gl_plain_runs.append((timed(gl_plain_cmd)[0], CPU[args.gitleaks]))
+        same_runs.append((timed(same_cmd)[0], CPU[PAVE]))
+    gl_s, gl_cpu = min(gl_runs)
+    gl_plain_s, gl_plain_cpu = min(gl_plain_runs)
+    builtin_s, builtin_cpu = min(builtin_runs)
+    pave_gl_s, pave_gl_cpu = min(same_runs)
+    builtin_found = len(json.loads(p.stdout)["findings"])
+    log(f"  gitleaks dir (its default rules): {gl_s:.2f} s, {mb / gl_s:,.0f} MB/s, {gl_found} findings; "
+        f"{gl_cpu:.2f} CPU s")
+    log(f"  pave scan secrets (its built-in rules): {builtin_s:.2f} s, {mb / builtin_s:,.0f} MB/s, "
+        f"{builtin_found} findings; {builtin_cpu:.2f} CPU s")
+    out_of_box = gl_s / builtin_s
+    engine = gl_s / pave_gl_s
+    log(f"  -> out of the box, pave is {out_of_box:.2f}x gitleaks' throughput (target >= 3x: "
+        f"{'met' if out_of_box >= 3 else 'NOT met'}); by CPU time {gl_cpu / builtin_cpu:.2f}x")
+    log(f"  gitleaks dir --max-decode-depth 0 (its rules, no decoding): {gl_plain_s:.2f} s, "
+        f"{mb / gl_plain_s:,.0f} MB/s; {gl_plain_cpu:.2f} CPU s")
+    log(f"  pave scan secrets (gitleaks' rules): {pave_gl_s:.2f} s, {mb / pave_gl_s:,.0f} MB/s; "
+        f"{pave_gl_cpu:.2f} CPU s")
+    plain = gl_plain_s / pave_gl_s
+    log(f"  -> same rules (gitleaks' defaults on both), pave is {engine:.2f}x gitleaks' throughput; "
+        f"by CPU time {gl_cpu / pave_gl_cpu:.2f}x")
+    log(f"  -> same rules and gitleaks not decoding (the engines alone), pave is {plain:.2f}x; "
+        f"by CPU time {gl_plain_cpu / pave_gl_cpu:.2f}x")
+    log(f"  (per run, gitleaks / pave built-in: "
+        f"{', '.join(f'{g[0] / b[0]:.2f}x' for g, b in zip(gl_runs, builtin_runs))})")
+    return {"gitleaks": gl_s, "gitleaks_cpu": gl_cpu, "gitleaks_findings": gl_found, "pave_builtin": builtin_s,
+            "pave_builtin_cpu": builtin_cpu, "pave_builtin_findings": builtin_found,
+            "ratio_pave_builtin_over_gitleaks": round(out_of_box, 3),
+            "ratio_pave_same_rules_over_gitleaks": round(engine, 3), "gitleaks_no_decoding": gl_plain_s,
+            "gitleaks_no_decoding_cpu": gl_plain_cpu, "pave_same_rules": pave_gl_s, "pave_same_rules_cpu": pave_gl_cpu,
+            "ratio_pave_same_rules_over_gitleaks_no_decoding": round(plain, 3)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rules", default=os.path.join(ROOT, "..", "shared", "data", "gitleaks", "gitleaks.toml"))
@@ -183,21 +250,30 @@ def main():
                     help="detect-secrets takes tens of minutes on 1 GB; its real-tree rate stands in")
     ap.add_argument("--trees", default="real,generated", help="which trees: real, generated, or both")
     ap.add_argument("--no-ripgrep", action="store_true", help="leave ripgrep out (a detect-secrets-only rerun)")
+    ap.add_argument("--gitleaks", default=shutil.which("gitleaks") or "")
+    ap.add_argument("--no-gitleaks", action="store_true", help="leave gitleaks out")
+    ap.add_argument("--skip-gitleaks-on-generated", action="store_true",
+                    help="gitleaks takes minutes a run on 1 GB; its real-tree ratios stand in")
+    ap.add_argument("--no-detect-secrets", action="store_true",
+                    help="leave detect-secrets out (minutes per tree; its ratio is issue 7's)")
     args = ap.parse_args()
     if not os.path.isfile(args.rules):
         sys.exit(f"gitleaks' rules are missing at {args.rules}")
-    for tool, path in [("ripgrep", args.rg), ("detect-secrets", args.detect_secrets)]:
-        if not path:
+    tools = [("ripgrep", args.rg, args.no_ripgrep), ("detect-secrets", args.detect_secrets, args.no_detect_secrets),
+             ("gitleaks", args.gitleaks, args.no_gitleaks)]
+    for tool, path, skipped in tools:
+        if not path and not skipped:
             sys.exit(f"{tool} is not installed; bench/secrets.sh installs it")
     kw = keywords(args.rules)
     kwfile = os.path.join(args.cache, "keywords.txt")
     real = fetch_real_tree(args.cache)
     open(kwfile, "w").write("\n".join(kw) + "\n")
-    generated = generate_tree(args.cache, real, args.generated_mb)
+    wanted = set(args.trees.split(","))
+    # Made only when asked for: a --trees real run needs neither the time nor the disk.
+    generated = generate_tree(args.cache, real, args.generated_mb) if "generated" in wanted else None
     log(f"{len(kw)} distinct keywords from {args.rules}; machine: {os.cpu_count()} cores")
     results = {}
     trees = [("real (PostgreSQL 15 source)", real), (f"generated ({args.generated_mb} MB)", generated)]
-    wanted = set(args.trees.split(","))
     trees = [t for t in trees if t[0].split()[0] in wanted]
     # pave and ripgrep first, on a quiet machine; detect-secrets (minutes per tree) last.
     for label, tree in trees:
@@ -217,8 +293,10 @@ def main():
             log(f"  -> pave takes {pave_s / rg_s:.2f}x ripgrep's keyword pass (target <= 2x)")
         results[label] = {"mb": mb, "files": files, "pave": pave_s, "pave_cpu": pave_cpu, "ripgrep": rg_s,
                           "detect-secrets": None}
+        if not args.no_gitleaks and not ("generated" in label and args.skip_gitleaks_on_generated):
+            results[label].update(compare_gitleaks(args, tree, mb))
     for label, tree in trees:
-        if "generated" in label and args.skip_detect_secrets_on_generated:
+        if args.no_detect_secrets or ("generated" in label and args.skip_detect_secrets_on_generated):
             continue
         r = results[label]
         # One run: the page cache is warm from the runs above, and a run takes minutes.
