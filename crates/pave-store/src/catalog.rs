@@ -153,8 +153,9 @@ impl Store {
                     Kind::Team => continue,
                 };
                 let active = sqlx::query(&format!(
-                    "SELECT id, service, environment, state FROM rollouts WHERE {column} = $1 \
-                     AND state NOT IN ('succeeded', 'failed', 'aborted', 'rolled-back') ORDER BY id LIMIT 1"
+                    "SELECT id, service, environment, state FROM rollouts WHERE {column} = $1 AND {} \
+                     ORDER BY id LIMIT 1",
+                    crate::rollouts::unfinished!()
                 ))
                 .bind(&change.name)
                 .fetch_optional(&mut *tx)

@@ -20,15 +20,25 @@ fn parse_rollout(id: i64, doc: &str) -> Result<Rollout> {
     Ok(r)
 }
 
+/// The SQL condition of a rollout not yet finished (the states `RolloutState::is_terminal`
+/// does not name), written once for every query that looks for one.
+macro_rules! unfinished {
+    () => {
+        "state NOT IN ('succeeded', 'failed', 'aborted', 'rolled-back')"
+    };
+}
+pub(crate) use unfinished;
+
 impl Store {
     /// Stores a new rollout and returns it with its id. Refused while another rollout of the
     /// same service in the same environment is still active: one change at a time.
     pub async fn create_rollout(&self, r: &Rollout, events: &[NewEvent], ctx: &WriteContext) -> Result<Rollout> {
         with_write_tx!(self, |tx| {
-            let active = sqlx::query(
-                "SELECT id, state FROM rollouts WHERE service = $1 AND environment = $2 \
-                 AND state NOT IN ('succeeded', 'failed', 'aborted', 'rolled-back') ORDER BY id LIMIT 1",
-            )
+            let active = sqlx::query(concat!(
+                "SELECT id, state FROM rollouts WHERE service = $1 AND environment = $2 AND ",
+                unfinished!(),
+                " ORDER BY id LIMIT 1"
+            ))
             .bind(&r.service)
             .bind(&r.environment)
             .fetch_optional(&mut *tx)
@@ -138,11 +148,9 @@ impl Store {
     /// Rollouts not yet finished, oldest first.
     pub async fn active_rollouts(&self) -> Result<Vec<Rollout>> {
         with_read_pool!(self, |pool| {
-            let rows = sqlx::query(
-                "SELECT id, doc FROM rollouts WHERE state NOT IN ('succeeded', 'failed', 'aborted', 'rolled-back') ORDER BY id",
-            )
-            .fetch_all(pool)
-            .await?;
+            let rows = sqlx::query(concat!("SELECT id, doc FROM rollouts WHERE ", unfinished!(), " ORDER BY id"))
+                .fetch_all(pool)
+                .await?;
             rows.iter().map(|r| parse_rollout(r.try_get(0)?, &r.try_get::<String, _>(1)?)).collect()
         })
     }

@@ -366,7 +366,6 @@ pub async fn start(
     let new_admin_token = match pave_server::bootstrap_admin(&store, settings.bootstrap_token.as_deref()).await {
         Ok(token) => token,
         Err(e) => {
-            engine.halt();
             engine.stop(false).await;
             return Err(anyhow::Error::new(e).context("cannot create the first admin token"));
         }
@@ -507,8 +506,7 @@ fn start_engine(
     settings: &Settings,
     master_key: std::sync::Arc<pave_vault::Keyring>,
 ) -> Result<std::sync::Arc<pave_server::ProcessEngine>> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", settings.data_dir.display()))?;
+    // `start` made the data directory (private) before opening the store in it.
     let data_dir = std::fs::canonicalize(&settings.data_dir)?;
     let mut runtime = pave_runtime::ProcessConfig::new(data_dir.join("logs"));
     runtime.owner = data_dir.display().to_string();

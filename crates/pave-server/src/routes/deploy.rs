@@ -235,12 +235,14 @@ pub async fn logs(
         format!("[{version} {replica}] ")
     };
     // Replicas print what they are given; whoever may read logs may not read secrets.
-    let mut secrets = service_secrets(&state, &service, &env).await?;
+    let sealed = state.store.sealed_secrets(&service, &env).await?;
+    let mut revision = sealed.revision;
+    let mut secrets = open_secrets(&state, &service, &env, &sealed)?;
     let mut text = String::new();
     let mut offsets = Vec::new();
     for f in &files {
         let tail = pave_runtime::logs::tail(f, lines).unwrap_or_default();
-        prefixed(&mut text, &label(f), &pave_runtime::scrub(&tail, &secrets.1));
+        prefixed(&mut text, &label(f), &pave_runtime::scrub(&tail, &secrets));
         offsets.push((f.clone(), std::fs::metadata(f).map_or(0, |m| m.len())));
     }
     let plain = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
@@ -259,20 +261,33 @@ pub async fn logs(
                     offsets.push((f, 0));
                 }
             }
-            // A secret changed meanwhile: scrub the new value too (and keep the old one).
-            if let Ok(set) = state.store.sealed_secrets(&service, &env).await
-                && set.revision != secrets.0
-                && let Ok(newer) = service_secrets(&state, &service, &env).await
-            {
-                secrets.0 = newer.0;
-                secrets.1.extend(newer.1.into_iter().map(|(k, v)| (format!("{k} (new)"), v)));
-            }
-            let mut out = String::new();
+            let mut chunks = Vec::new();
             for (f, off) in offsets.iter_mut() {
                 if let Ok((chunk, next)) = pave_runtime::logs::read_from(f, *off) {
                     *off = next;
-                    prefixed(&mut out, &label(f), &pave_runtime::scrub(&chunk, &secrets.1));
+                    if !chunk.is_empty() {
+                        chunks.push((label(f), chunk));
+                    }
                 }
+            }
+            if chunks.is_empty() {
+                if tx.is_closed() {
+                    return;
+                }
+                continue;
+            }
+            // New lines may print a secret changed meanwhile: scrub the new value too, and keep
+            // the old one (asked only when there is something to send).
+            if let Ok(set) = state.store.sealed_secrets(&service, &env).await
+                && set.revision != revision
+                && let Ok(newer) = open_secrets(&state, &service, &env, &set)
+            {
+                revision = set.revision;
+                secrets.extend(newer.into_iter().map(|(k, v)| (format!("{k} (new)"), v)));
+            }
+            let mut out = String::new();
+            for (label, chunk) in &chunks {
+                prefixed(&mut out, label, &pave_runtime::scrub(chunk, &secrets));
             }
             if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
                 return;
@@ -285,17 +300,17 @@ pub async fn logs(
     Ok((plain, Body::new(ChannelBody(rx))).into_response())
 }
 
-/// The revision and opened values of a service's secrets in an environment, to scrub from
-/// what its replicas printed. Logs are not served when they cannot be scrubbed.
-async fn service_secrets(
+/// The opened values of a service's secrets in an environment, to scrub from what its
+/// replicas printed. Logs are not served when they cannot be scrubbed.
+fn open_secrets(
     state: &AppState,
     service: &str,
     env: &str,
-) -> Result<(i64, std::collections::BTreeMap<String, pave_vault::SecretValue>), ApiError> {
-    let sealed = state.store.sealed_secrets(service, env).await?;
+    sealed: &pave_store::SecretSet,
+) -> Result<std::collections::BTreeMap<String, pave_vault::SecretValue>, ApiError> {
     let mut out = std::collections::BTreeMap::new();
     if sealed.secrets.is_empty() {
-        return Ok((sealed.revision, out));
+        return Ok(out);
     }
     let key = state.master_key.as_ref().ok_or_else(|| {
         ApiError::new(Problem::Internal, "this control plane has no master key, so it cannot scrub secrets from logs")
@@ -307,7 +322,7 @@ async fn service_secrets(
         })?;
         out.insert(s.name.clone(), value);
     }
-    Ok((sealed.revision, out))
+    Ok(out)
 }
 
 /// Appends each line of `text` to `out` behind `label`.

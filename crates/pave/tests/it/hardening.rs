@@ -380,6 +380,36 @@ async fn logs_are_scrubbed_and_state_files_are_private() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stdout(&out).contains(value) && stdout(&out).contains("<redacted DB_PASSWORD>"), "{}", stdout(&out));
 
+    // Following: a new value set meanwhile rolls the replica, which prints it; the stream
+    // shows it redacted too.
+    let mut follow = p
+        .server
+        .http
+        .get(format!("{}/api/v1/services/leaky/environments/dev/logs?follow=true", p.server.url))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("follow");
+    let newer = "an0ther-Hunter3-value";
+    let out = crate::harness::cli_stdin(
+        &["secret", "set", "leaky", "DB_PASSWORD", "--env", "dev"],
+        &p.server.url,
+        Some(ADMIN),
+        newer.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut streamed = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !streamed.contains("<redacted DB_PASSWORD (new)>") && std::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(1), follow.chunk()).await {
+            Ok(Ok(Some(bytes))) => streamed.push_str(&String::from_utf8_lossy(&bytes)),
+            Ok(_) => break,
+            Err(_) => {}
+        }
+    }
+    assert!(streamed.contains("connecting with password <redacted DB_PASSWORD (new)>"), "{streamed}");
+    assert!(!streamed.contains(value) && !streamed.contains(newer), "{streamed}");
+
     let mode = |path: &std::path::Path| std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777;
     let data = p.db.dir.path();
     assert_eq!(mode(data), 0o700, "data directory");
