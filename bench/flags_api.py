@@ -36,6 +36,15 @@ LOADGEN = os.path.join(ROOT, "target", "release", "pave-loadgen")
 TOKEN = "pave_benchadmintoken000000000000000000000000000000"
 
 
+def stop(proc):
+    """SIGTERM, then SIGKILL if it has not ended within 10 s (by its pid, never by name)."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -209,11 +218,7 @@ def compare_edge(args, pave_pid, pave_rss_started, pave_url, client_secret, fron
         print(f"  -> most resident during this load, pave/edge {mem:.2f}x (target <= 1.0x: "
               f"{'met' if mem <= 1.0 else 'NOT met'}); pave's VmHWM also covers the apply and the runs above")
     finally:
-        edge.terminate()
-        try:
-            edge.wait(10)
-        except subprocess.TimeoutExpired:
-            edge.kill()
+        stop(edge)
         log.close()
 
 
@@ -306,11 +311,7 @@ def main():
             time.sleep(0.5)
             compare_edge(args, proc.pid, rss_started, url, secret, frontend_secret, bootstrap, len(body), data)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 if __name__ == "__main__":

@@ -379,6 +379,11 @@ mod tests {
         }
     }
 
+    /// A commit that reverts `target` (as `git revert` names it).
+    fn reverting(sha: &str, hours: i64, summary: &str, release: usize, target: &str) -> HistoryCommit {
+        HistoryCommit { reverts: Some(format!("{target:0<40}")), ..commit(sha, hours, summary, release) }
+    }
+
     #[test]
     fn versions_tags_and_globs() {
         assert_eq!(version("v1.2.3"), Some((1, 2, 3)));
@@ -415,8 +420,7 @@ mod tests {
     fn reads_failures_and_rework_from_history() {
         let releases =
             vec![rel("v1.0.0", 10), rel("v1.1.0", 20), rel("v1.1.1", 23), rel("v1.2.0", 40), rel("v1.3.0", 60)];
-        let mut revert = commit("e", 50, "Revert \"feat: risky\"", 4);
-        revert.reverts = Some(format!("{:0<40}", "d"));
+        let revert = reverting("e", 50, "Revert \"feat: risky\"", 4, "d");
         let commits = vec![
             commit("a", 5, "init", 0),
             commit("b", 15, "feat: cart", 1),
@@ -490,8 +494,7 @@ mod tests {
         // v1.1.0 is hotfixed by v1.1.1 (2 h later), then the feature is reverted in v1.2.0
         // (30 h later). One failure, restored at the hotfix; two rework releases.
         let releases = vec![rel("v1.0.0", 0), rel("v1.1.0", 10), rel("v1.1.1", 12), rel("v1.2.0", 40)];
-        let mut revert = commit("d", 39, "Revert \"feat: risky\"", 3);
-        revert.reverts = Some(format!("{:0<40}", "b"));
+        let revert = reverting("d", 39, "Revert \"feat: risky\"", 3, "b");
         let commits = vec![
             commit("a", 1, "init", 0),
             commit("b", 9, "feat: risky", 1),
@@ -541,8 +544,7 @@ mod tests {
             rel("v1.2.0", 100),
             rel("v1.3.0", 200),
         ];
-        let mut revert = commit("f", 150, "Revert \"feat: b\"", 5);
-        revert.reverts = Some(format!("{:0<40}", "b"));
+        let revert = reverting("f", 150, "Revert \"feat: b\"", 5, "b");
         let commits = vec![
             commit("a", 1, "init", 0),
             commit("b", 9, "feat: b", 1),

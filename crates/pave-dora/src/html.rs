@@ -318,7 +318,14 @@ pub fn render(p: &Page<'_>) -> String {
         false,
     ));
     let (cfr, cfr_tips) = rolling(&r.series, &labels, |f| &f.change_failure_rate);
-    html.push_str(&chart("Change failure rate, trailing 3 months", "%", &labels, &cfr, Some(&cfr_tips), false));
+    html.push_str(&chart(
+        &format!("Change failure rate, trailing {ROLLING_MONTHS} months"),
+        "%",
+        &labels,
+        &cfr,
+        Some(&cfr_tips),
+        false,
+    ));
     html.push_str(&chart(
         "Failed deployment recovery time (median)",
         "hours",
@@ -328,7 +335,14 @@ pub fn render(p: &Page<'_>) -> String {
         false,
     ));
     let (rework, rework_tips) = rolling(&r.series, &labels, |f| &f.rework_rate);
-    html.push_str(&chart("Rework rate, trailing 3 months", "%", &labels, &rework, Some(&rework_tips), false));
+    html.push_str(&chart(
+        &format!("Rework rate, trailing {ROLLING_MONTHS} months"),
+        "%",
+        &labels,
+        &rework,
+        Some(&rework_tips),
+        false,
+    ));
     html.push_str("<h2>Value stream</h2>");
     html.push_str(&value_stream(&r.totals));
     let failed = p.findings.iter().filter(|f| f.recovery_seconds.is_some()).count();

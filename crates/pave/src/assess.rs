@@ -125,18 +125,15 @@ pub fn run(args: AssessArgs) -> Result<ExitCode> {
             }
             let lines = assess::release_lines(tags.iter().map(|t| t.name.as_str()));
             if lines.len() > 1 {
-                let shown: Vec<String> = lines
-                    .iter()
-                    .take(5)
-                    .map(|(line, n)| format!("{}* ({n})", if line.is_empty() { "" } else { line }))
-                    .collect();
+                let shown: Vec<String> = lines.iter().take(5).map(|(line, n)| format!("{line}* ({n})")).collect();
                 warnings.push(format!(
                     "the release tags belong to {} release lines ({}{}): their releases are mixed into one stream of \
-                     deployments; assess one line with a narrower --tag-pattern, e.g. {:?}",
+                     deployments; assess one line at a time with a --tag-pattern that matches only that line's \
+                     tags (the largest is {}*)",
                     lines.len(),
                     shown.join(", "),
                     if lines.len() > 5 { ", ..." } else { "" },
-                    format!("{}?.*", lines[0].0)
+                    lines[0].0
                 ));
             }
             tags
