@@ -305,11 +305,31 @@ impl Flag {
     }
 
     /// Reads a flag document (`kind: Flag` optional), naming the first field that is wrong.
-    pub fn from_value(mut v: Value) -> Result<Flag, Vec<FieldError>> {
+    pub fn from_value(v: Value) -> Result<Flag, Vec<FieldError>> {
+        Flag::read(v, false)
+    }
+
+    /// A flag as the store kept it. Flags stored before Pave weighed variants as Unleash does
+    /// kept the weights written on variable variants (adding up to 1000): read back, those
+    /// weights become `fix` ([`keep_stored_weights`]), so an upgrade moves no user to another
+    /// variant and the stored definition means the same to Unleash.
+    pub fn from_stored_value(v: Value) -> Result<Flag, Vec<FieldError>> {
+        Flag::read(v, true)
+    }
+
+    fn read(mut v: Value, stored: bool) -> Result<Flag, Vec<FieldError>> {
         take_kind(&mut v, "Flag")?;
         let mut flag: Flag = serde_path_to_error::deserialize(v).map_err(|e| vec![path_error(e)])?;
         for c in flag.spec.environments.values_mut().flat_map(|e| &mut e.strategies).flat_map(|s| &mut s.constraints) {
             c.trim_operands();
+        }
+        if stored {
+            for cfg in flag.spec.environments.values_mut() {
+                for s in &mut cfg.strategies {
+                    keep_stored_weights(&mut s.variants);
+                }
+                keep_stored_weights(&mut cfg.variants);
+            }
         }
         let errors = flag.validate();
         if errors.is_empty() { Ok(flag.normalized()) } else { Err(errors) }
@@ -877,6 +897,24 @@ fn settle_weights(variants: &mut [FlagVariant]) {
     }
 }
 
+/// Variants stored by a Pave that kept written weights: if Unleash's rule would give them
+/// other weights (or every one is `fix`), and the written ones add up to 1000 as that Pave
+/// required, every variant but the last becomes `fix` and the last stays variable, so it takes
+/// what is left: its own weight. Variants already settled by Unleash's rule are left alone.
+fn keep_stored_weights(variants: &mut [FlagVariant]) {
+    let Some(last) = variants.len().checked_sub(1) else { return };
+    let mut settled = variants.to_vec();
+    settle_weights(&mut settled);
+    let settled_already = settled == variants && !variants.iter().all(FlagVariant::is_fixed);
+    let written: u32 = variants.iter().filter_map(|v| v.weight).sum();
+    if settled_already || written != 1000 || variants.iter().any(|v| v.weight.is_none()) {
+        return;
+    }
+    for (i, v) in variants.iter_mut().enumerate() {
+        v.weight_type = Some(if i == last { "variable" } else { "fix" }.into());
+    }
+}
+
 /// What staleness is judged on, for one flag.
 #[derive(Debug, Clone)]
 pub struct FlagFacts<'a> {
@@ -1057,10 +1095,39 @@ mod tests {
         assert_eq!(got, [("a", 333), ("b", 333), ("c", 334)]);
         // Reading the stored document again changes nothing.
         assert_eq!(Flag::from_value(f.to_value()).expect("valid"), f);
+        assert_eq!(Flag::from_stored_value(f.to_value()).expect("valid"), f);
 
         let errs = fields(flag(json!({"environments": {"production": {"enabled": true, "variants": [
             {"name": "a", "weight": 500, "weightType": "fix"}, {"name": "b", "weight": 500, "weightType": "fix"}]}}})));
         assert!(errs[0].contains("at least one must be variable"), "{errs:?}");
+    }
+
+    /// A flag stored before Unleash's rule, its 700/300 written on variable variants (and one
+    /// with every variant fix), is read back with the same split, as fix weights.
+    #[test]
+    fn flags_stored_with_written_weights_keep_their_split() {
+        let legacy = |variants: Value| {
+            json!({"kind": "Flag", "metadata": {"name": "old"},
+                   "spec": {"environments": {"production": {"enabled": true, "variants": variants}}}})
+        };
+        let weights = |f: &Flag| -> Vec<(String, u32, bool)> {
+            f.spec.environments["production"]
+                .variants
+                .iter()
+                .map(|v| (v.name.clone(), v.weight.unwrap_or(0), v.is_fixed()))
+                .collect()
+        };
+        let doc = legacy(json!([{"name": "blue", "weight": 700}, {"name": "green", "weight": 300}]));
+        let stored = Flag::from_stored_value(doc.clone()).expect("readable");
+        assert_eq!(weights(&stored), [("blue".into(), 700, true), ("green".into(), 300, false)]);
+        assert_eq!(Flag::from_stored_value(stored.to_value()).expect("again"), stored, "idempotent");
+        // Written today, the same definition means what it means to Unleash.
+        let written = Flag::from_value(doc).expect("valid");
+        assert_eq!(weights(&written), [("blue".into(), 500, false), ("green".into(), 500, false)]);
+        let all_fix = legacy(json!([{"name": "a", "weight": 600, "weightType": "fix"},
+                                    {"name": "b", "weight": 400, "weightType": "fix"}]));
+        let stored = Flag::from_stored_value(all_fix).expect("readable");
+        assert_eq!(weights(&stored), [("a".into(), 600, true), ("b".into(), 400, false)]);
     }
 
     #[test]

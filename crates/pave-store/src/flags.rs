@@ -173,7 +173,8 @@ fn parse_exposure(s: &str) -> Exposure {
 fn decode_flag(name: &str, doc: &str) -> Result<Flag> {
     let corrupt = |reason: String| StoreError::Corrupt { what: format!("flag {name:?}"), reason };
     let v: Value = serde_json::from_str(doc).map_err(|e| corrupt(e.to_string()))?;
-    Flag::from_value(v).map_err(|errs| corrupt(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))
+    Flag::from_stored_value(v)
+        .map_err(|errs| corrupt(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))
 }
 
 fn decode_segment(name: &str, doc: &str) -> Result<Segment> {

@@ -96,6 +96,17 @@ impl Store {
         })
     }
 
+    /// Whether any release (of any service) names the artifact `digest`.
+    pub async fn artifact_in_use(&self, digest: &str) -> Result<bool> {
+        with_read_pool!(self, |pool| {
+            Ok(sqlx::query("SELECT 1 FROM releases WHERE digest = $1 LIMIT 1")
+                .bind(digest)
+                .fetch_optional(pool)
+                .await?
+                .is_some())
+        })
+    }
+
     pub async fn release(&self, service: &str, version: &str) -> Result<Option<Release>> {
         let sql = format!("SELECT {COLUMNS} FROM releases WHERE service = $1 AND version = $2");
         with_read_pool!(self, |pool| {

@@ -118,10 +118,10 @@ macro_rules! insert_token {
             revoked_at: None,
         }
         .noted();
-        let mut data = json!({"name": t.name, "role": t.role, "scope": t.scope.kind()});
-        if let Some(s) = t.scope.subject() {
-            data[t.scope.kind()] = json!(s);
-        }
+        // The scope in its one shape (`"scope": KIND` and the user or team it names).
+        let mut data = serde_json::to_value(&t.scope).expect("a scope serialises");
+        data["name"] = json!(t.name);
+        data["role"] = json!(t.role);
         let event = NewEvent::new("token.created", format!("token/{}", t.id), data);
         insert_event!($tx, $ctx, &event);
         rec

@@ -128,9 +128,11 @@ pub async fn create_token(
     let record = state.store.create_token(&token, &caller.write_context()).await?;
     let mut resp = (StatusCode::CREATED, Json(json!({ "token": record, "secret": secret }))).into_response();
     // The audit entry names the token, never its secret.
-    resp.extensions_mut().insert(AuditDetail(
-        json!({"tokenId": record.id, "name": record.name, "role": record.role, "scope": record.scope}),
-    ));
+    let mut detail = serde_json::to_value(&record.scope).expect("a scope serialises");
+    detail["tokenId"] = json!(record.id);
+    detail["name"] = json!(record.name);
+    detail["role"] = json!(record.role);
+    resp.extensions_mut().insert(AuditDetail(detail));
     Ok(resp)
 }
 

@@ -126,7 +126,12 @@ pub async fn act(
     let act = match action.as_str() {
         "approve" => ServiceAct::Approve,
         "promote" | "resume" => ServiceAct::Deploy,
-        _ => ServiceAct::Halt,
+        "pause" | "abort" => ServiceAct::Halt,
+        other => {
+            return Err(ApiError::not_found(format!(
+                "{other:?} is not a rollout action; use approve, promote, pause, resume or abort"
+            )));
+        }
     };
     let rollout =
         state.store.rollout(id).await?.ok_or_else(|| ApiError::not_found(format!("rollout {id} does not exist")))?;
@@ -138,11 +143,7 @@ pub async fn act(
         "abort" => commands::abort(&state.store, id, &a, now).await?,
         "pause" => commands::pause(&state.store, id, &a, now).await?,
         "resume" => commands::resume(&state.store, id, &a, now).await?,
-        other => {
-            return Err(ApiError::not_found(format!(
-                "{other:?} is not a rollout action; use approve, promote, pause, resume or abort"
-            )));
-        }
+        _ => unreachable!("the action was matched above"),
     };
     wake(&state);
     let mut resp = Json(json!({ "rollout": r })).into_response();
@@ -283,7 +284,8 @@ pub async fn logs(
                 && let Ok(newer) = open_secrets(&state, &service, &env, &set)
             {
                 revision = set.revision;
-                secrets.extend(newer.into_iter().map(|(k, v)| (format!("{k} (new)"), v)));
+                // Named by revision, so each value set while following stays scrubbed.
+                secrets.extend(newer.into_iter().map(|(k, v)| (format!("{k} (revision {})", set.revision), v)));
             }
             let mut out = String::new();
             for (label, chunk) in &chunks {

@@ -44,19 +44,36 @@ async fn flag_value(state: &AppState, f: &StoredFlag) -> Result<Value, ApiError>
     Ok(v)
 }
 
-/// Where the flag uses an operator that SDKs registered in that environment may not evaluate
-/// (`pave_model::flags::RECENT_OPERATORS`).
+/// What operator warnings are judged against: the segments (by name) and the SDKs registered
+/// per environment. Read once per request, however many flags it checks.
+struct WarningFacts {
+    segments: BTreeMap<String, Segment>,
+    clients: Vec<(String, String)>,
+}
+
+impl WarningFacts {
+    async fn load(state: &AppState) -> Result<WarningFacts, ApiError> {
+        Ok(WarningFacts {
+            segments: state.store.segments().await?.into_iter().map(|(_, s)| (s.name().to_owned(), s)).collect(),
+            clients: state.store.sdk_clients().await?.into_iter().map(|c| (c.environment, c.sdk)).collect(),
+        })
+    }
+
+    /// Where `flag` uses an operator that SDKs registered in that environment may not
+    /// evaluate (`pave_model::flags::RECENT_OPERATORS`).
+    fn of(&self, flag: &Flag) -> Vec<pave_model::flags::OperatorWarning> {
+        flag.operator_warnings(&|n| self.segments.get(n).map(|s| s.spec.constraints.clone()), &self.clients)
+    }
+}
+
+/// [`WarningFacts::of`] for one flag, reading nothing when it can have no warning.
 async fn operator_warnings(state: &AppState, flag: &Flag) -> Result<Vec<pave_model::flags::OperatorWarning>, ApiError> {
     if flag.spec.environments.keys().all(|env| flag.recent_operators(env, &|_| None).is_empty())
         && flag.segment_names().is_empty()
     {
         return Ok(Vec::new());
     }
-    let segments: BTreeMap<String, Segment> =
-        state.store.segments().await?.into_iter().map(|(_, s)| (s.name().to_owned(), s)).collect();
-    let clients: Vec<(String, String)> =
-        state.store.sdk_clients().await?.into_iter().map(|c| (c.environment, c.sdk)).collect();
-    Ok(flag.operator_warnings(&|n| segments.get(n).map(|s| s.spec.constraints.clone()), &clients))
+    Ok(WarningFacts::load(state).await?.of(flag))
 }
 
 /// Logs each warning of a flag just written (its response carries them too).
@@ -279,9 +296,12 @@ pub async fn apply(
     }
     let count = |a: &str| changes.iter().filter(|c| c.action == a).count();
     let summary = json!({"created": count("create"), "updated": count("update"), "unchanged": count("unchanged")});
+    // Judged with the request's own segments too (a dry run has not stored them).
+    let mut facts = WarningFacts::load(&state).await?;
+    facts.segments.extend(segments.iter().map(|s| (s.name().to_owned(), s.clone())));
     let mut warnings = Vec::new();
     for f in &flags {
-        for w in operator_warnings(&state, f).await? {
+        for w in facts.of(f) {
             tracing::warn!(flag = f.name(), environment = %w.environment, "{}", w.message);
             warnings.push(json!({"flag": f.name(), "environment": w.environment, "message": w.message}));
         }

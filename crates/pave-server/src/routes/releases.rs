@@ -44,8 +44,10 @@ fn internal(what: &str) -> impl FnOnce(tokio::task::JoinError) -> ApiError + '_ 
     move |e| ApiError::new(Problem::Internal, format!("{what} failed: {e}"))
 }
 
-/// The tar stream's bytes beyond its content an upload may carry (headers, padding).
+/// The tar stream's bytes beyond its content an upload may carry: end blocks, and per entry
+/// a header, its padding and an extension header (a long name) with its own padding.
 const TAR_OVERHEAD_BYTES: u64 = 1024 * 1024;
+const TAR_OVERHEAD_PER_ENTRY: u64 = 4 * 512;
 
 /// Hands a request body, chunk by chunk, to the blocking unpacker, so an upload is never whole
 /// in memory. An empty chunk marks the end; the channel closing without it means the request
@@ -137,12 +139,13 @@ pub async fn create(
     if let Some(c) = p.commit.as_deref().filter(|c| !pave_model::delivery::is_sha(c)) {
         return Err(ApiError::invalid(format!("commit {c:?} is not a commit hash (7-64 hex digits)"), vec![]));
     }
-    if state.store.get(pave_model::Kind::Service, &service).await?.is_none() {
-        return Err(ApiError::not_found(format!("service {service:?} does not exist")));
-    }
+    // Also the 404 of a service that does not exist.
     caller.may(&state, pave_model::auth::ServiceAct::PublishRelease, &service, None).await?;
     let limits = Limits { max_bytes: state.config.max_artifact_bytes, max_entries: state.config.max_artifact_entries };
-    let raw_limit = limits.max_bytes.saturating_add(TAR_OVERHEAD_BYTES);
+    let raw_limit = limits
+        .max_bytes
+        .saturating_add(TAR_OVERHEAD_BYTES)
+        .saturating_add(limits.max_entries.saturating_mul(TAR_OVERHEAD_PER_ENTRY));
     let too_large = |limit: u64| {
         ApiError::new(Problem::PayloadTooLarge, format!("the upload is over the {limit}-byte limit of a tar stream"))
     };
@@ -215,7 +218,14 @@ async fn record(
     match state.store.create_release(&release, &ctx).await {
         Ok((release, created)) => Ok((release, created, stored.is_some_and(|s| s.new))),
         Err(e) => {
-            if let Some(s) = stored.filter(|s| s.new) {
+            // Taken out again only when no release names it: another version of the same
+            // content may have found it in the store and been recorded meanwhile. (A release
+            // recorded between this check and the removal is the one window left.)
+            let unused = match &stored {
+                Some(s) if s.new => !state.store.artifact_in_use(&s.digest).await.unwrap_or(true),
+                _ => false,
+            };
+            if let Some(s) = stored.filter(|s| s.new && unused) {
                 let digest = s.digest.clone();
                 let removed = tokio::task::spawn_blocking(move || artifacts.remove(&digest)).await;
                 if let Err(e) = removed.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
