@@ -12,11 +12,14 @@
 //! `PAVE_UNLEASH_SPEC`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use pave_flags::model::{ClientFeatures, DeltaEvent};
 use serde_json::{Value, json};
 use unleash_yggdrasil::{EngineState, UpdateMessage};
+
+// The same reading of the specification as the conformance test's.
+#[path = "../../../crates/pave-flags/tests/support/spec.rs"]
+mod spec_data;
+use spec_data::spec_dir;
 
 /// Where Pave differs from Yggdrasil on purpose: flags skipped, and why.
 const EXEMPT: &[(&str, &str)] = &[(
@@ -56,30 +59,9 @@ impl Rng {
     }
 }
 
-fn spec_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("PAVE_UNLEASH_SPEC").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/unleash-client-specification")
-    });
-    if dir.join("index.json").is_file() {
-        return Some(dir);
-    }
-    eprintln!("\n!!! The Unleash client specification is MISSING at {} !!!\n", dir.display());
-    assert!(
-        std::env::var("PAVE_REQUIRE_SHARED_DATA").as_deref() != Ok("1"),
-        "the Unleash client specification is required but missing at {}",
-        dir.display()
-    );
-    None
-}
-
-/// A spec file's state as one full flag set (delta files applied first).
+/// A spec file's state as one full flag set (delta files applied first), as JSON.
 fn full_state(v: &Value) -> Value {
-    let mut s = ClientFeatures::default();
-    match v.get("events") {
-        Some(events) => s.apply(&serde_json::from_value::<Vec<DeltaEvent>>(events.clone()).expect("delta events")),
-        None => s = serde_json::from_value(v.clone()).expect("state"),
-    }
-    serde_json::to_value(&s).expect("serialises")
+    serde_json::to_value(spec_data::state(v)).expect("serialises")
 }
 
 /// Flags made for the cases the two engines used to disagree on (issue 16, items 16, 18, 19).

@@ -3,37 +3,12 @@
 //! where `PAVE_UNLEASH_SPEC` points). Without it the test says so loudly and fails when
 //! `PAVE_REQUIRE_SHARED_DATA=1` (as CI sets it).
 
-use std::path::PathBuf;
-
-use pave_flags::model::{ClientFeatures, DeltaEvent};
 use pave_flags::{Context, Engine};
 use serde_json::Value;
 
-fn spec_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("PAVE_UNLEASH_SPEC").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/unleash-client-specification")
-    });
-    if dir.join("index.json").is_file() {
-        return Some(dir);
-    }
-    eprintln!("\n!!! The Unleash client specification is MISSING at {} !!!\n", dir.display());
-    assert!(
-        std::env::var("PAVE_REQUIRE_SHARED_DATA").as_deref() != Ok("1"),
-        "the Unleash client specification is required but missing at {}",
-        dir.display()
-    );
-    None
-}
-
-fn state(v: &Value) -> ClientFeatures {
-    if let Some(events) = v.get("events") {
-        let events: Vec<DeltaEvent> = serde_json::from_value(events.clone()).expect("delta events parse");
-        let mut s = ClientFeatures::default();
-        s.apply(&events);
-        return s;
-    }
-    serde_json::from_value(v.clone()).expect("state parses")
-}
+#[path = "support/spec.rs"]
+mod spec_data;
+use spec_data::{spec_dir, state};
 
 #[test]
 fn every_case_of_the_unleash_client_specification_passes() {
