@@ -150,16 +150,18 @@ fn deps(v: &Value, origin: &dyn Fn(String) -> ScanOrigin) -> Result<DepsScan, St
     let mut vulnerabilities = Vec::with_capacity(list.len());
     let mut notices = Vec::new();
     let warnings = o.get("warnings").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    for (i, f) in list.iter().chain(warnings).enumerate() {
-        let field = |k: &str| {
-            f.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| format!("finding {i} has no {k}"))
-        };
+    // Each entry named by its list and its place there, as the report's reader sees them.
+    let entries = list.iter().enumerate().map(|(i, f)| (format!("findings[{i}]"), f));
+    let entries = entries.chain(warnings.iter().enumerate().map(|(i, f)| (format!("warnings[{i}]"), f)));
+    for (i, f) in entries {
+        let field =
+            |k: &str| f.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| format!("{i} has no {k}"));
         let ids: Vec<String> = f
             .get("ids")
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default();
-        let id = ids.first().cloned().ok_or_else(|| format!("finding {i} has no advisory ids"))?;
+        let id = ids.first().cloned().ok_or_else(|| format!("{i} has no advisory ids"))?;
         // A notice (RustSec's unmaintained, unsound) is a warning wherever the report lists it.
         if let Some(kind) = f.get("informational").and_then(Value::as_str) {
             notices.push(Notice {
@@ -173,7 +175,7 @@ fn deps(v: &Value, origin: &dyn Fn(String) -> ScanOrigin) -> Result<DepsScan, St
         }
         let severity = field("severity")?;
         let severity = Severity::parse(&severity).ok_or_else(|| {
-            format!("finding {i} has severity {severity:?}, not one of low, medium, high, critical, unknown")
+            format!("{i} has severity {severity:?}, not one of low, medium, high, critical, unknown")
         })?;
         let aliases = ids[1..]
             .iter()
