@@ -174,9 +174,8 @@ fn deps(v: &Value, origin: &dyn Fn(String) -> ScanOrigin) -> Result<DepsScan, St
             continue;
         }
         let severity = field("severity")?;
-        let severity = Severity::parse(&severity).ok_or_else(|| {
-            format!("{i} has severity {severity:?}, not one of low, medium, high, critical, unknown")
-        })?;
+        let severity = Severity::parse(&severity)
+            .ok_or_else(|| format!("{i} has severity {severity:?}, not one of low, medium, high, critical, unknown"))?;
         let aliases = ids[1..]
             .iter()
             .cloned()
