@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use pave_analysis::{MetricRun, Verdict};
 use pave_artifacts::ArtifactStore;
 use pave_model::analysis::AnalysisSpec;
@@ -15,7 +16,8 @@ use pave_model::delivery::{Deployment, DeploymentKind, DeploymentStatus, Report}
 use pave_model::rollout::{Rollout, RolloutKind, RolloutState, RouteState, Step};
 use pave_model::runtime::parse_duration;
 use pave_model::{Kind, NewEvent, Resource, Timestamp};
-use pave_router::{Listening, Route, RouteTable, RouterConfig, Summary, VersionRoute, Workers};
+use pave_router::control::{ControlError, RouterHandle};
+use pave_router::{RouteTable, Summary, VersionRoute};
 use pave_runtime::{Adoption, Health, Instance, ReplicaSpec, Runtime, RuntimeEvent};
 use pave_store::{Store, WriteContext};
 use serde_json::json;
@@ -27,13 +29,13 @@ pub struct EngineConfig {
     pub artifacts_dir: PathBuf,
     /// Router ports are taken from this range, one per service and environment, and kept.
     pub router_ports: RangeInclusive<u16>,
-    /// Identifies this control plane in the engine lease: `host/pid/nonce`.
+    /// Identifies this control plane in the engine lease: `host/pid/start/nonce`, where
+    /// `start` is the kernel's start time of `pid` (see [`holder_is_dead`]).
     pub holder: String,
     /// How often active rollouts are looked for when nothing wakes the engine.
     pub poll: Duration,
     /// Longest wait for requests in flight to a replica before it is stopped anyway.
     pub drain_timeout: Duration,
-    pub router: RouterConfig,
     /// Where rollout events are POSTed (see [`crate::notify`]).
     pub webhooks: Vec<crate::notify::Webhook>,
     /// Opens the services' secrets for their replicas. Without it a service that has
@@ -49,7 +51,6 @@ impl EngineConfig {
             holder: holder.into(),
             poll: Duration::from_millis(500),
             drain_timeout: Duration::from_secs(30),
-            router: RouterConfig::default(),
             webhooks: Vec::new(),
             master_key: None,
         }
@@ -72,6 +73,77 @@ fn subject(service: &str) -> String {
     format!("service/{service}")
 }
 
+/// Why a step did not get done, and whether trying again may help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StepError {
+    /// Worth trying again in a moment: the router did not answer (restarting, say). The
+    /// rollout stays where it is.
+    Transient(String),
+    /// The step cannot succeed as things stand (a release that does not start, a port range
+    /// that is full): the rollout reverts.
+    Permanent(String),
+}
+
+impl StepError {
+    fn router(e: ControlError) -> StepError {
+        if e.is_transient() { StepError::Transient(e.to_string()) } else { StepError::Permanent(e.to_string()) }
+    }
+}
+
+impl From<String> for StepError {
+    fn from(reason: String) -> Self {
+        StepError::Permanent(reason)
+    }
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepError::Transient(m) | StepError::Permanent(m) => f.write_str(m),
+        }
+    }
+}
+
+/// How long a step that failed for a passing reason waits before it is tried again.
+const RETRY_TRANSIENT: Duration = Duration::from_secs(1);
+
+/// Whether the lease `holder` names a control plane on this machine (`me` names this one)
+/// whose process is gone: no process has its pid, or the one that has it started at another
+/// time (the pid was reused). `start_of` reads a pid's start time (clock ticks since boot).
+/// Holders of another machine are never judged dead here: their lease runs out instead.
+pub fn holder_is_dead(holder: &str, me: &str, start_of: impl Fn(u32) -> Option<u64>) -> bool {
+    let Some(my_host) = me.split('/').next() else { return false };
+    let parts: Vec<&str> = holder.split('/').collect();
+    let (host, pid, start) = match parts.as_slice() {
+        [host, pid, start, _nonce] => (*host, *pid, start.parse::<u64>().ok()),
+        // Holders written before start times were recorded.
+        [host, pid, _nonce] => (*host, *pid, None),
+        _ => return false,
+    };
+    let Ok(pid) = pid.parse::<u32>() else { return false };
+    if host != my_host {
+        return false;
+    }
+    match (start_of(pid), start) {
+        (None, _) => true,
+        (Some(now), Some(then)) => now != then,
+        (Some(_), None) => false,
+    }
+}
+
+/// The start time of `pid` in clock ticks since boot, from `/proc/<pid>/stat`.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 2 (the command) may hold spaces and parentheses: count from the last ')'. The
+    // start time is field 22, the 20th after it.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
 /// What running a step came to.
 enum Outcome {
     Done,
@@ -88,9 +160,13 @@ pub struct Engine<R: Runtime> {
     runtime: R,
     artifacts: ArtifactStore,
     config: EngineConfig,
-    routes: Mutex<HashMap<(String, String), Listening>>,
-    /// The router's threads, started with the first route.
-    workers: std::sync::OnceLock<std::io::Result<Workers>>,
+    /// The router, its own process: it serves its last tables while no engine runs.
+    router: RouterHandle,
+    /// Routes the router was asked to serve since it (last) started.
+    listening: Mutex<HashSet<(String, String)>>,
+    /// The router's boot id when this engine last spoke to it: a new one means it restarted
+    /// and needs every table again.
+    router_boot: Mutex<Option<u64>>,
     /// Replicas that crashed or fail their health check: kept out of the router.
     unhealthy: Mutex<HashSet<String>>,
     wake: Notify,
@@ -139,14 +215,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl<R: Runtime> Engine<R> {
-    pub fn new(store: Store, runtime: R, config: EngineConfig) -> Arc<Self> {
+    pub fn new(store: Store, runtime: R, router: RouterHandle, config: EngineConfig) -> Arc<Self> {
         Arc::new(Engine {
             store,
             artifacts: ArtifactStore::new(&config.artifacts_dir),
             runtime,
             config,
-            routes: Mutex::new(HashMap::new()),
-            workers: std::sync::OnceLock::new(),
+            router,
+            listening: Mutex::new(HashSet::new()),
+            router_boot: Mutex::new(None),
             unhealthy: Mutex::new(HashSet::new()),
             wake: Notify::new(),
             running: Mutex::new(HashSet::new()),
@@ -186,6 +263,7 @@ impl<R: Runtime> Engine<R> {
                 }
                 if leader && !engine.leader.swap(true, Ordering::SeqCst) {
                     tracing::info!(holder = %engine.config.holder, "this control plane runs the delivery engine");
+                    engine.check_router(false).await;
                     engine.recover().await;
                     tokio::spawn(engine.clone().watch_runtime());
                     tokio::spawn(engine.clone().notify());
@@ -193,6 +271,7 @@ impl<R: Runtime> Engine<R> {
                     tracing::warn!("lost the delivery engine lease; another control plane runs it now");
                 }
                 if leader {
+                    engine.check_router(true).await;
                     engine.dispatch().await;
                     engine.retire_due().await;
                     engine.roll_due().await;
@@ -214,15 +293,7 @@ impl<R: Runtime> Engine<R> {
             return Ok(true);
         }
         let Some(current) = self.store.lease_holder(LEASE).await? else { return Ok(false) };
-        let parts: Vec<&str> = current.split('/').collect();
-        let dead_here = match (parts.as_slice(), me.split('/').next()) {
-            ([host, pid, _], Some(my_host)) => {
-                *host == my_host
-                    && pid.parse::<u32>().is_ok_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
-            }
-            _ => false,
-        };
-        if !dead_here {
+        if !holder_is_dead(&current, me, process_start) {
             return Ok(false);
         }
         tracing::info!(previous = %current, "the previous engine's process is gone; taking over its lease");
@@ -260,18 +331,65 @@ impl<R: Runtime> Engine<R> {
             }
             // And any replica of ours that no table holds.
             self.runtime.reap_orphans().await;
+            // Nothing is left to route to: the router goes too (the demo's end, a test's).
+            if let Err(e) = self.router.shutdown().await {
+                tracing::warn!(error = %e, "cannot stop the router");
+            }
         }
-        lock(&self.routes).clear();
     }
 
-    /// Golden signals per version since `since`.
-    pub fn signals(&self, service: &str, env: &str, since: std::time::SystemTime) -> Option<Vec<Summary>> {
-        lock(&self.routes).get(&(service.to_owned(), env.to_owned())).map(|l| l.route.signals.summary(since))
+    /// Golden signals per version since `since` (`None` when the router serves no such route or
+    /// cannot be reached).
+    pub async fn signals(&self, service: &str, env: &str, since: std::time::SystemTime) -> Option<Vec<Summary>> {
+        match self.router.signals(service, env, since).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the router's signals");
+                None
+            }
+        }
     }
 
     /// The table the router uses now.
-    pub fn route_table(&self, service: &str, env: &str) -> Option<RouteTable> {
-        lock(&self.routes).get(&(service.to_owned(), env.to_owned())).map(|l| l.route.table())
+    pub async fn route_table(&self, service: &str, env: &str) -> Option<RouteTable> {
+        self.router.table(service, env).await.ok().flatten()
+    }
+
+    /// Looks whether the router restarted since this engine last spoke to it (a new boot id)
+    /// and, if so and `resync`, gives it every route and table again. A router that restored
+    /// its saved tables already serves them; this brings them up to date.
+    async fn check_router(&self, resync: bool) {
+        let hello = match self.router.hello().await {
+            Ok(h) => h,
+            Err(e) => {
+                if !self.stopped.load(Ordering::SeqCst) {
+                    tracing::warn!(error = %e, "the router does not answer; it keeps serving its last tables");
+                }
+                *lock(&self.router_boot) = None;
+                return;
+            }
+        };
+        let previous = lock(&self.router_boot).replace(hello.boot);
+        if previous == Some(hello.boot) || !resync {
+            return;
+        }
+        tracing::info!(pid = hello.pid, version = %hello.version, "the router (re)started; giving it every route");
+        lock(&self.listening).clear();
+        let routes = match self.store.routes().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read routes");
+                *lock(&self.router_boot) = None;
+                return;
+            }
+        };
+        for (service, env, state) in routes {
+            if let Err(e) = self.ensure_listener(&service, &env, state.port).await {
+                tracing::error!(error = %e, "cannot serve a route");
+                continue;
+            }
+            self.apply_state(&service, &env, &state).await;
+        }
     }
 
     /// Replicas running now.
@@ -408,11 +526,12 @@ impl<R: Runtime> Engine<R> {
 
     /// Drains and stops a replica the router no longer uses.
     async fn retire(&self, inst: &Instance) {
-        let route = lock(&self.routes).get(&(inst.service.clone(), inst.env.clone())).map(|l| l.route.clone());
-        if let Some(route) = route
-            && !route.drain(inst.addr(), self.config.drain_timeout).await
-        {
-            tracing::warn!(id = %inst.id, "requests still in flight after the drain timeout; stopping anyway");
+        match self.router.drain(&inst.service, &inst.env, inst.addr(), self.config.drain_timeout).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(id = %inst.id, "requests still in flight after the drain timeout; stopping anyway")
+            }
+            Err(e) => tracing::warn!(id = %inst.id, error = %e, "cannot drain through the router; stopping anyway"),
         }
         let outcome = self.runtime.stop(&inst.id).await;
         let _ = self.store.delete_instance(&inst.id).await;
@@ -499,17 +618,20 @@ impl<R: Runtime> Engine<R> {
             let key = (service.clone(), env.clone());
             // No new connection and no new request, so the drains below see only what is
             // already in flight.
-            let port = lock(&self.routes).get(&key).map(|l| {
-                l.close();
-                let _ = l.route.set(RouteTable::default());
-                l.addr.port()
-            });
+            if let Err(e) = self.router.close(&service, &env).await {
+                tracing::warn!(error = %e, service, env, "cannot close a removed route; trying again later");
+                continue;
+            }
+            let port = self.store.route_state(&service, &env).await.ok().flatten().map(|s| s.port);
             let replicas: Vec<Instance> =
                 self.runtime.running().into_iter().filter(|i| i.service == service && i.env == env).collect();
             for inst in &replicas {
                 self.retire(inst).await;
             }
-            lock(&self.routes).remove(&key);
+            if let Err(e) = self.router.forget(&service, &env).await {
+                tracing::warn!(error = %e, service, env, "cannot drop a removed route from the router");
+            }
+            lock(&self.listening).remove(&key);
             lock(&self.failed_rolls).remove(&key);
             let ev = NewEvent::new(
                 "route.removed",
@@ -525,43 +647,40 @@ impl<R: Runtime> Engine<R> {
     }
 
     /// The route's desired state, creating it (with a free port) the first time.
-    async fn route_state(&self, service: &str, env: &str) -> Result<RouteState, String> {
+    async fn route_state(&self, service: &str, env: &str) -> Result<RouteState, StepError> {
         if let Some(s) = self.store.route_state(service, env).await.map_err(|e| e.to_string())? {
-            self.ensure_listener(service, env, s.port)?;
+            self.ensure_listener(service, env, s.port).await?;
             return Ok(s);
         }
         let used: HashSet<u16> =
             self.store.routes().await.map_err(|e| e.to_string())?.into_iter().map(|(_, _, s)| s.port).collect();
-        let port = self
-            .config
-            .router_ports
-            .clone()
-            .find(|p| !used.contains(p) && std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-            .ok_or_else(|| format!("no free router port in {:?}", self.config.router_ports))?;
+        // The router says which port it can bind: it is the one listening, wherever it runs.
+        let mut port = None;
+        for p in self.config.router_ports.clone().filter(|p| !used.contains(p)) {
+            match self.router.listen(service, env, p).await {
+                Ok(()) => {
+                    port = Some(p);
+                    break;
+                }
+                Err(e) if e.is_transient() => return Err(StepError::router(e)),
+                Err(_) => continue,
+            }
+        }
+        let port = port.ok_or_else(|| format!("no free router port in {:?}", self.config.router_ports))?;
+        lock(&self.listening).insert((service.to_owned(), env.to_owned()));
         let state = RouteState { port, sticky: true, versions: Vec::new() };
         let ev = NewEvent::new("route.created", subject(service), json!({"environment": env, "port": port}));
         self.store.save_route(service, env, &state, &[ev], &ctx("pave-engine")).await.map_err(|e| e.to_string())?;
-        self.ensure_listener(service, env, port)?;
         Ok(state)
     }
 
-    fn ensure_listener(&self, service: &str, env: &str, port: u16) -> Result<(), String> {
+    async fn ensure_listener(&self, service: &str, env: &str, port: u16) -> Result<(), StepError> {
         let key = (service.to_owned(), env.to_owned());
-        let mut routes = lock(&self.routes);
-        if routes.contains_key(&key) {
+        if lock(&self.listening).contains(&key) {
             return Ok(());
         }
-        let std_listener = std::net::TcpListener::bind(("127.0.0.1", port))
-            .map_err(|e| format!("cannot listen on router port {port} for {service} in {env}: {e}"))?;
-        let route = Route::new(service, env, self.config.router.clone());
-        let workers = self
-            .workers
-            .get_or_init(|| Workers::start(self.config.router.threads))
-            .as_ref()
-            .map_err(|e| format!("cannot start the router's threads: {e}"))?;
-        let listening = workers.listen(route, std_listener).map_err(|e| e.to_string())?;
-        tracing::info!(service, env, addr = %listening.addr, "router listening");
-        routes.insert(key, listening);
+        self.router.listen(service, env, port).await.map_err(StepError::router)?;
+        lock(&self.listening).insert(key);
         Ok(())
     }
 
@@ -575,10 +694,10 @@ impl<R: Runtime> Engine<R> {
                 return;
             }
         };
-        self.apply_state(service, env, &state);
+        self.apply_state(service, env, &state).await;
     }
 
-    fn apply_state(&self, service: &str, env: &str, state: &RouteState) {
+    async fn apply_state(&self, service: &str, env: &str, state: &RouteState) {
         let running = self.runtime.running();
         let unhealthy = lock(&self.unhealthy).clone();
         let surge = lock(&self.surge).clone();
@@ -606,10 +725,21 @@ impl<R: Runtime> Engine<R> {
                 })
                 .collect(),
         };
-        if let Some(l) = lock(&self.routes).get(&(service.to_owned(), env.to_owned()))
-            && let Err(e) = l.route.set(table)
-        {
-            tracing::error!(service, env, error = %e, "route state is inconsistent");
+        match self.router.set(service, env, table).await {
+            Ok(()) => {}
+            // The router restarted and lost the route, or is away: the next check gives it
+            // every table again.
+            Err(e) if e.is_transient() => {
+                tracing::warn!(service, env, error = %e, "cannot update the router; it keeps its last table");
+                *lock(&self.router_boot) = None;
+            }
+            Err(ControlError::Refused(m)) if m.starts_with("no route") => {
+                lock(&self.listening).remove(&(service.to_owned(), env.to_owned()));
+                if self.ensure_listener(service, env, state.port).await.is_ok() {
+                    Box::pin(self.apply_state(service, env, state)).await;
+                }
+            }
+            Err(e) => tracing::error!(service, env, error = %e, "route state is inconsistent"),
         }
     }
 
@@ -723,9 +853,8 @@ impl<R: Runtime> Engine<R> {
                 }
                 lock(&self.draining).insert(old.id.clone());
                 self.apply(service, env).await;
-                let route = lock(&self.routes).get(&(service.to_owned(), env.to_owned())).map(|l| l.route.clone());
-                if let Some(route) = route {
-                    route.drain(old.addr(), self.config.drain_timeout).await;
+                if let Err(e) = self.router.drain(service, env, old.addr(), self.config.drain_timeout).await {
+                    tracing::warn!(id = %old.id, error = %e, "cannot drain through the router; restarting anyway");
                 }
                 let _ = self.runtime.stop(&old.id).await;
                 let started = self.start_replica(service, env, &v.version, old.replica, false).await;
@@ -797,9 +926,9 @@ impl<R: Runtime> Engine<R> {
             tracing::error!(error = %e, "cannot read recorded replicas");
             Vec::new()
         });
-        let (mut adopted, mut gone) = (0, 0);
-        for doc in records {
-            let Ok(inst) = serde_json::from_value::<Instance>(doc) else { continue };
+        // Every recorded replica is looked at at once: adoption waits on health checks, and
+        // one after another a dozen replicas would keep the engine from its work for seconds.
+        let adoptions = records.into_iter().filter_map(|doc| serde_json::from_value::<Instance>(doc).ok()).map(|inst| async move {
             let outcome = match self.spec_with(&inst.service, &inst.env, &inst.version, inst.replica, false).await {
                 Ok(spec) => self.runtime.adopt(spec, inst.clone()).await,
                 Err(e) => {
@@ -807,24 +936,24 @@ impl<R: Runtime> Engine<R> {
                     Adoption::Gone
                 }
             };
-            match outcome {
-                Adoption::Adopted(_) => adopted += 1,
-                Adoption::Gone | Adoption::Stopped => {
-                    gone += 1;
-                    let _ = self.store.delete_instance(&inst.id).await;
-                }
+            if !matches!(outcome, Adoption::Adopted(_)) {
+                let _ = self.store.delete_instance(&inst.id).await;
             }
-        }
+            outcome
+        });
+        let outcomes = join_all(adoptions).await;
+        let adopted = outcomes.iter().filter(|o| matches!(o, Adoption::Adopted(_))).count();
+        let gone = outcomes.len() - adopted;
         let reaped = self.runtime.reap_orphans().await;
         tracing::info!(adopted, gone, reaped = reaped.len(), "recovered replicas");
         let routes = self.store.routes().await.unwrap_or_default();
         let routes_empty = routes.is_empty();
         for (service, env, state) in &routes {
-            if let Err(e) = self.ensure_listener(service, env, state.port) {
+            if let Err(e) = self.ensure_listener(service, env, state.port).await {
                 tracing::error!(error = %e, "cannot serve a route");
                 continue;
             }
-            self.apply_state(service, env, state);
+            self.apply_state(service, env, state).await;
         }
         for (service, env, state) in routes {
             for v in &state.versions {
@@ -1108,7 +1237,11 @@ impl<R: Runtime> Engine<R> {
                         Ok(Outcome::Interrupted) => {}
                         // Stopping is no failure of the release: the next engine resumes the step.
                         Err(_) if self.stopped.load(Ordering::SeqCst) => return,
-                        Err(reason) => {
+                        Err(StepError::Transient(reason)) => {
+                            tracing::warn!(id, %reason, "rollout step could not run now; trying again");
+                            tokio::time::sleep(RETRY_TRANSIENT).await;
+                        }
+                        Err(StepError::Permanent(reason)) => {
                             tracing::warn!(id, %reason, "rollout step failed; reverting");
                             self.begin_revert(id, reason).await;
                         }
@@ -1136,12 +1269,14 @@ impl<R: Runtime> Engine<R> {
         }
     }
 
-    async fn run_step(&self, r: &Rollout, step: &Step) -> Result<Outcome, String> {
+    async fn run_step(&self, r: &Rollout, step: &Step) -> Result<Outcome, StepError> {
         let (service, env) = (r.service.as_str(), r.environment.as_str());
         match step {
             Step::AwaitPromotion => return Ok(Outcome::AwaitPromotion(None)),
             Step::Pause { ms } => return Ok(self.hold(r, Duration::from_millis(*ms)).await),
-            Step::Analyze { canary, stable, analysis } => return self.analyze(r, canary, stable, analysis).await,
+            Step::Analyze { canary, stable, analysis } => {
+                return self.analyze(r, canary, stable, analysis).await.map_err(StepError::from);
+            }
             _ => {}
         }
         let guard = self.route_lock(service, env);
@@ -1177,7 +1312,7 @@ impl<R: Runtime> Engine<R> {
         self.store.save_route(service, env, &state, &events, &ctx("pave-engine")).await.map_err(|e| e.to_string())?;
         match step {
             Step::Scale { version, replicas } => self.ensure_replicas(service, env, version, *replicas).await?,
-            Step::Route { .. } => self.apply_state(service, env, &state),
+            Step::Route { .. } => self.apply_state(service, env, &state).await,
             _ => {}
         }
         Ok(Outcome::Done)
@@ -1257,7 +1392,7 @@ impl<R: Runtime> Engine<R> {
             }
             let now = tokio::time::Instant::now();
             // One look at the router's signals for every metric due now.
-            let summaries = self.signals(service, env, since).unwrap_or_default();
+            let summaries = self.signals(service, env, since).await.unwrap_or_default();
             let pick = |v: &str| summaries.iter().find(|s| s.version == v).cloned();
             for m in metrics.iter_mut().filter(|m| m.verdict.is_none() && m.due <= now) {
                 let measured = crate::analysis::measure(m.spec, &target, (pick(canary), pick(stable))).await;
@@ -1375,5 +1510,34 @@ fn deployment_fact(r: &Rollout, status: DeploymentStatus, finished_at: i64) -> D
         finished_at: Timestamp(finished_at),
         status,
         kind: if r.kind == RolloutKind::Undo { DeploymentKind::Unplanned } else { DeploymentKind::Planned },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_holder_is_dead_when_its_pid_is_gone_or_was_reused() {
+        let me = "box/200/999/cafe";
+        // Same machine: pid 100 started at tick 500.
+        let alive = |pid: u32| (pid == 100).then_some(500);
+        assert!(!holder_is_dead("box/100/500/beef", me, alive), "the same process still runs");
+        assert!(holder_is_dead("box/100/400/beef", me, alive), "pid 100 now belongs to a later process");
+        assert!(holder_is_dead("box/101/500/beef", me, alive), "no process has pid 101");
+        // A holder written before start times were recorded: only a missing pid says dead.
+        assert!(!holder_is_dead("box/100/beef", me, alive));
+        assert!(holder_is_dead("box/101/beef", me, alive));
+        // Another machine's holder is never judged from here; its lease runs out instead.
+        assert!(!holder_is_dead("other/101/500/beef", me, alive));
+        assert!(!holder_is_dead("garbage", me, alive));
+        assert!(!holder_is_dead("box/x/500/beef", me, alive));
+    }
+
+    #[test]
+    fn this_process_has_a_start_time() {
+        let mine = process_start(std::process::id());
+        assert!(mine.is_some());
+        assert_eq!(process_start(std::process::id()), mine, "stable");
     }
 }

@@ -13,7 +13,7 @@
 
 mod analysis;
 pub mod commands;
-mod engine;
+pub mod engine;
 mod http;
 pub mod notify;
 

@@ -500,11 +500,16 @@ impl Runtime for ProcessRuntime {
             tracing::warn!(pid, "stopping a replica nobody recorded (left by a crash)");
             signal_group(pid, Signal::TERM);
         }
-        if !found.is_empty() {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            for &pid in &found {
-                signal_group(pid, Signal::KILL);
-            }
+        // Wait for them to go (up to 2 s), not a fixed 2 s: a restarting control plane is
+        // held up by this only as long as an orphan takes to exit.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let starts: Vec<(u32, Option<u64>)> = found.iter().map(|&p| (p, proc_stat(p).map(|s| s.start))).collect();
+        while Instant::now() < deadline && starts.iter().any(|&(p, start)| start.is_some_and(|start| alive(p, start))) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Whatever of their groups is left (a child that ignored SIGTERM) goes now.
+        for &pid in &found {
+            signal_group(pid, Signal::KILL);
         }
         found
     }

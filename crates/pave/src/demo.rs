@@ -61,6 +61,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         gitlab_webhook_token: None,
         router_ports: (7800, 7999),
         router_threads: 0,
+        router_socket: None,
         webhooks: Vec::new(),
         master_key_file: data_dir.join("master.key"),
         osv_db: None,
@@ -210,6 +211,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     }
     server.task.await.context("server task failed")??;
     // The demo's replicas live in its temporary data directory: they end with it.
+    server.router.release();
     server.engine.stop(true).await;
     drop(temp);
     Ok(ExitCode::SUCCESS)

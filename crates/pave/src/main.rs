@@ -10,6 +10,7 @@ mod flags;
 mod output;
 mod release;
 mod rollout;
+mod router;
 mod scan;
 mod secret;
 mod serve;
@@ -94,6 +95,9 @@ enum Command {
     Scan(scan::ScanCommand),
     /// A CycloneDX 1.5 SBOM of the packages the lockfiles under PATH install.
     Sbom(scan::SbomArgs),
+    /// Run the router on its own: the data plane that keeps serving while control planes come
+    /// and go (`pave serve` starts one itself unless given --router-socket).
+    Router(router::RouterArgs),
     /// Run the sample service (what the demo and tests deploy; configured by PORT and SAMPLE_*).
     #[command(hide = true)]
     Sample,
@@ -139,6 +143,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Router(args) => router::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Assess(args) => tokio::task::spawn_blocking(move || assess::run(args)).await?,
             Command::Apply(args) => commands::apply(args).await,

@@ -76,6 +76,11 @@ pub struct ServeArgs {
     /// connections [default: 0, one per core].
     #[arg(long, env = "PAVE_ROUTER_THREADS")]
     pub router_threads: Option<usize>,
+    /// The control socket of a router run on its own (`pave router --socket PATH`). Without
+    /// it, `pave serve` starts and supervises a router at DATA_DIR/router/control.sock. Either
+    /// way the router is its own process and keeps serving while the control plane restarts.
+    #[arg(long, env = "PAVE_ROUTER_SOCKET")]
+    pub router_socket: Option<PathBuf>,
     /// Stop every replica when the server stops (by default replicas keep serving and the next
     /// start adopts them; this is for development and tests).
     #[arg(long, env = "PAVE_STOP_REPLICAS_ON_EXIT")]
@@ -133,6 +138,7 @@ struct FileConfig {
     gitlab_webhook_token: Option<String>,
     router_ports: Option<String>,
     router_threads: Option<usize>,
+    router_socket: Option<PathBuf>,
     webhooks: Option<Vec<String>>,
     webhook_secret: Option<String>,
     master_key_file: Option<PathBuf>,
@@ -156,6 +162,8 @@ pub struct Settings {
     pub gitlab_webhook_token: Option<String>,
     pub router_ports: (u16, u16),
     pub router_threads: usize,
+    /// A router someone else runs; `None`: `pave serve` runs its own.
+    pub router_socket: Option<PathBuf>,
     pub webhooks: Vec<pave_deploy::notify::Webhook>,
     /// The key itself is never a setting (settings are printable): it is read from
     /// `PAVE_MASTER_KEY` or this file when the server starts.
@@ -204,6 +212,7 @@ impl ServeArgs {
                 (None, None) => (7800, 7999),
             },
             router_threads: self.router_threads.or(file.router_threads).unwrap_or(0),
+            router_socket: self.router_socket.clone().or(file.router_socket),
             header_read_timeout: match (self.header_read_timeout, file.header_read_timeout.as_deref()) {
                 (Some(t), _) => t,
                 (None, Some(text)) => parse_duration(text).map_err(|e| anyhow::anyhow!("header-read-timeout: {e}"))?,
@@ -309,7 +318,9 @@ pub async fn run(args: ServeArgs) -> Result<std::process::ExitCode> {
         "pave serving"
     );
     server.task.await.context("server task failed")?.context("server failed")?;
-    // Replicas keep serving through a control-plane restart; the next start adopts them.
+    // Replicas and the router keep serving through a control-plane restart; the next start
+    // adopts them.
+    server.router.release();
     server.engine.stop(args_stop_replicas).await;
     tracing::info!("pave stopped (replicas keep running; the next start adopts them)");
     Ok(std::process::ExitCode::SUCCESS)
@@ -328,6 +339,7 @@ pub struct Running {
     pub new_admin_token: Option<String>,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
     pub engine: std::sync::Arc<pave_server::ProcessEngine>,
+    pub router: crate::router::Supervisor,
 }
 
 /// Binds, opens the store, starts the engine, creates the first token if needed and serves until
@@ -360,12 +372,21 @@ pub async fn start(
         ..Default::default()
     };
     let master_key = std::sync::Arc::new(load_keyring(&store, settings, backend).await?);
-    let engine = start_engine(&store, settings, master_key.clone())?;
+    let data_dir = std::fs::canonicalize(&settings.data_dir)?;
+    let router = match &settings.router_socket {
+        Some(socket) => crate::router::connect(socket, false, &data_dir, settings.router_threads).await?,
+        None => {
+            crate::router::connect(&crate::router::socket_of(&data_dir), true, &data_dir, settings.router_threads)
+                .await?
+        }
+    };
+    let engine = start_engine(&store, settings, master_key.clone(), router.handle.clone())?;
     // Last of all that can fail, so the token is created only by a start that then serves
     // and prints it.
     let new_admin_token = match pave_server::bootstrap_admin(&store, settings.bootstrap_token.as_deref()).await {
         Ok(token) => token,
         Err(e) => {
+            router.release();
             engine.stop(false).await;
             return Err(anyhow::Error::new(e).context("cannot create the first admin token"));
         }
@@ -393,7 +414,7 @@ pub async fn start(
         }
     });
     let task = tokio::spawn(async move { pave_server::serve(listener, state, shutdown).await });
-    Ok(Running { addr, backend, new_admin_token, task, engine })
+    Ok(Running { addr, backend, new_admin_token, task, engine, router })
 }
 
 /// The data directory holds the database, the master key, artifacts and replica logs: only
@@ -505,19 +526,23 @@ fn start_engine(
     store: &pave_store::Store,
     settings: &Settings,
     master_key: std::sync::Arc<pave_vault::Keyring>,
+    router: pave_router::control::RouterHandle,
 ) -> Result<std::sync::Arc<pave_server::ProcessEngine>> {
     // `start` made the data directory (private) before opening the store in it.
     let data_dir = std::fs::canonicalize(&settings.data_dir)?;
     let mut runtime = pave_runtime::ProcessConfig::new(data_dir.join("logs"));
     runtime.owner = data_dir.display().to_string();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().replace('/', "_");
-    let holder = format!("{host}/{}/{:08x}", std::process::id(), rand::random::<u32>());
+    // The start time tells this process from a later one that reuses its pid, so a successor
+    // takes the lease of a dead control plane at once (see `holder_is_dead`).
+    let pid = std::process::id();
+    let start = pave_deploy::engine::process_start(pid).unwrap_or(0);
+    let holder = format!("{host}/{pid}/{start}/{:08x}", rand::random::<u32>());
     let mut config = pave_deploy::EngineConfig::new(data_dir.join("artifacts"), holder);
     config.router_ports = settings.router_ports.0..=settings.router_ports.1;
-    config.router.threads = settings.router_threads;
     config.webhooks = settings.webhooks.clone();
     config.master_key = Some(master_key);
-    let engine = pave_deploy::Engine::new(store.clone(), pave_runtime::ProcessRuntime::new(runtime), config);
+    let engine = pave_deploy::Engine::new(store.clone(), pave_runtime::ProcessRuntime::new(runtime), router, config);
     engine.start();
     Ok(engine)
 }

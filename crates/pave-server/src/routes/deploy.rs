@@ -183,8 +183,8 @@ pub async fn status(
     let since = SystemTime::now() - Duration::from_secs(60 * p.minutes.unwrap_or(5).clamp(1, 120));
     let (router, signals, replicas) = match &state.engine {
         Some(e) => (
-            e.route_table(&service, &env),
-            e.signals(&service, &env, since),
+            e.route_table(&service, &env).await,
+            e.signals(&service, &env, since).await,
             e.replicas().into_iter().filter(|i| i.service == service && i.env == env).collect(),
         ),
         None => (None, None, Vec::new()),

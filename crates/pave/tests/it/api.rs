@@ -278,9 +278,24 @@ async fn token_secrets_are_stored_only_as_hashes() {
     if db.options.database_url.is_some() {
         return; // The file check below is for the embedded store; PostgreSQL keeps the same rows.
     }
-    // Every file of the embedded database, WAL included: the secret appears nowhere.
-    for entry in std::fs::read_dir(db.dir.path()).expect("data dir") {
-        let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+    // Every file of the data directory (the embedded database, WAL included, and the
+    // router's files), however deep: the secret appears nowhere.
+    let mut files = Vec::new();
+    let mut dirs = vec![db.dir.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("data dir") {
+            let entry = entry.expect("entry");
+            let kind = entry.file_type().expect("file type");
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file() {
+                files.push(entry.path());
+            }
+        }
+    }
+    assert!(files.iter().any(|f| f.ends_with("router/routes.json") || f.ends_with("pave.db")), "{files:?}");
+    for file in files {
+        let bytes = std::fs::read(&file).expect("read");
         for needle in [secret.as_bytes(), &secret.as_bytes()[5..], ADMIN.as_bytes()] {
             assert!(!bytes.windows(needle.len()).any(|w| w == needle), "a token secret is stored in clear");
         }

@@ -499,11 +499,13 @@ async fn sigkill_mid_analysis_then_restart_resumes_the_canary_at_its_step() {
     p.server.kill();
     p.server = crate::harness::Server::start_on(&p.db, &[]);
     let done = p.wait_state(id, &["succeeded", "failed"]).await;
-    load.finish().await;
+    let (sent, failed) = load.finish().await;
     assert_eq!(done["state"], "succeeded", "{done}");
+    // The router is its own process: it served through the control plane's death.
+    assert_eq!(failed, 0, "{failed} of {sent} requests failed across the SIGKILL and restart of the control plane");
     assert_eq!(version_at(&url).await, "2.0.0");
-    // The analysis started over after the restart (the router's signals do not survive one),
-    // and the rollout went on from its step rather than from the beginning.
+    // The analysis step started over after the restart (its measurements so far were the dead
+    // engine's), and the rollout went on from its step rather than from the beginning.
     assert_eq!(events(&p, "analysis.started").await.len(), 2);
     let scaled: Vec<Value> = events(&p, "deployment.step")
         .await

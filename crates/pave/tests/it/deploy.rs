@@ -10,7 +10,7 @@ use pave_store::testing::{TestDatabase, fresh};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{ADMIN, Server, pave_bin, reap, replicas_of, stderr, stdout};
+use crate::harness::{ADMIN, Server, pave_bin, reap, replicas_of, routers_of, stderr, stdout};
 
 pub(crate) struct Platform {
     pub(crate) server: Server,
@@ -327,7 +327,7 @@ async fn promotion_path_approvals_and_audited_overrides() {
     assert_eq!(events["events"].as_array().map(Vec::len), Some(2), "{events}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_blue_green_rollout_then_restart_adopts_and_finishes() {
     let p = Platform::start(json!({"strategy": "blue-green", "autoPromote": false, "keepWarm": "0s"}), 2).await;
     let mut p = p;
@@ -351,7 +351,13 @@ async fn sigkill_during_a_blue_green_rollout_then_restart_adopts_and_finishes() 
     assert_eq!(preview["version"], "2.0.0");
     let before = replicas_of(p.db.dir.path());
     assert_eq!(before.len(), 4, "two replicas of each colour");
+    let router = routers_of(p.db.dir.path());
+    assert_eq!(router.len(), 1, "one router process");
 
+    // Steady traffic from here to the end: the router is its own process and serves through
+    // the control plane's death, restart and the promotion after it.
+    let load = Load::start(&url, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
     p.server.kill();
     // The replicas outlive the control plane.
     assert_eq!(replicas_of(p.db.dir.path()), before);
@@ -380,6 +386,9 @@ async fn sigkill_during_a_blue_green_rollout_then_restart_adopts_and_finishes() 
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("succeeded"), "{}", stdout(&out));
     assert_eq!(version_at(&url).await, "2.0.0");
+    let (sent, failed) = load.finish().await;
+    assert_eq!(failed, 0, "{failed} of {sent} requests failed across the SIGKILL, restart and promotion");
+    assert_eq!(routers_of(p.db.dir.path()), router, "the same router served throughout");
     assert_eq!(replicas_of(p.db.dir.path()).len(), 2, "the old colour is stopped; nothing orphaned");
 }
 
@@ -418,7 +427,7 @@ async fn blue_green_keeps_the_old_colour_warm_so_undo_is_instant_then_retires_it
     assert_eq!(retired["events"][0]["data"]["version"], "1.0.0", "{retired}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_rolling_update_then_restart_resumes_it() {
     let mut p = Platform::start(json!({"strategy": "rolling"}), 3).await;
     p.release("1.0.0", "");
@@ -426,6 +435,7 @@ async fn sigkill_during_a_rolling_update_then_restart_resumes_it() {
     p.release("2.0.0", "SAMPLE_STARTUP_MS=600\n");
     assert!(p.deploy("1.0.0", "dev", &[], ADMIN).status.success());
     let url = p.url("dev").await;
+    let load = Load::start(&url, 4);
     let out = p.deploy("2.0.0", "dev", &["--no-wait"], ADMIN);
     assert!(out.status.success(), "{}", stderr(&out));
     let id = p.latest("dev").await["id"].as_i64().expect("id");
@@ -442,7 +452,9 @@ async fn sigkill_during_a_rolling_update_then_restart_resumes_it() {
     p.server.kill();
     p.server = Server::start_on(&p.db, &[]);
     let done = p.wait_state(id, &["succeeded", "failed"]).await;
+    let (sent, failed) = load.finish().await;
     assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(failed, 0, "{failed} of {sent} requests failed across the SIGKILL and restart mid rolling update");
     assert_eq!(version_at(&url).await, "2.0.0");
     // Exactly the three new replicas run: none orphaned, none doubled.
     let status = p.status("dev").await;
@@ -466,4 +478,71 @@ async fn logs_refuse_names_that_are_not_names() {
     assert!(v["detail"].as_str().unwrap_or("").contains("service name"), "{v}");
     let (s, _) = p.server.get("/api/v1/services/shop/environments/dev/logs").await;
     assert_eq!(s, 404, "never deployed");
+}
+
+/// The router is its own process, supervised by `pave serve`: killed, it is started again, and
+/// the engine gives the new one every route (here its saved tables are gone too, so only the
+/// engine can make it serve again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_that_dies_is_started_again_and_given_every_route() {
+    let p = Platform::start(json!({"strategy": "rolling"}), 2).await;
+    p.release("1.0.0", "");
+    p.release("2.0.0", "");
+    assert!(p.deploy("1.0.0", "dev", &[], ADMIN).status.success());
+    let url = p.url("dev").await;
+    assert_eq!(version_at(&url).await, "1.0.0");
+    let before = routers_of(p.db.dir.path());
+    assert_eq!(before.len(), 1, "one router process");
+    let pid = rustix::process::Pid::from_raw(before[0] as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("kill the router");
+    std::fs::remove_file(p.db.dir.path().join("router").join("routes.json")).expect("saved routes");
+    let http = reqwest::Client::new();
+    let mut back = None;
+    for _ in 0..150 {
+        if let Ok(r) = http.get(&url).send().await
+            && r.status() == 200
+        {
+            back = Some(r.json::<Value>().await.expect("json")["version"].clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(back, Some(json!("1.0.0")), "the restarted router serves the route again");
+    let after = routers_of(p.db.dir.path());
+    assert!(after.len() == 1 && after != before, "a new router process: {before:?} -> {after:?}");
+    // And it is steered as the old one was.
+    let out = p.deploy("2.0.0", "dev", &[], ADMIN);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(version_at(&url).await, "2.0.0");
+}
+
+/// An upgrade of the `pave` binary: the control plane stops (SIGTERM, as a service manager
+/// does), a new file replaces the binary it ran from, and the new one starts. The router and
+/// the replicas serve throughout and the new control plane steers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_of_the_binary_drops_no_request() {
+    let bin = tempfile::tempdir().expect("tempdir");
+    let program = bin.path().join("pave");
+    std::fs::copy(pave_bin(), &program).expect("copy pave");
+    let mut p = Platform::start(json!({"strategy": "rolling"}), 2).await;
+    p.server.stop();
+    p.server = Server::start_lasting(&program, &p.db);
+    p.release("1.0.0", "");
+    p.release("2.0.0", "");
+    assert!(p.deploy("1.0.0", "dev", &[], ADMIN).status.success());
+    let url = p.url("dev").await;
+    let load = Load::start(&url, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let router = routers_of(p.db.dir.path());
+    p.server.stop();
+    assert_eq!(replicas_of(p.db.dir.path()).len(), 2, "replicas outlive a stopped control plane");
+    std::fs::remove_file(&program).expect("remove the old binary");
+    std::fs::copy(pave_bin(), &program).expect("install the new binary");
+    p.server = Server::start_lasting(&program, &p.db);
+    let out = p.deploy("2.0.0", "dev", &[], ADMIN);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(version_at(&url).await, "2.0.0");
+    let (sent, failed) = load.finish().await;
+    assert_eq!(failed, 0, "{failed} of {sent} requests failed across the upgrade");
+    assert_eq!(routers_of(p.db.dir.path()), router, "the router served throughout");
 }

@@ -40,7 +40,24 @@ impl Server {
         envs: &[(&str, &str)],
         log: Option<&Path>,
     ) -> Result<Server, std::process::ExitStatus> {
-        let mut cmd = Command::new(pave_bin());
+        Server::launch(Path::new(pave_bin()), db, &["--stop-replicas-on-exit"], extra, envs, log)
+    }
+
+    /// Starts `program` as a production control plane would run: a stop leaves its replicas
+    /// and router serving (no `--stop-replicas-on-exit`; the test reaps them).
+    pub fn start_lasting(program: &Path, db: &TestDatabase) -> Server {
+        Server::launch(program, db, &[], &[], &[], None).expect("pave serve printed its address within 30 s")
+    }
+
+    fn launch(
+        program: &Path,
+        db: &TestDatabase,
+        lifetime: &[&str],
+        extra: &[&str],
+        envs: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> Result<Server, std::process::ExitStatus> {
+        let mut cmd = Command::new(program);
         // Each server takes router ports from its own random block, so parallel tests do not
         // race for the same port.
         let base = 20_000 + port_block() * 50;
@@ -52,7 +69,7 @@ impl Server {
             .arg(db.dir.path())
             .arg("--router-ports")
             .arg(&ports)
-            .arg("--stop-replicas-on-exit")
+            .args(lifetime)
             .args(extra);
         if let Some(url) = &db.options.database_url {
             cmd.arg("--database-url").arg(url);
@@ -181,7 +198,11 @@ fn port_block() -> u32 {
 
 /// Pids of the replicas a server with this data directory started (marked `PAVE_OWNER`).
 pub fn replicas_of(data_dir: &Path) -> Vec<u32> {
-    let owner = format!("PAVE_OWNER={}", std::fs::canonicalize(data_dir).unwrap_or_default().display());
+    marked(&format!("PAVE_OWNER={}", std::fs::canonicalize(data_dir).unwrap_or_default().display()))
+}
+
+/// Pids of processes whose environment holds `marker` exactly (zombies left out).
+fn marked(marker: &str) -> Vec<u32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
@@ -192,7 +213,7 @@ pub fn replicas_of(data_dir: &Path) -> Vec<u32> {
             continue;
         }
         if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ"))
-            && env.split(|&b| b == 0).any(|kv| kv == owner.as_bytes())
+            && env.split(|&b| b == 0).any(|kv| kv == marker.as_bytes())
         {
             out.push(pid);
         }
@@ -201,9 +222,14 @@ pub fn replicas_of(data_dir: &Path) -> Vec<u32> {
     out
 }
 
-/// Kills whatever replicas a test left behind (after a failed assertion, say).
+/// Pids of the router processes serving this data directory (marked `PAVE_ROUTER_OF`).
+pub fn routers_of(data_dir: &Path) -> Vec<u32> {
+    marked(&format!("PAVE_ROUTER_OF={}", std::fs::canonicalize(data_dir).unwrap_or_default().display()))
+}
+
+/// Kills whatever replicas and router a test left behind (after a failed assertion, say).
 pub fn reap(data_dir: &Path) {
-    for pid in replicas_of(data_dir) {
+    for pid in replicas_of(data_dir).into_iter().chain(routers_of(data_dir)) {
         // Signals sent directly: procps' `kill -KILL -PID` reads `-PID` as options and can end
         // up signalling every process (-1). And never pid 1 or 0, whatever /proc said.
         let Some(p) = rustix::process::Pid::from_raw(pid as i32).filter(|_| pid > 1) else { continue };
