@@ -28,6 +28,8 @@
 //!   clients and backends; the lean one spends about a fifth less CPU per request than nginx.
 
 pub mod control;
+#[cfg(feature = "fake")]
+pub mod fake;
 mod h1;
 pub mod hub;
 mod proxy;

@@ -13,6 +13,8 @@
 //! - a replica outlives the control plane: a new control plane [`Runtime::adopt`]s what the
 //!   database says is running, or learns it is gone and starts it again.
 
+#[cfg(feature = "fake")]
+pub mod fake;
 mod health;
 pub mod logs;
 mod process;
