@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use crate::{Adoption, Instance, ReplicaSpec, Runtime, RuntimeError, RuntimeEvent, StopOutcome};
+use crate::{Adoption, Instance, LogCursor, LogLines, ReplicaSpec, Runtime, RuntimeError, RuntimeEvent, StopOutcome};
 
 #[derive(Debug, Default)]
 struct World {
@@ -94,11 +94,9 @@ impl Runtime for FakeRuntime {
             env: spec.env.clone(),
             version: spec.version.clone(),
             replica: spec.replica,
-            pid: 0,
-            proc_start: 0,
-            port: w.next_port,
-            log: Default::default(),
+            endpoint: std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, w.next_port)),
             config_rev: spec.config_rev,
+            detail: Default::default(),
         };
         w.alive.insert(id.clone(), instance.clone());
         w.supervised.insert(id.clone());
@@ -140,6 +138,14 @@ impl Runtime for FakeRuntime {
 
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
         self.events.subscribe()
+    }
+
+    fn logs(&self, _service: &str, _env: &str, _lines: usize) -> std::io::Result<(Vec<LogLines>, LogCursor)> {
+        Ok((Vec::new(), LogCursor::default()))
+    }
+
+    fn logs_since(&self, _service: &str, _env: &str, _cursor: &mut LogCursor) -> std::io::Result<Vec<LogLines>> {
+        Ok(Vec::new())
     }
 
     fn running(&self) -> Vec<Instance> {

@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use health::probe;
-pub use process::{ProcessConfig, ProcessRuntime};
+pub use process::{Process, ProcessConfig, ProcessRuntime};
 
 /// How to check that a replica can take traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,32 +121,77 @@ pub fn parse_instance_id(id: &str) -> Option<(&str, &str, &str, u32)> {
     Some((parts.next()?, parts.next()?, parts.next()?, replica))
 }
 
-/// A running replica, as recorded in the database so a restarted control plane can find it.
+/// A running replica, as recorded in the database so a restarted control plane can find it:
+/// which slot it fills, where the router sends its traffic, which configuration it runs,
+/// and — opaque to everyone but the runtime that made it — what that runtime needs to find it
+/// again (the process runtime: its pid, the pid's start time, its port and log file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "InstanceDoc")]
 pub struct Instance {
     pub id: String,
     pub service: String,
     pub env: String,
     pub version: String,
     pub replica: u32,
-    /// Process id; also the process group id (each replica leads its own group).
-    pub pid: u32,
-    /// The kernel's start time of `pid` (clock ticks since boot): tells our process from a
-    /// later one that reused the pid.
-    pub proc_start: u64,
-    pub port: u16,
-    pub log: PathBuf,
+    /// Where the router sends this replica's traffic: any address the router can reach.
+    pub endpoint: SocketAddr,
     /// The [`ReplicaSpec::config_rev`] it was started with (0 in records from before secrets).
-    #[serde(default)]
     pub config_rev: i64,
+    /// The runtime's own record of it, kept beside the fields above (flat, so the API shows a
+    /// process replica's pid where it always did).
+    #[serde(flatten)]
+    pub detail: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An [`Instance`] as stored, in this shape or the one before endpoints (a loopback `port`).
+#[derive(Deserialize)]
+struct InstanceDoc {
+    id: String,
+    service: String,
+    env: String,
+    version: String,
+    replica: u32,
+    #[serde(default)]
+    endpoint: Option<SocketAddr>,
+    #[serde(default)]
+    config_rev: i64,
+    #[serde(flatten)]
+    detail: serde_json::Map<String, serde_json::Value>,
+}
+
+impl From<InstanceDoc> for Instance {
+    fn from(d: InstanceDoc) -> Self {
+        let port = d.detail.get("port").and_then(serde_json::Value::as_u64).unwrap_or(0) as u16;
+        Instance {
+            endpoint: d.endpoint.unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+            id: d.id,
+            service: d.service,
+            env: d.env,
+            version: d.version,
+            replica: d.replica,
+            config_rev: d.config_rev,
+            detail: d.detail,
+        }
+    }
 }
 
 impl Instance {
     /// Where the router sends this replica's traffic.
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+        self.endpoint
     }
 }
+
+/// One replica's log lines, labelled `VERSION rN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLines {
+    pub label: String,
+    pub text: String,
+}
+
+/// Where a reader of a service's logs has got to, per replica log; opaque to the reader.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogCursor(pub(crate) BTreeMap<String, u64>);
 
 /// What happened to a replica after it started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,10 +259,31 @@ pub trait Runtime: Send + Sync + 'static {
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<RuntimeEvent>;
     /// The replicas this runtime supervises now.
     fn running(&self) -> Vec<Instance>;
+    /// The last `lines` lines each replica of `service` in `env` printed (every version, the
+    /// stopped ones' too while the runtime keeps them), and a cursor to follow from.
+    fn logs(&self, service: &str, env: &str, lines: usize) -> std::io::Result<(Vec<LogLines>, LogCursor)>;
+    /// What was printed since `cursor` (new replicas included), moving it on.
+    fn logs_since(&self, service: &str, env: &str, cursor: &mut LogCursor) -> std::io::Result<Vec<LogLines>>;
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn records_from_before_endpoints_read_back() {
+        let old = serde_json::json!({"id": "s/e/1/r0", "service": "s", "env": "e", "version": "1", "replica": 0,
+                                     "pid": 5, "proc_start": 7, "port": 4000, "log": "/x/r0.log", "config_rev": 2});
+        let inst: super::Instance = serde_json::from_value(old).expect("an old record");
+        assert_eq!(inst.endpoint, "127.0.0.1:4000".parse().expect("addr"));
+        assert_eq!(inst.config_rev, 2);
+        let p = super::Process::of(&inst);
+        assert_eq!((p.pid, p.proc_start, p.port), (5, 7, 4000));
+        // Written back in today's shape, read back the same.
+        let again: super::Instance = serde_json::from_value(serde_json::to_value(&inst).expect("json")).expect("back");
+        assert_eq!(again, inst);
+        let json = serde_json::to_value(&inst).expect("json");
+        assert_eq!((json["pid"].as_u64(), json["endpoint"].as_str()), (Some(5), Some("127.0.0.1:4000")));
+    }
+
     #[test]
     fn instance_ids_read_back() {
         let id = super::instance_id("shop", "dev", "1.2.0-rc.1", 3);

@@ -14,7 +14,9 @@ use rustix::process::{Pid, Signal};
 use tokio::process::{Child, Command};
 use tokio::sync::{broadcast, watch};
 
-use crate::{Adoption, Instance, ReplicaSpec, Runtime, RuntimeError, RuntimeEvent, StopOutcome, logs, probe};
+use crate::{
+    Adoption, Instance, LogCursor, LogLines, ReplicaSpec, Runtime, RuntimeError, RuntimeEvent, StopOutcome, logs, probe,
+};
 
 /// Settings of the process runtime.
 #[derive(Debug, Clone)]
@@ -49,6 +51,44 @@ impl ProcessConfig {
 /// Variables passed through from the control plane's own environment. Nothing else is: a
 /// replica must not see the control plane's database URL, tokens or master key.
 const PASSED_THROUGH: &[&str] = &["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
+/// `VERSION rN` of a replica's log file (`…/VERSION/rN.log`).
+fn log_label(f: &Path) -> String {
+    let replica = f.file_stem().and_then(|s| s.to_str()).unwrap_or("?");
+    let version = f.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str()).unwrap_or("?");
+    format!("{version} {replica}")
+}
+
+/// What the process runtime records of a replica, inside its [`Instance`]'s `detail`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Process {
+    /// Process id; also the process group id (each replica leads its own group).
+    pub pid: u32,
+    /// The kernel's start time of `pid` (clock ticks since boot): tells our process from a
+    /// later one that reused the pid.
+    pub proc_start: u64,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Process {
+    /// The process an instance made by this runtime is (zeros for a record that is not one).
+    pub fn of(instance: &Instance) -> Process {
+        serde_json::from_value(serde_json::Value::Object(instance.detail.clone())).unwrap_or(Process {
+            pid: 0,
+            proc_start: 0,
+            port: instance.endpoint.port(),
+            log: PathBuf::new(),
+        })
+    }
+
+    fn detail(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        }
+    }
+}
 
 struct Slot {
     spec: ReplicaSpec,
@@ -192,11 +232,9 @@ fn spawn(config: &ProcessConfig, spec: &ReplicaSpec, port: u16) -> Result<(Child
         env: spec.env.clone(),
         version: spec.version.clone(),
         replica: spec.replica,
-        pid,
-        proc_start,
-        port,
-        log: log_path,
+        endpoint: std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
         config_rev: spec.config_rev,
+        detail: Process { pid, proc_start, port, log: log_path }.detail(),
     };
     Ok((child, instance))
 }
@@ -204,7 +242,7 @@ fn spawn(config: &ProcessConfig, spec: &ReplicaSpec, port: u16) -> Result<(Child
 /// The last lines this start of the replica logged, scrubbed of its secrets. Lines of an
 /// earlier run on the same slot (which may print older secret values) are left out.
 fn start_tail(spec: &ReplicaSpec, instance: &Instance) -> String {
-    let tail = logs::tail(&instance.log, 10).unwrap_or_default();
+    let tail = logs::tail(&Process::of(instance).log, 10).unwrap_or_default();
     let own = tail.rfind(START_MARKER).map_or(&tail[..], |i| &tail[i..]);
     spec.scrub(own)
 }
@@ -222,7 +260,7 @@ async fn await_healthy(spec: &ReplicaSpec, child: &mut Child, instance: &Instanc
                 tail: start_tail(spec, instance),
             });
         }
-        match probe(instance.port, &spec.health.path, spec.health.timeout).await {
+        match probe(Process::of(instance).port, &spec.health.path, spec.health.timeout).await {
             Ok(()) => {
                 passes += 1;
                 if passes >= spec.health.threshold {
@@ -269,7 +307,7 @@ async fn start_healthy(
     match await_healthy(spec, &mut child, &instance).await {
         Ok(()) => Ok((child, instance)),
         Err(e) => {
-            discard(&mut child, instance.pid).await;
+            discard(&mut child, Process::of(&instance).pid).await;
             Err(e)
         }
     }
@@ -316,7 +354,7 @@ async fn supervise(inner: Arc<Inner>, slot: Arc<Slot>, mut watched: Watched, don
                 _ = tick.tick() => {
                     let (port, log) = {
                         let i = lock(&slot.instance);
-                        (i.port, i.log.clone())
+                        (Process::of(&i).port, Process::of(&i).log.clone())
                     };
                     if slot.stopping.load(Ordering::SeqCst) {
                         continue;
@@ -342,7 +380,7 @@ async fn supervise(inner: Arc<Inner>, slot: Arc<Slot>, mut watched: Watched, don
                 }
             }
         };
-        let pid = lock(&slot.instance).pid;
+        let pid = Process::of(&lock(&slot.instance)).pid;
         // Whatever the leader left behind in its group goes with it.
         signal_group(pid, Signal::KILL);
         if slot.stopping.load(Ordering::SeqCst) {
@@ -368,16 +406,16 @@ async fn supervise(inner: Arc<Inner>, slot: Arc<Slot>, mut watched: Watched, don
             if slot.stopping.load(Ordering::SeqCst) {
                 break None;
             }
-            let port = lock(&slot.instance).port;
+            let port = Process::of(&lock(&slot.instance)).port;
             match start_healthy(config, spec, port).await {
                 Ok((mut child, instance)) => {
                     if slot.stopping.load(Ordering::SeqCst) {
-                        discard(&mut child, instance.pid).await;
+                        discard(&mut child, Process::of(&instance).pid).await;
                         break None;
                     }
                     *lock(&slot.instance) = instance.clone();
                     healthy_since = Instant::now();
-                    tracing::info!(id = %spec.id(), pid = instance.pid, "replica restarted");
+                    tracing::info!(id = %spec.id(), pid = Process::of(&instance).pid, "replica restarted");
                     let _ = inner.events.send(RuntimeEvent::Restarted { instance });
                     break Some(Watched::Child(child));
                 }
@@ -424,7 +462,7 @@ impl Runtime for ProcessRuntime {
             return Ok(StopOutcome::NotRunning);
         };
         slot.stopping.store(true, Ordering::SeqCst);
-        let pid = lock(&slot.instance).pid;
+        let pid = Process::of(&lock(&slot.instance)).pid;
         let mut done = slot.done.clone();
         signal_group(pid, Signal::TERM);
         let graceful = tokio::time::timeout(slot.spec.stop_timeout, done.wait_for(|d| *d)).await.is_ok();
@@ -438,19 +476,19 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn adopt(&self, spec: ReplicaSpec, previous: Instance) -> Adoption {
-        if !alive(previous.pid, previous.proc_start) {
+        if !alive(Process::of(&previous).pid, Process::of(&previous).proc_start) {
             return Adoption::Gone;
         }
         // Give a busy replica a few chances before calling it unhealthy.
         let mut passes = 0;
         for _ in 0..(spec.health.threshold * 3).max(3) {
-            if probe(previous.port, &spec.health.path, spec.health.timeout).await.is_ok() {
+            if probe(Process::of(&previous).port, &spec.health.path, spec.health.timeout).await.is_ok() {
                 passes += 1;
                 if passes >= spec.health.threshold {
                     self.install(
                         spec,
                         previous.clone(),
-                        Watched::Adopted { pid: previous.pid, start: previous.proc_start },
+                        Watched::Adopted { pid: Process::of(&previous).pid, start: Process::of(&previous).proc_start },
                     );
                     return Adoption::Adopted(previous);
                 }
@@ -459,12 +497,12 @@ impl Runtime for ProcessRuntime {
             }
             tokio::time::sleep(spec.health.interval.min(Duration::from_millis(200))).await;
         }
-        signal_group(previous.pid, Signal::TERM);
+        signal_group(Process::of(&previous).pid, Signal::TERM);
         let deadline = Instant::now() + spec.stop_timeout;
-        while alive(previous.pid, previous.proc_start) && Instant::now() < deadline {
+        while alive(Process::of(&previous).pid, Process::of(&previous).proc_start) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        signal_group(previous.pid, Signal::KILL);
+        signal_group(Process::of(&previous).pid, Signal::KILL);
         Adoption::Stopped
     }
 
@@ -473,7 +511,7 @@ impl Runtime for ProcessRuntime {
         if owner.is_empty() {
             return Vec::new();
         }
-        let known: Vec<u32> = self.running().iter().map(|i| i.pid).collect();
+        let known: Vec<u32> = self.running().iter().map(|i| Process::of(i).pid).collect();
         let marker = format!("PAVE_OWNER={owner}");
         let found = tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
@@ -516,6 +554,32 @@ impl Runtime for ProcessRuntime {
 
     fn subscribe(&self) -> broadcast::Receiver<RuntimeEvent> {
         self.inner.events.subscribe()
+    }
+
+    fn logs(&self, service: &str, env: &str, lines: usize) -> std::io::Result<(Vec<LogLines>, LogCursor)> {
+        let mut cursor = LogCursor::default();
+        let mut out = Vec::new();
+        for f in logs::files(&self.inner.config.logs_dir, service, env)? {
+            let text = logs::tail(&f, lines).unwrap_or_default();
+            cursor.0.insert(f.display().to_string(), std::fs::metadata(&f).map_or(0, |m| m.len()));
+            out.push(LogLines { label: log_label(&f), text });
+        }
+        Ok((out, cursor))
+    }
+
+    fn logs_since(&self, service: &str, env: &str, cursor: &mut LogCursor) -> std::io::Result<Vec<LogLines>> {
+        let mut out = Vec::new();
+        // A replica that started since the cursor was made is read from its beginning.
+        for f in logs::files(&self.inner.config.logs_dir, service, env)? {
+            let offset = cursor.0.entry(f.display().to_string()).or_insert(0);
+            if let Ok((text, next)) = logs::read_from(&f, *offset) {
+                *offset = next;
+                if !text.is_empty() {
+                    out.push(LogLines { label: log_label(&f), text });
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn running(&self) -> Vec<Instance> {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use pave_runtime::{
-    Adoption, Health, ProcessConfig, ProcessRuntime, ReplicaSpec, Runtime, RuntimeError, RuntimeEvent, StopOutcome,
+    Adoption, Health, Process, ProcessConfig, ProcessRuntime, ReplicaSpec, Runtime, RuntimeError, RuntimeEvent,
+    StopOutcome,
 };
 
 #[test]
@@ -71,18 +72,18 @@ async fn starts_healthy_serves_and_stops_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime(dir.path());
     let inst = rt.start(spec("1.0.0", &[])).await.unwrap();
-    assert!(inst.pid > 0 && running(inst.pid), "the recorded pid is the running replica");
-    assert!(inst.proc_start > 0);
-    let (status, body) = get(inst.port, "/").await.unwrap();
+    assert!(Process::of(&inst).pid > 0 && running(Process::of(&inst).pid), "the recorded pid is the running replica");
+    assert!(Process::of(&inst).proc_start > 0);
+    let (status, body) = get(Process::of(&inst).port, "/").await.unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("\"version\":\"1.0.0\""), "{body}");
     // Starting the same slot again is idempotent.
     assert_eq!(rt.start(spec("1.0.0", &[])).await.unwrap(), inst);
     assert_eq!(rt.running().len(), 1);
     assert_eq!(rt.stop(&inst.id).await.unwrap(), StopOutcome::Graceful);
-    assert!(!running(inst.pid), "process {} still runs", inst.pid);
+    assert!(!running(Process::of(&inst).pid), "process {} still runs", Process::of(&inst).pid);
     assert!(rt.running().is_empty());
-    let log = std::fs::read_to_string(&inst.log).unwrap();
+    let log = std::fs::read_to_string(&Process::of(&inst).log).unwrap();
     assert!(log.contains("listening on 127.0.0.1"), "{log}");
     assert!(log.contains("stopping"), "{log}");
 }
@@ -109,8 +110,8 @@ async fn a_crashed_replica_is_restarted_on_its_port_and_says_so() {
     let rt = runtime(dir.path());
     let mut events = rt.subscribe();
     let inst = rt.start(spec("3.0.0", &[("SAMPLE_CRASH_AFTER", "1")])).await.unwrap();
-    assert_eq!(get(inst.port, "/").await.unwrap().0, 200);
-    let _ = get(inst.port, "/").await; // the second request crashes it
+    assert_eq!(get(Process::of(&inst).port, "/").await.unwrap().0, 200);
+    let _ = get(Process::of(&inst).port, "/").await; // the second request crashes it
     let crashed = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.unwrap().unwrap();
     match crashed {
         RuntimeEvent::Crashed { id, status, restarts, .. } => {
@@ -122,11 +123,11 @@ async fn a_crashed_replica_is_restarted_on_its_port_and_says_so() {
     }
     let restarted = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.unwrap().unwrap();
     let RuntimeEvent::Restarted { instance } = restarted else { panic!("expected a restart, got {restarted:?}") };
-    assert_eq!(instance.port, inst.port, "same port after a restart");
-    assert_ne!(instance.pid, inst.pid);
-    assert_eq!(get(inst.port, "/").await.unwrap().0, 200);
+    assert_eq!(Process::of(&instance).port, Process::of(&inst).port, "same port after a restart");
+    assert_ne!(Process::of(&instance).pid, Process::of(&inst).pid);
+    assert_eq!(get(Process::of(&inst).port, "/").await.unwrap().0, 200);
     assert_eq!(rt.stop(&inst.id).await.unwrap(), StopOutcome::Graceful);
-    assert!(!running(instance.pid));
+    assert!(!running(Process::of(&instance).pid));
 }
 
 #[tokio::test]
@@ -146,8 +147,8 @@ async fn sigterm_ignored_means_sigkill_for_the_whole_group() {
     let started = std::time::Instant::now();
     assert_eq!(rt.stop(&inst.id).await.unwrap(), StopOutcome::Killed);
     assert!(started.elapsed() >= Duration::from_millis(700));
-    assert!(!running(inst.pid));
-    assert!(get(inst.port, "/").await.is_err(), "the server child was killed with its group");
+    assert!(!running(Process::of(&inst).pid));
+    assert!(get(Process::of(&inst).port, "/").await.is_err(), "the server child was killed with its group");
 }
 
 #[tokio::test]
@@ -162,18 +163,19 @@ async fn a_new_control_plane_adopts_a_running_replica() {
     })
     .join()
     .unwrap();
-    assert!(running(inst.pid));
+    assert!(running(Process::of(&inst).pid));
     // A second runtime (a restarted control plane) finds the process by its record.
     let second = runtime(dir.path());
     assert_eq!(second.adopt(spec("5.0.0", &[]), inst.clone()).await, Adoption::Adopted(inst.clone()));
     assert_eq!(second.running(), vec![inst.clone()]);
     assert_eq!(second.stop(&inst.id).await.unwrap(), StopOutcome::Graceful);
-    assert!(!running(inst.pid));
+    assert!(!running(Process::of(&inst).pid));
     // A record of a process that is gone adopts nothing.
     assert_eq!(second.adopt(spec("5.0.0", &[]), inst.clone()).await, Adoption::Gone);
     let mut stale = inst.clone();
-    stale.proc_start += 1;
-    stale.pid = std::process::id();
+    let start = Process::of(&inst).proc_start + 1;
+    stale.detail.insert("proc_start".into(), start.into());
+    stale.detail.insert("pid".into(), std::process::id().into());
     assert_eq!(second.adopt(spec("5.0.0", &[]), stale).await, Adoption::Gone, "a reused pid is not ours");
 }
 
@@ -198,13 +200,13 @@ async fn secrets_reach_the_replica_environment_and_no_log_or_debug_output() {
     assert!(!format!("{s:?}").contains(value), "a spec's Debug output shows no secret");
     let inst = rt.start(s).await.unwrap();
     assert_eq!(inst.config_rev, 42);
-    let env = environ(inst.pid);
+    let env = environ(Process::of(&inst).pid);
     let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     assert_eq!(get("DB_PASSWORD"), Some(value), "a secret wins over a variable of the same name");
     assert_eq!(get("API_KEY"), Some("k-2"));
     assert_eq!(get("PLAIN"), Some("p"));
     rt.stop(&inst.id).await.unwrap();
-    let log = std::fs::read_to_string(&inst.log).unwrap();
+    let log = std::fs::read_to_string(&Process::of(&inst).log).unwrap();
     assert!(!log.contains(value), "{log}");
 }
 

@@ -40,7 +40,7 @@ pub struct Shared {
     /// This replica's copy of the delivery facts, checked against the store on every use.
     pub facts: Arc<facts::FactsCache>,
     /// The delivery engine, when this process runs one (it acts only while it holds the lease).
-    pub engine: Option<Arc<ProcessEngine>>,
+    pub engine: Option<Arc<dyn pave_deploy::Delivery>>,
     /// What the flag SDK endpoints serve, kept current by a refresher `serve` runs.
     pub flags: Arc<flags::FlagServing>,
     /// Seals secrets as they arrive; `None` refuses them (the store cannot open them anyway).
@@ -54,9 +54,6 @@ impl std::ops::Deref for AppState {
         &self.0
     }
 }
-
-/// The delivery engine over the built-in process runtime.
-pub type ProcessEngine = pave_deploy::Engine<pave_runtime::ProcessRuntime>;
 
 impl AppState {
     pub fn new(store: Store, config: ServerConfig) -> Self {
@@ -78,7 +75,7 @@ impl AppState {
     }
 
     /// Adds the delivery engine; call before the state is shared.
-    pub fn with_engine(mut self, engine: Arc<ProcessEngine>) -> Self {
+    pub fn with_engine(mut self, engine: Arc<dyn pave_deploy::Delivery>) -> Self {
         Arc::get_mut(&mut self.0).expect("with_engine is called before the state is cloned").engine = Some(engine);
         self
     }
@@ -102,8 +99,6 @@ pub struct ServerConfig {
     /// How long a connection may take to send a request's head; one that takes longer is
     /// closed, so half-open connections cannot pile up.
     pub header_read_timeout: std::time::Duration,
-    /// Where the process runtime writes replica logs (read by the logs endpoint).
-    pub logs_dir: std::path::PathBuf,
     /// Secret rules (gitleaks' TOML format) the server scans releases with; the built-in
     /// rules without it.
     pub secret_rules: Option<std::path::PathBuf>,
@@ -124,7 +119,6 @@ impl Default for ServerConfig {
             max_artifact_bytes: 1024 * 1024 * 1024,
             max_artifact_entries: pave_artifacts::DEFAULT_MAX_ENTRIES,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
-            logs_dir: std::path::PathBuf::from(".pave/logs"),
             secret_rules: None,
             osv_db: None,
         }

@@ -332,13 +332,16 @@ pub fn print_new_admin_token(secret: &str) {
     );
 }
 
+/// The delivery engine over the built-in process runtime.
+pub type ProcessEngine = pave_deploy::Engine<pave_runtime::ProcessRuntime>;
+
 /// A running server.
 pub struct Running {
     pub addr: SocketAddr,
     pub backend: &'static str,
     pub new_admin_token: Option<String>,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
-    pub engine: std::sync::Arc<pave_server::ProcessEngine>,
+    pub engine: std::sync::Arc<ProcessEngine>,
     pub router: crate::router::Supervisor,
 }
 
@@ -365,7 +368,6 @@ pub async fn start(
         github_webhook_secret: settings.github_webhook_secret.clone(),
         gitlab_webhook_token: settings.gitlab_webhook_token.clone(),
         artifacts_dir: settings.data_dir.join("artifacts"),
-        logs_dir: settings.data_dir.join("logs"),
         osv_db: settings.osv_db.clone(),
         secret_rules: settings.secret_rules.clone(),
         header_read_timeout: settings.header_read_timeout,
@@ -399,7 +401,8 @@ pub async fn start(
         shutdown.await;
         halting.halt();
     };
-    let state = pave_server::AppState::new(store, config).with_engine(engine.clone()).with_master_key(master_key);
+    let delivery: std::sync::Arc<dyn pave_deploy::Delivery> = engine.clone();
+    let state = pave_server::AppState::new(store, config).with_engine(delivery).with_master_key(master_key);
     // Build the DORA read model in the background, so the first query does not pay for it.
     let warm = state.clone();
     tokio::spawn(async move {
@@ -527,7 +530,7 @@ fn start_engine(
     settings: &Settings,
     master_key: std::sync::Arc<pave_vault::Keyring>,
     router: pave_router::control::RouterHandle,
-) -> Result<std::sync::Arc<pave_server::ProcessEngine>> {
+) -> Result<std::sync::Arc<ProcessEngine>> {
     // `start` made the data directory (private) before opening the store in it.
     let data_dir = std::fs::canonicalize(&settings.data_dir)?;
     let mut runtime = pave_runtime::ProcessConfig::new(data_dir.join("logs"));

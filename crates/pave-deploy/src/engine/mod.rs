@@ -16,9 +16,9 @@ use pave_model::delivery::{Deployment, DeploymentKind, DeploymentStatus, Report}
 use pave_model::rollout::{Rollout, RolloutKind, RolloutState, RouteState, Step};
 use pave_model::runtime::parse_duration;
 use pave_model::{Kind, NewEvent, Resource, Timestamp};
-use pave_router::control::{ControlError, RouterHandle};
+use pave_router::control::{BoxFuture, ControlError, RouterHandle};
 use pave_router::{RouteTable, Summary, VersionRoute};
-use pave_runtime::{Adoption, Health, Instance, ReplicaSpec, Runtime, RuntimeEvent};
+use pave_runtime::{Adoption, Health, Instance, LogCursor, LogLines, ReplicaSpec, Runtime, RuntimeEvent};
 use pave_store::{Store, WriteContext};
 use serde_json::json;
 use tokio::sync::Notify;
@@ -92,6 +92,18 @@ impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
     }
+}
+
+/// An event's data about a replica: `data`, its endpoint, and the runtime's own record of it
+/// (a process replica's pid and port), which never overrides a field of `data`.
+fn replica_data(inst: &Instance, mut data: serde_json::Value) -> serde_json::Value {
+    if let Some(map) = data.as_object_mut() {
+        map.insert("endpoint".into(), json!(inst.endpoint));
+        for (k, v) in &inst.detail {
+            map.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    data
 }
 
 fn subject(service: &str) -> String {
@@ -332,6 +344,64 @@ impl<R: Runtime> Engine<R> {
         if let Err(err) = self.store.append_events(&self.ctx(), &[e]).await {
             tracing::warn!(error = %err, kind, "cannot append an engine event");
         }
+    }
+}
+
+/// What the API needs of the delivery engine, whatever runtime it drives: the server holds
+/// this, not an engine over a particular runtime.
+pub trait Delivery: Send + Sync + 'static {
+    /// Makes the engine look for work now (a deployment was requested, a secret changed).
+    fn wake(&self);
+    /// Whether this control plane runs the engine now.
+    fn is_leader(&self) -> bool;
+    /// The replicas this control plane supervises.
+    fn replicas(&self) -> Vec<Instance>;
+    /// The table the router uses for a route now.
+    fn route_table<'a>(&'a self, service: &'a str, env: &'a str) -> BoxFuture<'a, Option<RouteTable>>;
+    /// Golden signals per version since `since`.
+    fn signals<'a>(
+        &'a self,
+        service: &'a str,
+        env: &'a str,
+        since: std::time::SystemTime,
+    ) -> BoxFuture<'a, Option<Vec<Summary>>>;
+    /// The replicas' logs, from the runtime (see [`Runtime::logs`]).
+    fn logs(&self, service: &str, env: &str, lines: usize) -> std::io::Result<(Vec<LogLines>, LogCursor)>;
+    fn logs_since(&self, service: &str, env: &str, cursor: &mut LogCursor) -> std::io::Result<Vec<LogLines>>;
+}
+
+impl<R: Runtime> Delivery for Engine<R> {
+    fn wake(&self) {
+        Engine::wake(self);
+    }
+
+    fn is_leader(&self) -> bool {
+        Engine::is_leader(self)
+    }
+
+    fn replicas(&self) -> Vec<Instance> {
+        Engine::replicas(self)
+    }
+
+    fn route_table<'a>(&'a self, service: &'a str, env: &'a str) -> BoxFuture<'a, Option<RouteTable>> {
+        Box::pin(Engine::route_table(self, service, env))
+    }
+
+    fn signals<'a>(
+        &'a self,
+        service: &'a str,
+        env: &'a str,
+        since: std::time::SystemTime,
+    ) -> BoxFuture<'a, Option<Vec<Summary>>> {
+        Box::pin(Engine::signals(self, service, env, since))
+    }
+
+    fn logs(&self, service: &str, env: &str, lines: usize) -> std::io::Result<(Vec<LogLines>, LogCursor)> {
+        self.runtime.logs(service, env, lines)
+    }
+
+    fn logs_since(&self, service: &str, env: &str, cursor: &mut LogCursor) -> std::io::Result<Vec<LogLines>> {
+        self.runtime.logs_since(service, env, cursor)
     }
 }
 

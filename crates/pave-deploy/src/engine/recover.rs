@@ -148,7 +148,7 @@ impl<R: Runtime> Engine<R> {
                     if let Ok(doc) = serde_json::to_value(instance) {
                         let _ = self.store.save_instance(&id, &service, &env, &doc, self.now()).await;
                     }
-                    ("replica.restarted", json!({"replica": id, "pid": instance.pid}))
+                    ("replica.restarted", replica_data(instance, json!({"replica": id})))
                 }
                 RuntimeEvent::Unhealthy { reason, .. } => {
                     self.book().unhealthy.insert(id.clone());

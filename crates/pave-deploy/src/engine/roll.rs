@@ -176,8 +176,10 @@ impl<R: Runtime> Engine<R> {
         self.event(
             "replica.started",
             service,
-            json!({"environment": env, "version": version, "replica": replica, "pid": inst.pid, "port": inst.port,
-                   "revision": inst.config_rev}),
+            replica_data(
+                &inst,
+                json!({"environment": env, "version": version, "replica": replica, "revision": inst.config_rev}),
+            ),
         )
         .await;
         // A router that missed this gets the replica with its next table.

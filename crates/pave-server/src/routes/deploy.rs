@@ -223,28 +223,24 @@ pub async fn logs(
             return Err(ApiError::invalid(format!("{what} name {name:?}: {e}"), Vec::new()));
         }
     }
-    let dir = state.config.logs_dir.clone();
+    let Some(delivery) = state.engine.clone() else {
+        return Err(ApiError::not_found("this server runs no delivery engine, so it has no replica logs"));
+    };
     let lines = p.lines.unwrap_or(100).min(10_000);
-    let files = pave_runtime::logs::files(&dir, &service, &env)
-        .map_err(|e| ApiError::new(Problem::Internal, format!("cannot list logs: {e}")))?;
-    if files.is_empty() && state.store.route_state(&service, &env).await?.is_none() {
+    // The runtime keeps the logs (files for the process runtime; another runtime, its own).
+    let (sources, mut cursor) = delivery
+        .logs(&service, &env, lines)
+        .map_err(|e| ApiError::new(Problem::Internal, format!("cannot read logs: {e}")))?;
+    if sources.is_empty() && state.store.route_state(&service, &env).await?.is_none() {
         return Err(ApiError::not_found(format!("{service} has never run in {env}")));
     }
-    let label = |f: &std::path::Path| {
-        let replica = f.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_owned();
-        let version = f.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str()).unwrap_or("?").to_owned();
-        format!("[{version} {replica}] ")
-    };
     // Replicas print what they are given; whoever may read logs may not read secrets.
     let sealed = state.store.sealed_secrets(&service, &env).await?;
     let mut revision = sealed.revision;
     let mut secrets = open_secrets(&state, &service, &env, &sealed)?;
     let mut text = String::new();
-    let mut offsets = Vec::new();
-    for f in &files {
-        let tail = pave_runtime::logs::tail(f, lines).unwrap_or_default();
-        prefixed(&mut text, &label(f), &pave_runtime::scrub(&tail, &secrets));
-        offsets.push((f.clone(), std::fs::metadata(f).map_or(0, |m| m.len())));
+    for l in &sources {
+        prefixed(&mut text, &format!("[{}] ", l.label), &pave_runtime::scrub(&l.text, &secrets));
     }
     let plain = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
     if !p.follow.unwrap_or(false) {
@@ -257,20 +253,7 @@ pub async fn logs(
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            for f in pave_runtime::logs::files(&dir, &service, &env).unwrap_or_default() {
-                if !offsets.iter().any(|(p, _)| *p == f) {
-                    offsets.push((f, 0));
-                }
-            }
-            let mut chunks = Vec::new();
-            for (f, off) in offsets.iter_mut() {
-                if let Ok((chunk, next)) = pave_runtime::logs::read_from(f, *off) {
-                    *off = next;
-                    if !chunk.is_empty() {
-                        chunks.push((label(f), chunk));
-                    }
-                }
-            }
+            let chunks = delivery.logs_since(&service, &env, &mut cursor).unwrap_or_default();
             if chunks.is_empty() {
                 if tx.is_closed() {
                     return;
@@ -288,8 +271,8 @@ pub async fn logs(
                 secrets.extend(newer.into_iter().map(|(k, v)| (format!("{k} (revision {})", set.revision), v)));
             }
             let mut out = String::new();
-            for (label, chunk) in &chunks {
-                prefixed(&mut out, label, &pave_runtime::scrub(chunk, &secrets));
+            for l in &chunks {
+                prefixed(&mut out, &format!("[{}] ", l.label), &pave_runtime::scrub(&l.text, &secrets));
             }
             if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
                 return;
