@@ -430,6 +430,96 @@ macro_rules! load_flag {
     }};
 }
 
+/// Writes `$segments` and `$flags` inside an open write transaction `$tx`, checking every
+/// reference (segments and flags of the same request count as existing; environments are
+/// read in the transaction, so ones created by the same apply count too). Evaluates to the
+/// changes; returns an error from the enclosing function on a bad reference, an archived
+/// flag, or (with `$create_only`) a flag that exists. The caller commits.
+macro_rules! flag_writes {
+    ($tx:ident, $ctx:expr, $segments:expr, $flags:expr, $create_only:expr) => {{
+        let pending_segments: BTreeSet<String> = $segments.iter().map(|s| s.name().to_owned()).collect();
+        let pending_flags: BTreeMap<String, Flag> = $flags.iter().map(|f| (f.name().to_owned(), f.clone())).collect();
+        if pending_segments.len() != $segments.len() || pending_flags.len() != $flags.len() {
+            return Err(StoreError::Invalid("a flag or segment is listed twice in one request".into()));
+        }
+            let mut changes = Vec::new();
+            for s in $segments {
+                let doc = serde_json::to_value(s).expect("a segment serialises");
+                let old = sqlx::query("SELECT doc FROM flag_segments WHERE name = $1")
+                    .bind(s.name())
+                    .fetch_optional(&mut *$tx)
+                    .await?
+                    .map(|r| r.try_get::<String, _>(0))
+                    .transpose()?;
+                let old = old.map(|d| decode_segment(s.name(), &d)).transpose()?;
+                let old_doc = old.as_ref().map(|o| serde_json::to_value(o).expect("a segment serialises"));
+                if old_doc.as_ref() == Some(&doc) {
+                    changes.push(FlagChange {
+                        kind: "segment",
+                        name: s.name().into(),
+                        action: "unchanged",
+                        fields: vec![],
+                    });
+                    continue;
+                }
+                let (kind, action) = match &old_doc {
+                    None => {
+                        sqlx::query(
+                            "INSERT INTO flag_segments (name, doc, created_at, updated_at) VALUES ($1, $2, $3, $3)",
+                        )
+                        .bind(s.name())
+                        .bind(doc.to_string())
+                        .bind($ctx.now)
+                        .execute(&mut *$tx)
+                        .await?;
+                        ("segment.created", "create")
+                    }
+                    Some(_) => {
+                        sqlx::query("UPDATE flag_segments SET doc = $2, updated_at = $3 WHERE name = $1")
+                            .bind(s.name())
+                            .bind(doc.to_string())
+                            .bind($ctx.now)
+                            .execute(&mut *$tx)
+                            .await?;
+                        ("segment.updated", "update")
+                    }
+                };
+                let fields = old_doc.map(|o| diff(&o, &doc)).unwrap_or_default();
+                let event = NewEvent::new(kind, format!("segment/{}", s.name()), json!({"changes": fields}));
+                insert_event!($tx, $ctx, &event);
+                bump_revision!($tx);
+                changes.push(FlagChange { kind: "segment", name: s.name().into(), action, fields });
+            }
+            let mut problems = Vec::new();
+            for f in $flags {
+                let errors = check_references!($tx, f, &pending_segments, &pending_flags);
+                if !errors.is_empty() {
+                    problems.push(format!("flag {:?}: {}", f.name(), errors.join("; ")));
+                    continue;
+                }
+                let old = load_flag!($tx, f.name());
+                if $create_only && old.is_some() {
+                                        return Err(StoreError::Conflict(format!(
+                        "flag {:?} already exists; PUT /api/v1/flags/{} replaces it",
+                        f.name(),
+                        f.name()
+                    )));
+                }
+                if let Some(o) = &old
+                    && o.archived_at.is_some()
+                {
+                    problems.push(format!("flag {:?} is archived; revive it before changing it", f.name()));
+                    continue;
+                }
+                changes.push(write_flag!($tx, $ctx, f, old.as_ref()));
+            }
+            if !problems.is_empty() {
+                                return Err(StoreError::Invalid(problems.join("; ")));
+            }
+        changes
+    }};
+}
+
 impl Store {
     /// Creates or replaces segments and flags in one transaction, checking every reference.
     /// A dry run does the same and rolls back. Archived flags are refused (revive them first).
@@ -458,94 +548,38 @@ impl Store {
         dry_run: bool,
         create_only: bool,
     ) -> Result<Vec<FlagChange>> {
-        let pending_segments: BTreeSet<String> = segments.iter().map(|s| s.name().to_owned()).collect();
-        let pending_flags: BTreeMap<String, Flag> = flags.iter().map(|f| (f.name().to_owned(), f.clone())).collect();
-        if pending_segments.len() != segments.len() || pending_flags.len() != flags.len() {
-            return Err(StoreError::Invalid("a flag or segment is listed twice in one request".into()));
-        }
         with_write_tx!(self, |tx| {
-            let mut changes = Vec::new();
-            for s in segments {
-                let doc = serde_json::to_value(s).expect("a segment serialises");
-                let old = sqlx::query("SELECT doc FROM flag_segments WHERE name = $1")
-                    .bind(s.name())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|r| r.try_get::<String, _>(0))
-                    .transpose()?;
-                let old = old.map(|d| decode_segment(s.name(), &d)).transpose()?;
-                let old_doc = old.as_ref().map(|o| serde_json::to_value(o).expect("a segment serialises"));
-                if old_doc.as_ref() == Some(&doc) {
-                    changes.push(FlagChange {
-                        kind: "segment",
-                        name: s.name().into(),
-                        action: "unchanged",
-                        fields: vec![],
-                    });
-                    continue;
-                }
-                let (kind, action) = match &old_doc {
-                    None => {
-                        sqlx::query(
-                            "INSERT INTO flag_segments (name, doc, created_at, updated_at) VALUES ($1, $2, $3, $3)",
-                        )
-                        .bind(s.name())
-                        .bind(doc.to_string())
-                        .bind(ctx.now)
-                        .execute(&mut *tx)
-                        .await?;
-                        ("segment.created", "create")
-                    }
-                    Some(_) => {
-                        sqlx::query("UPDATE flag_segments SET doc = $2, updated_at = $3 WHERE name = $1")
-                            .bind(s.name())
-                            .bind(doc.to_string())
-                            .bind(ctx.now)
-                            .execute(&mut *tx)
-                            .await?;
-                        ("segment.updated", "update")
-                    }
-                };
-                let fields = old_doc.map(|o| diff(&o, &doc)).unwrap_or_default();
-                let event = NewEvent::new(kind, format!("segment/{}", s.name()), json!({"changes": fields}));
-                insert_event!(tx, ctx, &event);
-                bump_revision!(tx);
-                changes.push(FlagChange { kind: "segment", name: s.name().into(), action, fields });
-            }
-            let mut problems = Vec::new();
-            for f in flags {
-                let errors = check_references!(tx, f, &pending_segments, &pending_flags);
-                if !errors.is_empty() {
-                    problems.push(format!("flag {:?}: {}", f.name(), errors.join("; ")));
-                    continue;
-                }
-                let old = load_flag!(tx, f.name());
-                if create_only && old.is_some() {
-                    tx.rollback().await?;
-                    return Err(StoreError::Conflict(format!(
-                        "flag {:?} already exists; PUT /api/v1/flags/{} replaces it",
-                        f.name(),
-                        f.name()
-                    )));
-                }
-                if let Some(o) = &old
-                    && o.archived_at.is_some()
-                {
-                    problems.push(format!("flag {:?} is archived; revive it before changing it", f.name()));
-                    continue;
-                }
-                changes.push(write_flag!(tx, ctx, f, old.as_ref()));
-            }
-            if !problems.is_empty() {
-                tx.rollback().await?;
-                return Err(StoreError::Invalid(problems.join("; ")));
-            }
+            let changes = flag_writes!(tx, ctx, segments, flags, create_only);
             if dry_run {
                 tx.rollback().await?;
             } else {
                 tx.commit().await?;
             }
             Ok(changes)
+        })
+    }
+
+    /// One apply of catalog resources, segments and flags in one transaction: the catalog
+    /// first (flags may name environments it creates), then segments and flags. Any refusal
+    /// — a dangling reference, a forbidden change, a bad flag — writes nothing of any of them.
+    pub async fn apply_all(
+        &self,
+        request: &pave_model::apply::Request,
+        segments: &[Segment],
+        flags: &[Flag],
+        ctx: &WriteContext,
+        dry_run: bool,
+        authorize: &(dyn Fn(&pave_model::Plan, &pave_model::Snapshot) -> std::result::Result<(), String> + Sync),
+    ) -> Result<(pave_model::Plan, Vec<i64>, Vec<FlagChange>)> {
+        with_write_tx!(self, |tx| {
+            let (plan, ids) = crate::catalog::catalog_writes!(tx, request, ctx, authorize);
+            let changes = flag_writes!(tx, ctx, segments, flags, false);
+            if dry_run {
+                tx.rollback().await?;
+                return Ok((plan, Vec::new(), changes));
+            }
+            tx.commit().await?;
+            Ok((plan, ids, changes))
         })
     }
 

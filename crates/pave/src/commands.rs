@@ -58,9 +58,6 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitCode> {
         }
         bail!("{} invalid document(s); nothing was applied", flag_errors.len());
     }
-    if docs.is_empty() && !flag_docs.is_empty() {
-        return apply_flags(&flag_docs, args.dry_run, &args.client).await;
-    }
     let (resources, notes) = match pave_catalog::resources(&docs) {
         Ok(ok) => ok,
         Err(errors) => {
@@ -79,8 +76,12 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitCode> {
         (false, None, false) => None,
         _ => bail!("--selector and --all only apply with --prune"),
     };
+    // Every kind in one request, so one transaction: a refused flag leaves the catalog part
+    // unwritten too.
+    let mut documents: Vec<Value> = resources.iter().map(pave_model::Resource::to_value).collect();
+    documents.extend(flag_docs.iter().map(|d| d.value.clone()));
     let mut body = json!({
-        "documents": resources.iter().map(pave_model::Resource::to_value).collect::<Vec<_>>(),
+        "documents": documents,
         "dryRun": args.dry_run,
         "prune": args.prune,
     });
@@ -116,6 +117,9 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitCode> {
             println!("    {}: {} -> {}", cell(&f["path"]), show(&f["old"]), show(&f["new"]));
         }
     }
+    for w in result["warnings"].as_array().into_iter().flatten() {
+        eprintln!("warning: flag {} in {}: {}", cell(&w["flag"]), cell(&w["environment"]), cell(&w["message"]));
+    }
     let s = &result["summary"];
     println!(
         "{} created, {} updated, {} deleted, {} unchanged{}",
@@ -124,49 +128,6 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitCode> {
         s["deleted"],
         s["unchanged"],
         if dry { " (dry run: nothing was changed)" } else { "" }
-    );
-    if !flag_docs.is_empty() {
-        return apply_flags(&flag_docs, args.dry_run, &args.client).await;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Sends Flag and Segment documents to the flag API (after the catalog, whose environments
-/// they refer to).
-async fn apply_flags(
-    docs: &[pave_catalog::documents::SourceDoc],
-    dry_run: bool,
-    args: &ClientArgs,
-) -> Result<ExitCode> {
-    let body = json!({"documents": docs.iter().map(|d| d.value.clone()).collect::<Vec<_>>(), "dryRun": dry_run});
-    let result = Client::new(args)?.call(Method::POST, "/api/v1/flags/apply", Some(&body)).await?;
-    if args.output.structured() {
-        output::json(&result);
-        return Ok(ExitCode::SUCCESS);
-    }
-    for c in result["changes"].as_array().into_iter().flatten() {
-        let verb = match (c["action"].as_str().unwrap_or(""), dry_run) {
-            ("unchanged", _) => continue,
-            ("create", false) => "created",
-            ("update", false) => "updated",
-            ("create", true) => "would be created",
-            ("update", true) => "would be updated",
-            (other, _) => other,
-        };
-        println!("{}/{} {verb}", cell(&c["kind"]), cell(&c["name"]));
-        for f in c["fields"].as_array().into_iter().flatten() {
-            let show =
-                |v: &Value| if v.is_null() { "(none)".to_owned() } else { output::clean(&v.to_string()).into_owned() };
-            println!("    {}: {} -> {}", cell(&f["path"]), show(&f["old"]), show(&f["new"]));
-        }
-    }
-    let s = &result["summary"];
-    println!(
-        "flags and segments: {} created, {} updated, {} unchanged{}",
-        s["created"],
-        s["updated"],
-        s["unchanged"],
-        if dry_run { " (dry run: nothing was changed)" } else { "" }
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -169,7 +169,8 @@ pub fn routes(kind: Kind, plural: &str) -> axum::Router<AppState> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ApplyBody {
-    /// Catalog documents (`kind`, `metadata`, `spec`).
+    /// Documents of any kind (`kind`, `metadata`, `spec`): teams, services, environments,
+    /// flags and segments, applied in one transaction.
     documents: Vec<Value>,
     /// Plan and report, but change nothing.
     #[serde(default)]
@@ -192,7 +193,25 @@ pub async fn apply(
         let name = doc.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str)?;
         Some(format!("{}/{name}", doc.get("kind").and_then(Value::as_str).unwrap_or("?").to_lowercase()))
     };
-    let desired = parse_batch(body.documents, label, Resource::from_value)?;
+    // Every kind in one batch, each document read by its kind (indices stay the request's).
+    enum Doc {
+        Catalog(Resource),
+        Flag(pave_model::flags::Flag),
+        Segment(pave_model::flags::Segment),
+    }
+    let docs = parse_batch(body.documents, label, |v| match v.get("kind").and_then(Value::as_str) {
+        Some("Flag") => pave_model::flags::Flag::from_value(v).map(Doc::Flag),
+        Some("Segment") => pave_model::flags::Segment::from_value(v).map(Doc::Segment),
+        _ => Resource::from_value(v).map(Doc::Catalog),
+    })?;
+    let (mut desired, mut flags, mut segments) = (Vec::new(), Vec::new(), Vec::new());
+    for d in docs {
+        match d {
+            Doc::Catalog(r) => desired.push(r),
+            Doc::Flag(f) => flags.push(f),
+            Doc::Segment(s) => segments.push(s),
+        }
+    }
     let prune = match (body.prune, body.selector) {
         (false, None) => None,
         (false, Some(_)) => return Err(ApiError::bad_request("selector only applies with prune: true")),
@@ -204,23 +223,45 @@ pub async fn apply(
         (true, Some(s)) => Some(Selector::parse(&s).map_err(ApiError::bad_request)?),
     };
     let request = Request { desired, prune, ..Default::default() };
-    let (plan, events) = state
+    if !flags.is_empty() {
+        caller.may_write_flags(&state, &flags).await?;
+    }
+    // One transaction for every kind: a refused flag leaves the catalog part unwritten too.
+    let (plan, events, flag_changes) = state
         .store
-        .apply(&request, &caller.write_context(), body.dry_run, &authorize(caller.access(&state).await?))
+        .apply_all(
+            &request,
+            &segments,
+            &flags,
+            &caller.write_context(),
+            body.dry_run,
+            &authorize(caller.access(&state).await?),
+        )
         .await?;
+    if !body.dry_run && !flag_changes.is_empty() {
+        state.flags.written(&state.store).await;
+    }
+    let flagged = |a: &str| flag_changes.iter().filter(|c| c.action == a).count();
     let summary = json!({
-        "created": plan.count(Action::Create),
-        "updated": plan.count(Action::Update),
+        "created": plan.count(Action::Create) + flagged("create"),
+        "updated": plan.count(Action::Update) + flagged("update"),
         "deleted": plan.count(Action::Delete),
-        "unchanged": plan.count(Action::Unchanged),
+        "unchanged": plan.count(Action::Unchanged) + flagged("unchanged"),
     });
-    let mut resp = Json(json!({
+    let mut changes = serde_json::to_value(&plan.changes).unwrap_or_default();
+    if let (Some(all), Ok(Value::Array(more))) = (changes.as_array_mut(), serde_json::to_value(&flag_changes)) {
+        all.extend(more);
+    }
+    let mut out = json!({
         "dryRun": body.dry_run,
         "summary": summary,
         "events": events.len(),
-        "changes": plan.changes,
-    }))
-    .into_response();
+        "changes": changes,
+    });
+    if !flags.is_empty() {
+        out["warnings"] = json!(super::flags::warnings_of(&state, &segments, &flags).await?);
+    }
+    let mut resp = Json(out).into_response();
     resp.extensions_mut().insert(AuditDetail(json!({"dryRun": body.dry_run, "summary": summary})));
     Ok(resp)
 }

@@ -257,6 +257,28 @@ pub struct ApplyBody {
     dry_run: bool,
 }
 
+/// What an apply of `flags` (beside `segments`) should warn of: judged with the request's own
+/// segments too (a dry run has not stored them).
+pub(crate) async fn warnings_of(
+    state: &AppState,
+    segments: &[Segment],
+    flags: &[Flag],
+) -> Result<Vec<Value>, ApiError> {
+    let mut warnings = Vec::new();
+    if flags.is_empty() {
+        return Ok(warnings);
+    }
+    let mut facts = WarningFacts::load(state).await?;
+    facts.segments.extend(segments.iter().map(|s| (s.name().to_owned(), s.clone())));
+    for f in flags {
+        for w in facts.of(f) {
+            tracing::warn!(flag = f.name(), environment = %w.environment, "{}", w.message);
+            warnings.push(json!({"flag": f.name(), "environment": w.environment, "message": w.message}));
+        }
+    }
+    Ok(warnings)
+}
+
 /// `POST /api/v1/flags/apply`: creates or replaces flag and segment documents in one
 /// transaction (all or nothing), or shows what that would do.
 pub async fn apply(
@@ -296,16 +318,7 @@ pub async fn apply(
     }
     let count = |a: &str| changes.iter().filter(|c| c.action == a).count();
     let summary = json!({"created": count("create"), "updated": count("update"), "unchanged": count("unchanged")});
-    // Judged with the request's own segments too (a dry run has not stored them).
-    let mut facts = WarningFacts::load(&state).await?;
-    facts.segments.extend(segments.iter().map(|s| (s.name().to_owned(), s.clone())));
-    let mut warnings = Vec::new();
-    for f in &flags {
-        for w in facts.of(f) {
-            tracing::warn!(flag = f.name(), environment = %w.environment, "{}", w.message);
-            warnings.push(json!({"flag": f.name(), "environment": w.environment, "message": w.message}));
-        }
-    }
+    let warnings = warnings_of(&state, &segments, &flags).await?;
     let resp = Json(json!({"dryRun": b.dry_run, "changes": changes, "summary": summary, "warnings": warnings}))
         .into_response();
     Ok(with_detail(resp, json!({"dryRun": b.dry_run, "summary": summary})))

@@ -468,3 +468,52 @@ async fn recent_operators_warn_about_registered_sdks() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["status"]["warnings"].as_array().map(Vec::len), Some(1), "{v}");
 }
+
+/// `pave apply -f DIR` over teams, services, environments, flags and segments is one request
+/// and one transaction: a flag the server refuses (a segment that does not exist) leaves the
+/// team, service and environment beside it unwritten too.
+#[tokio::test]
+async fn one_apply_of_every_kind_is_one_transaction() {
+    let (s, _db) = start().await;
+    let good = tempfile::tempdir().expect("tempdir");
+    std::fs::write(good.path().join("flags.yaml"), FLAGS_YAML).expect("write");
+    std::fs::write(
+        good.path().join("catalog.yaml"),
+        "kind: Team\nmetadata: {name: payments}\nspec: {type: stream-aligned}\n---\n\
+         kind: Service\nmetadata: {name: checkout}\nspec: {owner: payments}\n",
+    )
+    .expect("write");
+    let out = s.cli(&["apply", "-f", good.path().to_str().expect("path")], Some(ADMIN));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for made in [
+        "team/payments created",
+        "service/checkout created",
+        "environment/production created",
+        "flag/new-checkout created",
+        "segment/beta-testers created",
+    ] {
+        assert!(text.contains(made), "{made}: {text}");
+    }
+    assert!(text.contains("7 created, 0 updated, 0 deleted, 0 unchanged"), "{text}");
+
+    let bad = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        bad.path().join("all.yaml"),
+        "kind: Team\nmetadata: {name: growth}\nspec: {type: stream-aligned}\n---\n\
+         kind: Environment\nmetadata: {name: qa}\nspec: {order: 3}\n---\n\
+         kind: Flag\nmetadata: {name: upsell}\nspec:\n  type: release\n  environments:\n    production:\n      enabled: true\n      strategies:\n        - name: default\n          segments: [nobody]\n",
+    )
+    .expect("write");
+    let out = s.cli(&["apply", "-f", bad.path().to_str().expect("path")], Some(ADMIN));
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("nobody"), "the refusal names the missing segment: {}", stderr(&out));
+    for gone in ["/api/v1/teams/growth", "/api/v1/environments/qa", "/api/v1/flags/upsell"] {
+        let (status, v) = s.get(gone).await;
+        assert_eq!(status, 404, "{gone} was written by a refused apply: {v}");
+    }
+    // A dry run of the good directory again changes nothing and says so.
+    let out = s.cli(&["apply", "-f", good.path().to_str().expect("path"), "--dry-run"], Some(ADMIN));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("0 created, 0 updated, 0 deleted, 7 unchanged"), "{}", stdout(&out));
+}
