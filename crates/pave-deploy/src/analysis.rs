@@ -1,11 +1,11 @@
 //! Measuring a canary: the providers' I/O (the router's signals, a Prometheus query), judged
-//! by `pave-analysis`.
+//! by `pave-canary-judge`.
 
 use std::time::Duration;
 
 use hyper::body::Bytes;
-use pave_analysis::stats::{MIN_EFFECT, mann_whitney, two_proportion};
-use pave_analysis::{Measurement, Outcome, judge_value};
+use pave_canary_judge::stats::{MIN_EFFECT, mann_whitney, two_proportion};
+use pave_canary_judge::{Measurement, Outcome, judge_value};
 use pave_model::analysis::{JudgeMetric, MetricSpec, PrometheusMetric, Provider, RouterMetric, Signal, Test};
 use pave_router::Summary;
 

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pave_analysis::{MetricRun, Verdict};
 use pave_artifacts::ArtifactStore;
+use pave_canary_judge::{MetricRun, Verdict};
 use pave_model::analysis::AnalysisSpec;
 use pave_model::delivery::{Deployment, DeploymentKind, DeploymentStatus, Report};
 use pave_model::rollout::{Rollout, RolloutKind, RolloutState, RouteState, Step};

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use pave_secrets::{RawConfig, Ruleset, Source, walk};
+use pave_secret_scan::{RawConfig, Ruleset, Source, walk};
 
 fn rules_path() -> Option<PathBuf> {
     let path = std::env::var_os("PAVE_GITLEAKS_RULES").map(PathBuf::from).unwrap_or_else(|| {
@@ -28,7 +28,7 @@ fn rules_path() -> Option<PathBuf> {
 
 fn gitleaks() -> Option<Ruleset> {
     let path = rules_path()?;
-    Some(pave_secrets::load(&path).unwrap_or_else(|e| panic!("{e}")))
+    Some(pave_secret_scan::load(&path).unwrap_or_else(|e| panic!("{e}")))
 }
 
 #[test]
@@ -39,8 +39,10 @@ fn every_default_rule_loads_and_compiles() {
     let declared = text.lines().filter(|l| l.trim() == "[[rules]]").count();
     assert_eq!(raw.rules.len(), declared);
     assert!(declared >= 200, "{declared} rules");
-    let set = Ruleset::compile(&pave_secrets::resolve(raw, "gitleaks.toml", &pave_secrets::NoFiles).expect("resolves"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let set = Ruleset::compile(
+        &pave_secret_scan::resolve(raw, "gitleaks.toml", &pave_secret_scan::NoFiles).expect("resolves"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(set.rules().len(), declared, "every rule compiled");
     let keyworded = set.rules().iter().filter(|r| !r.keywords.is_empty()).count();
     eprintln!("{declared} gitleaks rules compiled ({keyworded} with keywords)");
@@ -203,13 +205,13 @@ fn clean_real_source_text_has_no_finding() {
     let mut total = 0;
     let mut findings = Vec::new();
     // gitleaks' default rules, then Pave's built-in ones, over the same trees.
-    let builtin = pave_secrets::builtin();
+    let builtin = pave_secret_scan::builtin();
     for (root, set) in roots.iter().flat_map(|r| [(r, &set), (r, &builtin)]) {
         let (mut f, summary) = walk::scan_tree(root, set, &walk::Options::default()).expect("scan");
         total += summary.bytes / 2;
         // This crate's own tests plant secrets on purpose, and its built-in rules and the
         // flag tests carry token-shaped examples.
-        f.retain(|f| !f.file.starts_with("pave-secrets/"));
+        f.retain(|f| !f.file.starts_with("pave-secret-scan/"));
         findings.extend(f.into_iter().map(|f| format!("{}: {} {:?}", root.display(), f.text_line(), f.matched)));
     }
     eprintln!("{:.1} MB of real source scanned in {} trees", total as f64 / 1e6, roots.len());
