@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use pave_model::event::kinds;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -236,7 +237,7 @@ async fn security(client: &Client, data_dir: &std::path::Path) -> Result<()> {
     );
     let mut rolled = Value::Null;
     for _ in 0..200 {
-        let events = client.get("/api/v1/events?kind=replicas.rolled&limit=10").await?;
+        let events = client.get(&format!("/api/v1/events?kind={}&limit=10", kinds::REPLICAS_ROLLED)).await?;
         if let Some(e) = events["events"].as_array().and_then(|a| a.last()) {
             rolled = e.clone();
             break;
