@@ -154,7 +154,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     }
 
     step("6. Delivery facts in, DORA metrics out (what CI/CD, git and incident tools report)");
-    let facts = sample_delivery_week(crate::now_ms());
+    let facts = sample_delivery_week(pave_model::clock::now_ms());
     let result = client.call(Method::POST, "/api/v1/events", Some(&json!({ "events": facts }))).await?;
     println!(
         "{} deployments, changes and incidents reported for checkout over the last week",
@@ -394,7 +394,7 @@ async fn deliver(client: &Client, data_dir: &std::path::Path) -> Result<()> {
     }});
     client.call(Method::POST, "/api/v1/apply", Some(&json!({"documents": [service]}))).await?;
     // The commits behind the two releases, as the CI would report them.
-    let ago = |minutes: i64| pave_model::Timestamp(crate::now_ms() - minutes * 60_000).to_string();
+    let ago = |minutes: i64| pave_model::Timestamp(pave_model::clock::now_ms() - minutes * 60_000).to_string();
     let changes = json!({"events": [
         {"type": "change", "sha": "5afe0001", "service": "storefront", "author": "ana", "message": "feat: storefront",
          "authoredAt": ago(95), "committedAt": ago(90), "mergedAt": ago(60)},

@@ -453,10 +453,7 @@ pub fn sbom_document(path: &Path, name: Option<&str>, packages: &Installed) -> s
     let name = name
         .map(str::to_owned)
         .unwrap_or_else(|| abs.file_name().map_or_else(|| "project".to_owned(), |n| n.to_string_lossy().into_owned()));
-    let now = pave_model::Timestamp(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
-    )
-    .to_string();
+    let now = pave_model::Timestamp(pave_model::clock::now_ms()).to_string();
     pave_deps::sbom::document(&name, &now, packages)
 }
 

@@ -170,7 +170,7 @@ pub async fn client_register(
 ) -> Result<Response, ApiError> {
     let a = unleash_access(&state, &headers, &[SdkTokenKind::Client, SdkTokenKind::Frontend])?;
     let v = report_json(&body)?;
-    let client = sdk_client(&v, &headers, &a, crate::now_millis())?;
+    let client = sdk_client(&v, &headers, &a, pave_model::clock::now_ms())?;
     state.store.register_sdk_client(&client).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
@@ -227,7 +227,7 @@ pub async fn client_metrics(
     let a = unleash_access(&state, &headers, &[SdkTokenKind::Client, SdkTokenKind::Frontend])?;
     let v = report_json(&body)?;
     let counts = usage_counts(&v)?;
-    let now = crate::now_millis();
+    let now = pave_model::clock::now_ms();
     if !counts.is_empty() {
         state.store.record_flag_usage(&a.view.environment, &counts, now).await?;
     }
