@@ -41,7 +41,8 @@ fn expected() -> Vec<(String, usize, String)> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
             let mut cols = l.split('\t');
-            let (file, line, provider) = (cols.next().unwrap(), cols.next().unwrap(), cols.next().unwrap());
+            let mut col = || cols.next().unwrap_or_else(|| panic!("expected.tsv: {l:?} has fewer than 3 columns"));
+            let (file, line, provider) = (col(), col(), col());
             (file.to_owned(), line.parse().expect("line number"), provider.to_owned())
         })
         .collect()
