@@ -11,19 +11,7 @@ use std::path::PathBuf;
 use pave_secret_scan::{RawConfig, Ruleset, Source, walk};
 
 fn rules_path() -> Option<PathBuf> {
-    let path = std::env::var_os("PAVE_GITLEAKS_RULES").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/gitleaks/gitleaks.toml")
-    });
-    if path.is_file() {
-        return Some(path);
-    }
-    eprintln!("\n!!! gitleaks' default rules are MISSING at {} !!!\n", path.display());
-    assert!(
-        std::env::var("PAVE_REQUIRE_SHARED_DATA").as_deref() != Ok("1"),
-        "gitleaks' default rules are required but missing at {}",
-        path.display()
-    );
-    None
+    pave_testkit::shared_data("gitleaks/gitleaks.toml", "PAVE_GITLEAKS_RULES", |p| p.is_file())
 }
 
 fn gitleaks() -> Option<Ruleset> {

@@ -19,14 +19,7 @@ use std::path::{Path, PathBuf};
 use pave_secret_scan::{Ruleset, walk};
 
 fn gitleaks() -> Option<Ruleset> {
-    let path = std::env::var_os("PAVE_GITLEAKS_RULES").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/gitleaks/gitleaks.toml")
-    });
-    if !path.is_file() {
-        eprintln!("\n!!! gitleaks' default rules are MISSING at {}: comparison SKIPPED !!!\n", path.display());
-        assert!(std::env::var("PAVE_REQUIRE_SHARED_DATA").as_deref() != Ok("1"), "gitleaks' rules are required");
-        return None;
-    }
+    let path = pave_testkit::shared_data("gitleaks/gitleaks.toml", "PAVE_GITLEAKS_RULES", Path::is_file)?;
     Some(pave_secret_scan::load(&path).unwrap_or_else(|e| panic!("{e}")))
 }
 
