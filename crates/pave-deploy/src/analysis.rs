@@ -1,12 +1,13 @@
 //! Measuring a canary: the providers' I/O (the router's signals, a Prometheus query), judged
-//! by `pave-analysis`.
+//! by `pave-canary-judge`.
 
 use std::time::Duration;
 
 use hyper::body::Bytes;
-use pave_analysis::stats::{MIN_EFFECT, mann_whitney, two_proportion};
-use pave_analysis::{Measurement, Outcome, judge_value};
+use pave_canary_judge::stats::{MIN_EFFECT, mann_whitney, two_proportion};
+use pave_canary_judge::{Measurement, Outcome, judge_value};
 use pave_model::analysis::{JudgeMetric, MetricSpec, PrometheusMetric, Provider, RouterMetric, Signal, Test};
+use pave_percent::encode;
 use pave_router::Summary;
 
 /// What is being judged: the canary and stable versions of a service in an environment.
@@ -152,18 +153,6 @@ fn judge(
             m(outcome, Some(c.error_rate), Some(s.error_rate), Some(r.p_value), detail)
         }
     }
-}
-
-/// Percent-encodes a query parameter value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 /// Runs the metric's PromQL instant query for `version`: the first sample's value, `None`

@@ -2,6 +2,7 @@
 //! written to the store. These touch only the database, so any control-plane replica can take
 //! them; the replica running the engine picks the change up.
 
+use pave_model::event::kinds;
 use pave_model::policy::GateCheck;
 use pave_model::rollout::{self, Rollout, RolloutKind, RolloutState, RouteState, Step, Strategy};
 use pave_model::runtime::parse_duration;
@@ -163,7 +164,7 @@ pub async fn deploy(store: &Store, req: &DeployRequest, actor: &Actor, now: i64)
     }
     if let Some(prev) = unpromoted {
         events.push(NewEvent::new(
-            "deployment.override",
+            kinds::DEPLOYMENT_OVERRIDE,
             subject(&req.service),
             json!({"environment": req.environment, "version": req.version, "skipped": format!("not yet succeeded in {prev}"), "by": actor.name, "reason": overriding}),
         ));
@@ -172,7 +173,7 @@ pub async fn deploy(store: &Store, req: &DeployRequest, actor: &Actor, now: i64)
     if !failed.is_empty() {
         overridden.extend(failed.iter().map(|c| format!("policy gate {}", c.gate)));
         events.push(NewEvent::new(
-            "deployment.override",
+            kinds::DEPLOYMENT_OVERRIDE,
             subject(&req.service),
             json!({"environment": req.environment, "version": req.version, "skipped": "release policy",
                    "gates": failed, "by": actor.name, "reason": overriding}),
@@ -195,7 +196,7 @@ pub async fn deploy(store: &Store, req: &DeployRequest, actor: &Actor, now: i64)
     let needs_approval = env.spec.require_approval && overriding.is_none();
     if env.spec.require_approval && overriding.is_some() {
         events.push(NewEvent::new(
-            "deployment.override",
+            kinds::DEPLOYMENT_OVERRIDE,
             subject(&req.service),
             json!({"environment": req.environment, "version": req.version, "skipped": "approval", "by": actor.name, "reason": overriding}),
         ));
@@ -229,7 +230,7 @@ pub async fn deploy(store: &Store, req: &DeployRequest, actor: &Actor, now: i64)
     events.insert(
         0,
         NewEvent::new(
-            "deployment.requested",
+            kinds::DEPLOYMENT_REQUESTED,
             subject(&req.service),
             json!({"environment": req.environment, "version": req.version, "from": from, "strategy": strategy,
                    "awaitingApproval": needs_approval}),
@@ -287,7 +288,7 @@ pub async fn undo(store: &Store, service: &str, env: &str, actor: &Actor, now: i
         finished_at: None,
     };
     let events = [NewEvent::new(
-        "deployment.undo-requested",
+        kinds::DEPLOYMENT_UNDO_REQUESTED,
         subject(service),
         json!({"environment": env, "from": current, "to": target, "undoes": last.id}),
     )];
@@ -322,7 +323,7 @@ pub async fn approve(store: &Store, id: i64, actor: &Actor, now: i64) -> Result<
             // override is) and said so in the event, for whoever reviews the audit.
             let self_approved = r.requested_by == who.name;
             Ok(vec![NewEvent::new(
-                "deployment.approved",
+                kinds::DEPLOYMENT_APPROVED,
                 subject(&r.service),
                 json!({"environment": r.environment, "version": r.version, "by": who.name,
                        "selfApproved": self_approved}),
@@ -356,7 +357,7 @@ pub async fn promote(store: &Store, id: i64, actor: &Actor, now: i64) -> Result<
             r.state = RolloutState::Progressing;
             r.step += 1;
             Ok(vec![NewEvent::new(
-                "deployment.promoted",
+                kinds::DEPLOYMENT_PROMOTED,
                 subject(&r.service),
                 json!({"environment": r.environment, "version": r.version, "by": who, "skipped": skipped}),
             )])
@@ -367,13 +368,13 @@ pub async fn promote(store: &Store, id: i64, actor: &Actor, now: i64) -> Result<
 /// `pave rollout pause`: hold a progressing rollout where it is (a pause or an analysis in
 /// progress stops waiting; traffic stays as it is) until `resume` or `promote`.
 pub async fn pause(store: &Store, id: i64, actor: &Actor, now: i64) -> Result<Rollout> {
-    hold_or_go(store, id, actor, now, RolloutState::Progressing, RolloutState::Paused, "deployment.paused").await
+    hold_or_go(store, id, actor, now, RolloutState::Progressing, RolloutState::Paused, kinds::DEPLOYMENT_PAUSED).await
 }
 
 /// `pave rollout resume`: a paused rollout goes on from the step it was in (a pause or an
 /// analysis starts over).
 pub async fn resume(store: &Store, id: i64, actor: &Actor, now: i64) -> Result<Rollout> {
-    hold_or_go(store, id, actor, now, RolloutState::Paused, RolloutState::Progressing, "deployment.resumed").await
+    hold_or_go(store, id, actor, now, RolloutState::Paused, RolloutState::Progressing, kinds::DEPLOYMENT_RESUMED).await
 }
 
 /// Moves a rollout from state `from` to `to`, recording `kind`.
@@ -422,7 +423,7 @@ pub async fn abort(store: &Store, id: i64, actor: &Actor, now: i64) -> Result<Ro
                 r.finished_at = Some(Timestamp(now));
             }
             Ok(vec![NewEvent::new(
-                "deployment.abort-requested",
+                kinds::DEPLOYMENT_ABORT_REQUESTED,
                 subject(&r.service),
                 json!({"environment": r.environment, "version": r.version, "by": who}),
             )])

@@ -17,4 +17,4 @@ pub mod engine;
 mod http;
 pub mod notify;
 
-pub use engine::{Clock, Delivery, Engine, EngineConfig, SystemClock};
+pub use engine::{Delivery, Engine, EngineConfig};

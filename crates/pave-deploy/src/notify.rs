@@ -15,6 +15,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use hyper::body::Bytes;
 use pave_model::Event;
+use pave_model::event::kinds;
 use sha2::Sha256;
 
 /// Tries per event and endpoint.
@@ -32,8 +33,11 @@ pub struct Webhook {
 /// Whether an event is one webhooks carry: the rollout's life and the analysis' verdicts
 /// (not each measurement, which a dashboard reads from the SSE stream instead).
 pub fn carried(kind: &str) -> bool {
-    kind.starts_with("deployment.")
-        || matches!(kind, "analysis.started" | "analysis.succeeded" | "analysis.failed" | "analysis.inconclusive")
+    kinds::matches(kinds::DEPLOYMENT_ANY, kind)
+        || matches!(
+            kind,
+            kinds::ANALYSIS_STARTED | kinds::ANALYSIS_SUCCEEDED | kinds::ANALYSIS_FAILED | kinds::ANALYSIS_INCONCLUSIVE
+        )
 }
 
 /// `sha256=<hex>` of `body` under `secret`.

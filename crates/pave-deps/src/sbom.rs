@@ -3,24 +3,13 @@
 
 use std::collections::BTreeMap;
 
+// A purl component is percent-encoded except for unreserved characters.
+use pave_percent::encode as enc;
 use serde_json::{Value, json};
 
 use crate::lockfile::{Origin, Package};
 use crate::normalize_name;
 use crate::version::Ecosystem;
-
-/// Percent-encodes a purl component (everything but unreserved characters).
-fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 /// The package URL of a package (https://github.com/package-url/purl-spec).
 pub fn purl(p: &Package) -> String {

@@ -633,25 +633,7 @@ mod tests {
         assert_eq!(reverted(b"This reverts commit abc123 (x)."), None);
     }
 
-    /// Runs git in `dir` with both dates at `at` seconds since the epoch.
-    fn git(dir: &Path, at: i64, args: &[&str]) -> String {
-        let date = format!("@{at} +0000");
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_AUTHOR_DATE", &date)
-            .env("GIT_COMMITTER_DATE", &date)
-            .env("GIT_AUTHOR_NAME", "Ana")
-            .env("GIT_AUTHOR_EMAIL", "ana@example.com")
-            .env("GIT_COMMITTER_NAME", "Ana")
-            .env("GIT_COMMITTER_EMAIL", "ana@example.com")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .output()
-            .expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
+    use pave_testkit::git_at as git;
 
     fn add(dir: &Path, at: i64, file: &str, text: &str) {
         std::fs::write(dir.join(file), text).expect("write");

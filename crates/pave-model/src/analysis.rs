@@ -1,6 +1,6 @@
 //! Canary analysis as a service declares it: named metrics, each with a provider, how often
 //! and how many times it is measured, and when a measurement passes or fails. The judging
-//! itself (statistics, limits) is `pave-analysis`; running providers is the delivery engine's.
+//! itself (statistics, limits) is `pave-canary-judge`; running providers is the delivery engine's.
 //!
 //! Limits, per metric (as in Argo Rollouts, whose users know them):
 //! - `failureLimit` (default 0): failed measurements tolerated; one more fails the analysis,

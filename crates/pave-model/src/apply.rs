@@ -67,12 +67,7 @@ pub struct PlannedChange {
 impl PlannedChange {
     /// The event this change appends, or `None` when nothing changes.
     pub fn event(&self) -> Option<NewEvent> {
-        let verb = match self.action {
-            Action::Create => "created",
-            Action::Update => "updated",
-            Action::Delete => "deleted",
-            Action::Unchanged => return None,
-        };
+        let kind = crate::event::kinds::catalog(self.kind, self.action)?;
         let mut data = json!({});
         if let Some(r) = &self.resource {
             data["resource"] = r.to_value();
@@ -80,7 +75,7 @@ impl PlannedChange {
         if !self.fields.is_empty() {
             data["changes"] = serde_json::to_value(&self.fields).expect("field changes serialize");
         }
-        Some(NewEvent::new(format!("{}.{verb}", self.kind.noun()), format!("{}/{}", self.kind.noun(), self.name), data))
+        Some(NewEvent::new(kind, format!("{}/{}", self.kind.noun(), self.name), data))
     }
 }
 

@@ -140,10 +140,14 @@ impl FlagChange {
 
     /// Reads a `flag.*` event; `None` for other kinds.
     pub fn from_event(e: &crate::Event) -> Option<FlagChange> {
-        let action = e.kind.strip_prefix("flag.")?;
-        if !matches!(action, "created" | "updated" | "archived" | "revived") {
-            return None;
-        }
+        use crate::event::kinds;
+        let action = match e.kind.as_str() {
+            kinds::FLAG_CREATED => "created",
+            kinds::FLAG_UPDATED => "updated",
+            kinds::FLAG_ARCHIVED => "archived",
+            kinds::FLAG_REVIVED => "revived",
+            _ => return None,
+        };
         let flag = e.subject.strip_prefix("flag/")?.to_owned();
         let str_of = |v: &Value| v.as_str().map(str::to_owned);
         let environments = e.data["environments"]

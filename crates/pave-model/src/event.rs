@@ -1,6 +1,8 @@
 //! The event log's entries. Every state change appends events in the same transaction as the
 //! projection rows it changes; read models (DORA, audit views, the portal) are built from them.
 
+pub mod kinds;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -11,7 +13,8 @@ use crate::Timestamp;
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub id: i64,
-    /// Dotted kind, `<noun>.<verb>`: `service.created`, `team.deleted`, `token.revoked`.
+    /// Dotted kind, `<noun>.<verb>`: `service.created`, `team.deleted`, `token.revoked`; one
+    /// of [`kinds`].
     pub kind: String,
     /// What the event is about, as `noun/name` (`service/checkout`).
     pub subject: String,

@@ -1,10 +1,13 @@
 //! Pave's domain model: catalog resources, events, roles, validation and diffs — pure data and
-//! pure functions, no I/O, so every rule here is tested without a database or a clock.
+//! pure functions, no I/O, so every rule here is tested without a database or a clock. The
+//! one exception is [`clock`], where the wall clock is read for the rest of Pave (and frozen
+//! in tests); nothing here calls it.
 
 pub mod analysis;
 pub mod apply;
 pub mod auth;
 pub mod catalog;
+pub mod clock;
 pub mod delivery;
 pub mod diff;
 pub mod event;
@@ -24,6 +27,7 @@ pub use catalog::{
     Environment, EnvironmentSpec, Kind, Lifecycle, Link, Metadata, Resource, Service, ServiceSpec, Team, TeamSpec,
     TeamType,
 };
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use diff::FieldChange;
 pub use event::{Event, NewEvent};
 pub use name::NameError;

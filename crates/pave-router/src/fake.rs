@@ -31,7 +31,7 @@ impl FakeRouter {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        pave_sync::lock(&self.state)
     }
 
     /// The table a route has now.

@@ -603,7 +603,7 @@ fn give_back(backend: &Backend, conn: TcpStream) {
     let Some(slot) = crate::raw_slot() else {
         return;
     };
-    let mut idle = backend.raw[slot].lock().unwrap_or_else(|e| e.into_inner());
+    let mut idle = pave_sync::lock(&backend.raw[slot]);
     if idle.len() < MAX_IDLE {
         idle.push(conn);
     }
@@ -613,7 +613,7 @@ fn give_back(backend: &Backend, conn: TcpStream) {
 /// either the backend's close or bytes nobody asked for, and is dropped.
 fn take_idle(backend: &Backend) -> Option<TcpStream> {
     let slot = crate::raw_slot()?;
-    let mut idle = backend.raw[slot].lock().unwrap_or_else(|e| e.into_inner());
+    let mut idle = pave_sync::lock(&backend.raw[slot]);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     while let Some(conn) = idle.pop() {
         if conn.poll_read_ready(&mut cx).is_pending() {

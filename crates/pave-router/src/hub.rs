@@ -59,9 +59,7 @@ pub struct Hub {
     calls: AtomicU64,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use pave_sync::lock;
 
 fn key(service: &str, env: &str) -> Key {
     (service.to_owned(), env.to_owned())

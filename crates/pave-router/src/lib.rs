@@ -216,7 +216,7 @@ impl Route {
     /// Switches the whole table at once.
     pub fn set(&self, table: RouteTable) -> Result<(), TableError> {
         table.validate()?;
-        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known = pave_sync::lock(&self.known);
         let versions = table
             .versions
             .iter()
@@ -266,13 +266,13 @@ impl Route {
 
     /// Whether any request is in flight on this route.
     pub fn busy(&self) -> bool {
-        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let known = pave_sync::lock(&self.known);
         known.values().any(|b| b.inflight.load(Ordering::Acquire) > 0)
     }
 
     /// Requests in flight to `addr` now.
     pub fn inflight(&self, addr: SocketAddr) -> usize {
-        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let known = pave_sync::lock(&self.known);
         known.get(&addr).map_or(0, |b| b.inflight.load(Ordering::Acquire))
     }
 

@@ -206,7 +206,7 @@ fn give_back(backend: &Backend, conn: Conn) {
     if conn.is_closed() {
         return;
     }
-    let mut idle = backend.idle[crate::worker_slot()].lock().unwrap_or_else(|e| e.into_inner());
+    let mut idle = pave_sync::lock(&backend.idle[crate::worker_slot()]);
     if idle.len() < MAX_IDLE {
         idle.push(conn);
     }
@@ -215,7 +215,7 @@ fn give_back(backend: &Backend, conn: Conn) {
 /// An idle pooled connection ready for a request. One that is still finishing its last
 /// response stays pooled for later; closed ones are dropped.
 fn take_idle(backend: &Backend) -> Option<Conn> {
-    let mut idle = backend.idle[crate::worker_slot()].lock().unwrap_or_else(|e| e.into_inner());
+    let mut idle = pave_sync::lock(&backend.idle[crate::worker_slot()]);
     idle.retain(|c| !c.is_closed());
     let at = idle.iter().rposition(Conn::is_ready)?;
     Some(idle.swap_remove(at))

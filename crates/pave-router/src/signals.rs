@@ -137,7 +137,7 @@ impl VersionSignals {
 
     /// Moves the minute in progress into the history and starts `minute`.
     fn roll(&self, minute: i64) {
-        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let mut history = pave_sync::lock(&self.history);
         let previous = self.current.minute.load(Ordering::Acquire);
         if previous >= minute {
             return; // another request rolled it already (or `minute` is late: count it here)
@@ -154,7 +154,7 @@ impl VersionSignals {
 
     /// The minutes from `since_minute` on, the one in progress included.
     pub fn minutes(&self, since_minute: i64) -> Vec<Minute> {
-        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let history = pave_sync::lock(&self.history);
         let mut out: Vec<Minute> = history.iter().filter(|m| m.minute >= since_minute).cloned().collect();
         let now = self.current.read(false);
         if now.requests > 0 && now.minute >= since_minute {
@@ -177,7 +177,7 @@ impl Signals {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<VersionSignals>>> {
-        self.by_version.lock().unwrap_or_else(|e| e.into_inner())
+        pave_sync::lock(&self.by_version)
     }
 
     /// The series of `version`, created on first use; the router's table holds it so the hot

@@ -50,7 +50,7 @@ fn tick() {
         let now = millis(Instant::now());
         let mut due = Vec::new();
         {
-            let mut slots = SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slots = pave_sync::lock(&SLOTS);
             slots.retain(|weak| match weak.upgrade() {
                 Some(slot) => {
                     let at = slot.deadline.load(Ordering::Acquire);
@@ -64,7 +64,7 @@ fn tick() {
         }
         // Woken outside the list's lock: a woken task may make a slot at once.
         for slot in due {
-            if let Some(w) = slot.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            if let Some(w) = pave_sync::lock(&slot.waker).take() {
                 w.wake();
             }
         }
@@ -74,7 +74,7 @@ fn tick() {
 impl Slot {
     pub(crate) fn new() -> Arc<Slot> {
         let slot = Arc::new(Slot::default());
-        SLOTS.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&slot));
+        pave_sync::lock(&SLOTS).push(Arc::downgrade(&slot));
         slot
     }
 
@@ -96,7 +96,7 @@ impl Slot {
             return Poll::Ready(());
         }
         {
-            let mut w = self.waker.lock().unwrap_or_else(|e| e.into_inner());
+            let mut w = pave_sync::lock(&self.waker);
             match w.as_ref() {
                 Some(old) if old.will_wake(cx.waker()) => {}
                 _ => *w = Some(cx.waker().clone()),
@@ -155,7 +155,7 @@ impl Future for Deadline {
 impl Drop for Deadline {
     fn drop(&mut self) {
         self.slot.disarm();
-        self.slot.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        pave_sync::lock(&self.slot.waker).take();
         self.slot.held.store(false, Ordering::Release);
     }
 }

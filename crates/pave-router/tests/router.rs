@@ -1,6 +1,9 @@
 //! The router against real backends on loopback: weights, header pins, sticky cookies,
 //! forwarded headers, streaming, upgrades, draining, retries and signals.
 
+// Test helpers may unwrap: clippy counts only `#[test]` functions of a test crate as tests.
+#![allow(clippy::unwrap_used)]
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -43,7 +43,7 @@ impl FakeRuntime {
     }
 
     fn world(&self) -> std::sync::MutexGuard<'_, World> {
-        self.world.lock().unwrap_or_else(|e| e.into_inner())
+        pave_sync::lock(&self.world)
     }
 
     /// Replicas of `version` started from now on never become healthy.

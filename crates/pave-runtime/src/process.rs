@@ -117,9 +117,7 @@ impl ProcessRuntime {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use pave_sync::lock;
 
 /// A free loopback port. Another process could take it before the replica binds it; the
 /// replica then fails to start and the start is retried on a new port by the engine.

@@ -2,6 +2,9 @@
 //! `helper_sample_server` "test" runs the sample service when the runtime starts it with
 //! `PAVE_RUNTIME_TEST_HELPER=1`), so no other binary has to be built first.
 
+// Test helpers may unwrap: clippy counts only `#[test]` functions of a test crate as tests.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

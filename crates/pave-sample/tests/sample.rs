@@ -5,12 +5,8 @@ use std::net::TcpStream;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 fn start(envs: &[(&str, &str)]) -> (Child, u16) {
-    let port = free_port();
+    let port = pave_testkit::free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pave-sample"));
     cmd.env("PORT", port.to_string()).envs(envs.iter().copied());
     let child = cmd.spawn().expect("spawn");

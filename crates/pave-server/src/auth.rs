@@ -164,7 +164,7 @@ async fn record(state: &AppState, attempt: Attempt, actor: String, role: Option<
         response.extensions().get::<ApiError>().map(|e| json!({"error": e.problem.code(), "detail": e.detail}));
     let detail = detail.or_else(|| response.extensions().get::<AuditDetail>().map(|d| d.0.clone()));
     let entry = NewAuditEntry {
-        time: crate::now_millis(),
+        time: pave_model::clock::now_ms(),
         actor,
         role: role.map(|r| r.as_str().to_owned()),
         action: format!("{} {}", attempt.method, attempt.route),

@@ -205,7 +205,7 @@ impl Default for FlagServing {
 impl FlagServing {
     /// What is served now.
     pub fn current(&self) -> Arc<Served> {
-        self.current.read().expect("flag state lock").clone()
+        pave_sync::read(&self.current).clone()
     }
 
     /// Asks the refresher to look for changes now rather than at its next poll.
@@ -237,7 +237,7 @@ impl FlagServing {
         let served = Arc::new(Served::build(&snap));
         let rev = served.revision;
         {
-            let mut current = self.current.write().expect("flag state lock");
+            let mut current = pave_sync::write(&self.current);
             // Two refreshes may race (a write's and the poller's): never go back in time.
             if rev < current.revision {
                 return Ok(());

@@ -125,10 +125,6 @@ impl Default for ServerConfig {
     }
 }
 
-pub fn now_millis() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
-}
-
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
@@ -222,7 +218,7 @@ pub async fn bootstrap_admin(store: &Store, preset: Option<&str>) -> Result<Opti
         secret = p.to_owned();
         token.hash = auth::hash_secret(p);
     }
-    let created = store.bootstrap_token(&token, &WriteContext::system(now_millis())).await?;
+    let created = store.bootstrap_token(&token, &WriteContext::system(pave_model::clock::now_ms())).await?;
     Ok(created.then_some(secret))
 }
 

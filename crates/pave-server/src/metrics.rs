@@ -42,7 +42,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn record(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
-        let mut routes = self.routes.lock().expect("metrics lock is never poisoned: no panics while held");
+        let mut routes = pave_sync::lock(&self.routes);
         if !routes.get(route).is_some_and(|m| m.contains_key(method)) {
             routes.entry(route.to_owned()).or_default().entry(method.to_owned()).or_default();
         }
@@ -58,7 +58,7 @@ impl Metrics {
     /// Renders the exposition text.
     pub fn render(&self, pool: pave_store::PoolStats, backend: &str) -> String {
         let mut out = String::with_capacity(4096);
-        let routes = self.routes.lock().expect("metrics lock is never poisoned: no panics while held");
+        let routes = pave_sync::lock(&self.routes);
         // (method, route) in the order the exposition has always listed them.
         let mut keys: Vec<(&str, &str)> = routes
             .iter()

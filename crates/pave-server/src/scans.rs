@@ -76,15 +76,16 @@ pub fn scan_artifact(
     timestamp: &str,
 ) -> Result<(Upload, Vec<String>), String> {
     let set = match rules {
-        Some(p) => pave_secrets::load(p).map_err(|e| format!("the server's secret rules {}: {e}", p.display()))?,
-        None => pave_secrets::builtin(),
+        Some(p) => pave_secret_scan::load(p).map_err(|e| format!("the server's secret rules {}: {e}", p.display()))?,
+        None => pave_secret_scan::builtin(),
     }
     .without_inline_allow();
     let (mut findings, summary) =
-        pave_secrets::walk::scan_tree(dir, &set, &pave_secrets::walk::Options::default()).map_err(|e| e.to_string())?;
+        pave_secret_scan::walk::scan_tree(dir, &set, &pave_secret_scan::walk::Options::default())
+            .map_err(|e| e.to_string())?;
     // Neither inline `pave:allow` markers (the rule set ignores them) nor ignore lists shipped
     // inside the artifact (none is read) count: whoever builds it could accept anything.
-    findings.iter_mut().for_each(pave_secrets::Finding::redact);
+    findings.iter_mut().for_each(pave_secret_scan::Finding::redact);
     let found = pave_deps::discover::installed_within(dir).map_err(|e| e.to_string())?;
     let deps = match osv {
         Some(p) => {
@@ -101,7 +102,7 @@ pub fn scan_artifact(
         .collect();
     let upload = Upload {
         digest: None,
-        secrets: Some(pave_secrets::json_report(&findings, &summary)),
+        secrets: Some(pave_secret_scan::json_report(&findings, &summary)),
         deps,
         sbom: Some(pave_deps::sbom::document(name, timestamp, &found.installed)),
     };

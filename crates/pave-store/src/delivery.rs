@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use pave_model::delivery::{Change, Deployment, DeploymentKind, DeploymentStatus, Incident, Report};
+use pave_model::event::kinds;
 use pave_model::{NewEvent, Timestamp};
 use serde::Serialize;
 use sqlx::Row;
@@ -261,9 +262,8 @@ impl Store {
                     None => ReportAction::Created,
                 };
                 if action != ReportAction::Unchanged {
-                    let verb = if action == ReportAction::Created { "reported" } else { "updated" };
                     let event = NewEvent::new(
-                        format!("{}.{verb}", r.noun()),
+                        kinds::fact(r, action == ReportAction::Updated),
                         format!("{}/{}", r.noun(), r.key()),
                         r.to_value(),
                     );

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use pave_model::delivery::FlagChange as FlagChangeFact;
 use pave_model::diff::{FieldChange, diff};
+use pave_model::event::kinds;
 use pave_model::flags::{Exposure, Flag, Segment};
 use pave_model::{NewEvent, Timestamp};
 use serde::Serialize;
@@ -391,7 +392,8 @@ macro_rules! write_flag {
                     }
                 }
                 let fields = old.map(|o| diff(&flag_doc(&o.flag), &doc)).unwrap_or_default();
-                let (kind, action) = if old.is_some() { ("flag.updated", "update") } else { ("flag.created", "create") };
+                let (kind, action) =
+                    if old.is_some() { (kinds::FLAG_UPDATED, "update") } else { (kinds::FLAG_CREATED, "create") };
                 let event = NewEvent::new(
                     kind,
                     format!("flag/{}", flag.name()),
@@ -472,7 +474,7 @@ macro_rules! flag_writes {
                         .bind($ctx.now)
                         .execute(&mut *$tx)
                         .await?;
-                        ("segment.created", "create")
+                        (kinds::SEGMENT_CREATED, "create")
                     }
                     Some(_) => {
                         sqlx::query("UPDATE flag_segments SET doc = $2, updated_at = $3 WHERE name = $1")
@@ -481,7 +483,7 @@ macro_rules! flag_writes {
                             .bind($ctx.now)
                             .execute(&mut *$tx)
                             .await?;
-                        ("segment.updated", "update")
+                        (kinds::SEGMENT_UPDATED, "update")
                     }
                 };
                 let fields = old_doc.map(|o| diff(&o, &doc)).unwrap_or_default();
@@ -654,7 +656,7 @@ impl Store {
                 .bind(&ctx.actor)
                 .execute(&mut *tx)
                 .await?;
-            let kind = if archived { "flag.archived" } else { "flag.revived" };
+            let kind = if archived { kinds::FLAG_ARCHIVED } else { kinds::FLAG_REVIVED };
             let event = NewEvent::new(
                 kind,
                 format!("flag/{name}"),
@@ -721,12 +723,15 @@ impl Store {
         with_read_pool!(self, |pool| {
             let rows = sqlx::query(
                 "SELECT id, kind, subject, time, actor, request_id, data FROM events \
-                 WHERE kind IN ('flag.created', 'flag.updated', 'flag.archived', 'flag.revived') \
-                 AND time >= $1 AND time < $2 ORDER BY id LIMIT $3",
+                 WHERE kind IN ($4, $5, $6, $7) AND time >= $1 AND time < $2 ORDER BY id LIMIT $3",
             )
             .bind(from.0)
             .bind(to.0)
             .bind(limit.max(0))
+            .bind(kinds::FLAG_CHANGES[0])
+            .bind(kinds::FLAG_CHANGES[1])
+            .bind(kinds::FLAG_CHANGES[2])
+            .bind(kinds::FLAG_CHANGES[3])
             .fetch_all(pool)
             .await?;
             let mut out = Vec::with_capacity(rows.len());
@@ -788,7 +793,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             let event = NewEvent::new(
-                "sdk-token.created",
+                kinds::SDK_TOKEN_CREATED,
                 format!("sdk-token/{}", t.id),
                 json!({"name": t.name, "kind": t.kind, "project": t.project, "environment": t.environment}),
             );
@@ -830,7 +835,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            let event = NewEvent::new("sdk-token.revoked", format!("sdk-token/{id}"), json!({"name": t.name}));
+            let event = NewEvent::new(kinds::SDK_TOKEN_REVOKED, format!("sdk-token/{id}"), json!({"name": t.name}));
             insert_event!(tx, ctx, &event);
             bump_revision!(tx);
             tx.commit().await?;

@@ -48,10 +48,7 @@ fn checksum(sql: &str) -> String {
 
 pub(crate) async fn run(store: &Store) -> Result<()> {
     let postgres = store.backend_name() == "postgres";
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
+    let now = pave_model::clock::now_ms();
     with_write_tx!(store, |tx| {
         sqlx::raw_sql(CREATE_TABLE).execute(&mut *tx).await?;
         let rows = sqlx::query("SELECT version, name, checksum FROM pave_migrations ORDER BY version")

@@ -2,6 +2,7 @@
 
 use pave_model::NewEvent;
 use pave_model::Timestamp;
+use pave_model::event::kinds;
 use pave_model::policy::ReleaseScans;
 use pave_model::release::Release;
 use serde_json::json;
@@ -78,7 +79,7 @@ impl Store {
                 .await?;
             let stored = Release { created_at: Timestamp(ctx.now), created_by: ctx.actor.clone(), ..r.clone() };
             let event = NewEvent::new(
-                "release.created",
+                kinds::RELEASE_CREATED,
                 format!("service/{}", r.service),
                 json!({"version": r.version, "digest": r.digest, "commit": r.commit, "files": r.files, "bytes": r.bytes}),
             );
@@ -171,7 +172,7 @@ impl Store {
                 .await?;
             }
             let event = NewEvent::new(
-                "release.scanned",
+                kinds::RELEASE_SCANNED,
                 format!("service/{service}"),
                 json!({
                     "version": version,

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use pave_model::event::kinds;
 use pave_model::secrets::SecretInfo;
 use pave_model::{NewEvent, Timestamp};
 use serde_json::json;
@@ -94,7 +95,7 @@ impl Store {
             };
             let sealed = seal(version).map_err(StoreError::Invalid)?;
             let event = NewEvent::new(
-                "secret.set",
+                kinds::SECRET_SET,
                 format!("service/{service}"),
                 json!({"environment": environment, "name": name, "version": version, "keyId": key_id}),
             );
@@ -154,7 +155,7 @@ impl Store {
             };
             let info = info_row!(&row);
             let event = NewEvent::new(
-                "secret.removed",
+                kinds::SECRET_REMOVED,
                 format!("service/{service}"),
                 json!({"environment": environment, "name": name, "version": info.version}),
             );
@@ -247,8 +248,11 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if !rows.is_empty() {
-                let event =
-                    NewEvent::new("secrets.resealed", "pave", json!({"count": rows.len(), "from": from, "to": key_id}));
+                let event = NewEvent::new(
+                    kinds::SECRETS_RESEALED,
+                    "pave",
+                    json!({"count": rows.len(), "from": from, "to": key_id}),
+                );
                 insert_event!(tx, ctx, &event);
             }
             tx.commit().await?;

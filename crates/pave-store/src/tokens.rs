@@ -2,6 +2,7 @@
 //! whoever created it.
 
 use pave_model::auth::{Scope, unscoped_note};
+use pave_model::event::kinds;
 use pave_model::{NewEvent, Role, Timestamp};
 use serde::Serialize;
 use serde_json::json;
@@ -122,7 +123,7 @@ macro_rules! insert_token {
         let mut data = serde_json::to_value(&t.scope).expect("a scope serialises");
         data["name"] = json!(t.name);
         data["role"] = json!(t.role);
-        let event = NewEvent::new("token.created", format!("token/{}", t.id), data);
+        let event = NewEvent::new(kinds::TOKEN_CREATED, format!("token/{}", t.id), data);
         insert_event!($tx, $ctx, &event);
         rec
     }};
@@ -190,7 +191,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            let event = NewEvent::new("token.revoked", format!("token/{id}"), json!({"name": rec.name}));
+            let event = NewEvent::new(kinds::TOKEN_REVOKED, format!("token/{id}"), json!({"name": rec.name}));
             insert_event!(tx, ctx, &event);
             tx.commit().await?;
             rec.revoked_at = Some(Timestamp(ctx.now));

@@ -17,15 +17,13 @@ use crate::output::{self, Format, cell};
 /// An RFC 3339 time, `now`, or `now-DURATION` (`now-3h`, `now-90m`): a report made after the
 /// fact can say when things happened without a calendar.
 fn time(s: &str) -> Result<Timestamp> {
-    let now = || -> Result<i64> {
-        Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64)
-    };
+    let now = pave_model::clock::now_ms;
     if s == "now" {
-        return Ok(Timestamp(now()?));
+        return Ok(Timestamp(now()));
     }
     if let Some(ago) = s.strip_prefix("now-") {
         let ms = pave_model::runtime::parse_duration(ago).map_err(|e| anyhow::anyhow!("{s:?}: {e} (as in now-3h)"))?;
-        return Ok(Timestamp(now()? - ms as i64));
+        return Ok(Timestamp(now() - ms as i64));
     }
     Timestamp::parse_rfc3339(s).map_err(|e| anyhow::anyhow!("{e} (or write now, or now-3h)"))
 }

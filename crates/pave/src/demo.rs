@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use pave_model::event::kinds;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -154,7 +155,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     }
 
     step("6. Delivery facts in, DORA metrics out (what CI/CD, git and incident tools report)");
-    let facts = sample_delivery_week(crate::now_ms());
+    let facts = sample_delivery_week(pave_model::clock::now_ms());
     let result = client.call(Method::POST, "/api/v1/events", Some(&json!({ "events": facts }))).await?;
     println!(
         "{} deployments, changes and incidents reported for checkout over the last week",
@@ -238,7 +239,7 @@ async fn security(client: &Client, data_dir: &std::path::Path) -> Result<()> {
     );
     let mut rolled = Value::Null;
     for _ in 0..200 {
-        let events = client.get("/api/v1/events?kind=replicas.rolled&limit=10").await?;
+        let events = client.get(&format!("/api/v1/events?kind={}&limit=10", kinds::REPLICAS_ROLLED)).await?;
         if let Some(e) = events["events"].as_array().and_then(|a| a.last()) {
             rolled = e.clone();
             break;
@@ -395,7 +396,7 @@ async fn deliver(client: &Client, data_dir: &std::path::Path) -> Result<()> {
     }});
     client.call(Method::POST, "/api/v1/apply", Some(&json!({"documents": [service]}))).await?;
     // The commits behind the two releases, as the CI would report them.
-    let ago = |minutes: i64| pave_model::Timestamp(crate::now_ms() - minutes * 60_000).to_string();
+    let ago = |minutes: i64| pave_model::Timestamp(pave_model::clock::now_ms() - minutes * 60_000).to_string();
     let changes = json!({"events": [
         {"type": "change", "sha": "5afe0001", "service": "storefront", "author": "ana", "message": "feat: storefront",
          "authoredAt": ago(95), "committedAt": ago(90), "mergedAt": ago(60)},

@@ -148,10 +148,6 @@ pub enum SdkTokenCommand {
     },
 }
 
-fn enc(s: &str) -> String {
-    crate::commands::encode(s)
-}
-
 /// One line per environment: `production: on (partial)`.
 fn environments(v: &Value) -> String {
     let envs = v["spec"]["environments"].as_object().cloned().unwrap_or_default();
@@ -244,7 +240,11 @@ pub async fn run(cmd: FlagsCommand) -> Result<ExitCode> {
         FlagsCommand::Enable { name, env, client } => toggle(&name, &env, "enable", &client).await?,
         FlagsCommand::Disable { name, env, client } => toggle(&name, &env, "disable", &client).await?,
         FlagsCommand::Rollout { name, percent, env, client } => {
-            let path = format!("/api/v1/flags/{}/environments/{}/rollout", enc(&name), enc(&env));
+            let path = format!(
+                "/api/v1/flags/{}/environments/{}/rollout",
+                pave_percent::encode(&name),
+                pave_percent::encode(&env)
+            );
             let v = Client::new(&client)?.call(Method::POST, &path, Some(&json!({"percent": percent}))).await?;
             match client.output {
                 Format::Json | Format::Yaml => output::json(&v),
@@ -257,13 +257,13 @@ pub async fn run(cmd: FlagsCommand) -> Result<ExitCode> {
             }
         }
         FlagsCommand::Show { name, client } => {
-            let v = Client::new(&client)?.get(&format!("/api/v1/flags/{}", enc(&name))).await?;
+            let v = Client::new(&client)?.get(&format!("/api/v1/flags/{}", pave_percent::encode(&name))).await?;
             show(client.output, &v);
         }
         FlagsCommand::List { project, archived, client } => {
             let mut path = format!("/api/v1/flags?archived={archived}");
             if let Some(p) = project {
-                path.push_str(&format!("&project={}", enc(&p)));
+                path.push_str(&format!("&project={}", pave_percent::encode(&p)));
             }
             let v = Client::new(&client)?.get(&path).await?;
             output::list(client.output, &v, "flags", &["NAME", "PROJECT", "TYPE", "ENVIRONMENTS", "LAST SEEN"], |f| {
@@ -284,7 +284,7 @@ pub async fn run(cmd: FlagsCommand) -> Result<ExitCode> {
                 q.push(format!("days={d}"));
             }
             if let Some(p) = project {
-                q.push(format!("project={}", enc(&p)));
+                q.push(format!("project={}", pave_percent::encode(&p)));
             }
             let v = Client::new(&client)?.get(&format!("/api/v1/flags/stale?{}", q.join("&"))).await?;
             output::list(client.output, &v, "stale", &["NAME", "TYPE", "OWNER", "DAYS", "WHY"], |f| {
@@ -297,7 +297,8 @@ pub async fn run(cmd: FlagsCommand) -> Result<ExitCode> {
 }
 
 async fn toggle(name: &str, env: &str, action: &str, client: &ClientArgs) -> Result<()> {
-    let path = format!("/api/v1/flags/{}/environments/{}/{action}", enc(name), enc(env));
+    let path =
+        format!("/api/v1/flags/{}/environments/{}/{action}", pave_percent::encode(name), pave_percent::encode(env));
     let v = Client::new(client)?.call(Method::POST, &path, None).await?;
     match client.output {
         Format::Json | Format::Yaml => output::json(&v),
@@ -317,7 +318,9 @@ async fn toggle(name: &str, env: &str, action: &str, client: &ClientArgs) -> Res
 }
 
 async fn archive(name: &str, action: &str, client: &ClientArgs) -> Result<()> {
-    let v = Client::new(client)?.call(Method::POST, &format!("/api/v1/flags/{}/{action}", enc(name)), None).await?;
+    let v = Client::new(client)?
+        .call(Method::POST, &format!("/api/v1/flags/{}/{action}", pave_percent::encode(name)), None)
+        .await?;
     match client.output {
         Format::Json | Format::Yaml => output::json(&v),
         Format::Table => println!("flag {name} {}", if action == "archive" { "archived" } else { "revived" }),
@@ -364,8 +367,9 @@ async fn token(cmd: SdkTokenCommand) -> Result<()> {
             );
         }
         SdkTokenCommand::Revoke { id, client } => {
-            let v =
-                Client::new(&client)?.call(Method::DELETE, &format!("/api/v1/sdk-tokens/{}", enc(&id)), None).await?;
+            let v = Client::new(&client)?
+                .call(Method::DELETE, &format!("/api/v1/sdk-tokens/{}", pave_percent::encode(&id)), None)
+                .await?;
             match client.output {
                 Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => println!("SDK token {id} revoked"),

@@ -174,10 +174,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
-}
+// `serve` still reads the clock through this name; it is the model's one clock function.
 
 /// Default data directory: `./.pave`.
 pub fn default_data_dir() -> PathBuf {

@@ -93,9 +93,9 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             })
             .await?
             .with_context(|| format!("cannot read the artifact {}", artifact.display()))?;
-            let mut url = format!("/api/v1/services/{service}/releases?version={}", crate::commands::encode(&version));
+            let mut url = format!("/api/v1/services/{service}/releases?version={}", pave_percent::encode(&version));
             if let Some(c) = &commit {
-                url.push_str(&format!("&commit={}", crate::commands::encode(c)));
+                url.push_str(&format!("&commit={}", pave_percent::encode(c)));
             }
             let api = Client::new(&client)?;
             let mut v = api.post_bytes(&url, "application/x-tar", tar).await?;
@@ -213,7 +213,7 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
 }
 
 fn release_path(service: &str, version: &str) -> String {
-    format!("/api/v1/services/{service}/releases/{}", crate::commands::encode(version))
+    format!("/api/v1/services/{service}/releases/{}", pave_percent::encode(version))
 }
 
 fn scans_path(service: &str, version: &str) -> String {

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 use crate::ClientArgs;
 use crate::client::Client;
-use crate::commands::encode;
 use crate::output::{self, Format, cell};
+use pave_percent::encode;
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use pave_secrets::{Accepted, Finding, Ruleset, Source, Summary, walk};
+use pave_secret_scan::{Accepted, Finding, Ruleset, Source, Summary, walk};
 
 #[derive(Debug, Subcommand)]
 pub enum ScanCommand {
@@ -131,11 +131,11 @@ fn rules(args: &SecretsArgs) -> Result<(Ruleset, String)> {
     };
     match chosen {
         Some(path) => {
-            let set =
-                pave_secrets::load(&path).with_context(|| format!("cannot load the rules in {}", path.display()))?;
+            let set = pave_secret_scan::load(&path)
+                .with_context(|| format!("cannot load the rules in {}", path.display()))?;
             Ok((set, path.display().to_string()))
         }
-        None => Ok((pave_secrets::builtin(), "built-in rules".into())),
+        None => Ok((pave_secret_scan::builtin(), "built-in rules".into())),
     }
 }
 
@@ -169,10 +169,10 @@ fn scan_history(path: &Path, set: &Ruleset, max_bytes: u64) -> Result<(Vec<Findi
     let started = Instant::now();
     let repo = pave_git::Repo::open(path)?;
     let history = repo.blobs()?;
-    let commits: Vec<pave_secrets::Commit> = history
+    let commits: Vec<pave_secret_scan::Commit> = history
         .commits
         .iter()
-        .map(|c| pave_secrets::Commit {
+        .map(|c| pave_secret_scan::Commit {
             sha: c.id.to_string(),
             author: c.author.clone(),
             email: c.email.clone(),
@@ -185,7 +185,7 @@ fn scan_history(path: &Path, set: &Ruleset, max_bytes: u64) -> Result<(Vec<Findi
     let mut buf = Vec::new();
     // Versions come parents first, so the first version with a secret is the commit that
     // introduced it; later versions repeat it and are not reported again.
-    let mut introductions = pave_secrets::history::Introductions::default();
+    let mut introductions = pave_secret_scan::history::Introductions::default();
     for b in &history.blobs {
         if set.path_allowed(&b.path) {
             summary.skipped += 1;
@@ -232,10 +232,11 @@ fn secrets(args: &SecretsArgs) -> Result<ExitCode> {
     let (findings, summary, set, origin) = secret_scan(args)?;
     let report = match args.format {
         ReportFormat::Json => {
-            serde_json::to_string_pretty(&pave_secrets::json_report(&findings, &summary)).expect("serializes") + "\n"
+            serde_json::to_string_pretty(&pave_secret_scan::json_report(&findings, &summary)).expect("serializes")
+                + "\n"
         }
         ReportFormat::Sarif => {
-            serde_json::to_string_pretty(&pave_secrets::sarif_report(&findings, set.rules())).expect("serializes")
+            serde_json::to_string_pretty(&pave_secret_scan::sarif_report(&findings, set.rules())).expect("serializes")
                 + "\n"
         }
         ReportFormat::Text => {
@@ -452,10 +453,7 @@ pub fn sbom_document(path: &Path, name: Option<&str>, packages: &Installed) -> s
     let name = name
         .map(str::to_owned)
         .unwrap_or_else(|| abs.file_name().map_or_else(|| "project".to_owned(), |n| n.to_string_lossy().into_owned()));
-    let now = pave_model::Timestamp(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
-    )
-    .to_string();
+    let now = pave_model::Timestamp(pave_model::clock::now_ms()).to_string();
     pave_deps::sbom::document(&name, &now, packages)
 }
 

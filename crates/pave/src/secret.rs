@@ -58,9 +58,9 @@ pub enum SecretCommand {
 fn path(service: &str, name: &str, env: &str) -> String {
     format!(
         "/api/v1/services/{}/secrets/{}?environment={}",
-        crate::commands::encode(service),
-        crate::commands::encode(name),
-        crate::commands::encode(env)
+        pave_percent::encode(service),
+        pave_percent::encode(name),
+        pave_percent::encode(env)
     )
 }
 
@@ -132,9 +132,9 @@ pub async fn run(cmd: SecretCommand) -> Result<ExitCode> {
             }
         }
         SecretCommand::List { service, env, client } => {
-            let mut url = format!("/api/v1/services/{}/secrets", crate::commands::encode(&service));
+            let mut url = format!("/api/v1/services/{}/secrets", pave_percent::encode(&service));
             if let Some(e) = &env {
-                url.push_str(&format!("?environment={}", crate::commands::encode(e)));
+                url.push_str(&format!("?environment={}", pave_percent::encode(e)));
             }
             let v = Client::new(&client)?.get(&url).await?;
             output::list(

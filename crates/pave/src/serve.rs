@@ -450,7 +450,7 @@ async fn load_keyring(store: &pave_store::Store, settings: &Settings, backend: &
         Err(_) => Vec::new(),
     };
     let ring = pave_vault::Keyring::new(current, previous);
-    let now = crate::now_ms();
+    let now = pave_model::clock::now_ms();
     let recorded = store.claim_master_key(ring.id(), now).await.context("cannot record the master key's id")?;
     if !ring.knows(&recorded) {
         anyhow::bail!(
@@ -481,7 +481,7 @@ async fn load_keyring(store: &pave_store::Store, settings: &Settings, backend: &
             let value = ring.open(&at, sealed).map_err(|e| e.to_string())?;
             ring.seal(&at, &value).map_err(|e| e.to_string())
         };
-        let ctx = pave_store::WriteContext { actor: "pave".into(), request_id: None, now: crate::now_ms() };
+        let ctx = pave_store::WriteContext { actor: "pave".into(), request_id: None, now: pave_model::clock::now_ms() };
         let n = store
             .reseal_secrets(ring.id(), &reseal, &ctx)
             .await

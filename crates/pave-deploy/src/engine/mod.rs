@@ -9,10 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use pave_analysis::{MetricRun, Verdict};
 use pave_artifacts::ArtifactStore;
+use pave_canary_judge::{MetricRun, Verdict};
 use pave_model::analysis::AnalysisSpec;
+use pave_model::clock::{Clock, SystemClock};
 use pave_model::delivery::{Deployment, DeploymentKind, DeploymentStatus, Report};
+use pave_model::event::kinds;
 use pave_model::rollout::{Rollout, RolloutKind, RolloutState, RouteState, Step};
 use pave_model::runtime::parse_duration;
 use pave_model::{Kind, NewEvent, Resource, Timestamp};
@@ -38,7 +40,7 @@ mod routes;
 mod steps;
 
 /// Engine settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EngineConfig {
     pub artifacts_dir: PathBuf,
     /// Router ports are taken from this range, one per service and environment, and kept.
@@ -55,7 +57,23 @@ pub struct EngineConfig {
     /// Opens the services' secrets for their replicas. Without it a service that has
     /// secrets cannot start.
     pub master_key: Option<Arc<pave_vault::Keyring>>,
+    /// Stamps events, leases, retirements and DORA facts; unit tests freeze it (waits — a
+    /// pause, an analysis interval — run on tokio's timer instead).
     pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("artifacts_dir", &self.artifacts_dir)
+            .field("router_ports", &self.router_ports)
+            .field("holder", &self.holder)
+            .field("poll", &self.poll)
+            .field("drain_timeout", &self.drain_timeout)
+            .field("webhooks", &self.webhooks.len())
+            .field("master_key", &self.master_key.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl EngineConfig {
@@ -76,23 +94,6 @@ impl EngineConfig {
 const LEASE: &str = "delivery-engine";
 const LEASE_TTL_MS: i64 = 15_000;
 const RENEW_EVERY: Duration = Duration::from_secs(3);
-
-/// The wall clock the engine stamps events, leases, retirements and DORA facts with. Unit
-/// tests freeze it; waits (a pause, an analysis interval) run on tokio's timer instead.
-pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> i64;
-}
-
-/// The system's clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-    }
-}
 
 /// An event's data about a replica: `data`, its endpoint, and the runtime's own record of it
 /// (a process replica's pid and port), which never overrides a field of `data`.
@@ -157,9 +158,7 @@ pub struct Engine<R: Runtime> {
 /// rollout was promoted, paused or aborted meanwhile.
 const CHECK_EVERY: Duration = Duration::from_millis(200);
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use pave_sync::lock;
 
 impl<R: Runtime> Engine<R> {
     /// Now, by the engine's clock.

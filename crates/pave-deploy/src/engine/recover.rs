@@ -52,7 +52,8 @@ impl<R: Runtime> Engine<R> {
         // Recorded when there was something to recover: a first start on an empty platform
         // is not an event.
         if adopted + gone + reaped.len() > 0 || !routes_empty {
-            self.event("engine.recovered", "pave", json!({"adopted": adopted, "gone": gone, "reaped": reaped})).await;
+            self.event(kinds::ENGINE_RECOVERED, "pave", json!({"adopted": adopted, "gone": gone, "reaped": reaped}))
+                .await;
         }
     }
 
@@ -81,7 +82,7 @@ impl<R: Runtime> Engine<R> {
         while !self.stopped.load(Ordering::SeqCst) && self.is_leader() {
             let q = pave_store::EventQuery {
                 after,
-                kinds: vec!["deployment.*".into(), "analysis.*".into()],
+                kinds: vec![kinds::DEPLOYMENT_ANY.into(), kinds::ANALYSIS_ANY.into()],
                 subject: None,
                 limit: 500,
             };
@@ -139,7 +140,7 @@ impl<R: Runtime> Engine<R> {
                 RuntimeEvent::Crashed { status, restarts, restart_in, .. } => {
                     self.book().unhealthy.insert(id.clone());
                     (
-                        "replica.crashed",
+                        kinds::REPLICA_CRASHED,
                         json!({"replica": id, "status": status, "restarts": restarts, "restartInMs": restart_in.as_millis() as u64}),
                     )
                 }
@@ -148,15 +149,15 @@ impl<R: Runtime> Engine<R> {
                     if let Ok(doc) = serde_json::to_value(instance) {
                         let _ = self.store.save_instance(&id, &service, &env, &doc, self.now()).await;
                     }
-                    ("replica.restarted", replica_data(instance, json!({"replica": id})))
+                    (kinds::REPLICA_RESTARTED, replica_data(instance, json!({"replica": id})))
                 }
                 RuntimeEvent::Unhealthy { reason, .. } => {
                     self.book().unhealthy.insert(id.clone());
-                    ("replica.unhealthy", json!({"replica": id, "reason": reason}))
+                    (kinds::REPLICA_UNHEALTHY, json!({"replica": id, "reason": reason}))
                 }
                 RuntimeEvent::Healthy { .. } => {
                     self.book().unhealthy.remove(&id);
-                    ("replica.healthy", json!({"replica": id}))
+                    (kinds::REPLICA_HEALTHY, json!({"replica": id}))
                 }
             };
             let _ = self.apply(&service, &env).await;

@@ -149,7 +149,7 @@ impl<R: Runtime> Engine<R> {
         self.book().unhealthy.remove(&inst.id);
         self.book().surge.remove(&inst.id);
         self.event(
-            "replica.stopped",
+            kinds::REPLICA_STOPPED,
             &inst.service,
             json!({"environment": inst.env, "version": inst.version, "replica": inst.replica,
                    "outcome": outcome.map(|o| serde_json::to_value(o).unwrap_or_default()).unwrap_or_else(|e| json!(e.to_string()))}),

@@ -8,9 +8,9 @@ impl<R: Runtime> Engine<R> {
     pub(super) async fn finish(&self, r: &Rollout, end: RolloutState) {
         let now = self.now();
         let kind = match end {
-            RolloutState::Succeeded => "deployment.succeeded",
-            RolloutState::Aborted => "deployment.aborted",
-            _ => "deployment.failed",
+            RolloutState::Succeeded => kinds::DEPLOYMENT_SUCCEEDED,
+            RolloutState::Aborted => kinds::DEPLOYMENT_ABORTED,
+            _ => kinds::DEPLOYMENT_FAILED,
         };
         let finished = self
             .modify(r.id, |r| {
@@ -49,7 +49,7 @@ impl<R: Runtime> Engine<R> {
                     .modify(u.id, |u| {
                         u.state = RolloutState::RolledBack;
                         vec![NewEvent::new(
-                            "deployment.rolled-back",
+                            kinds::DEPLOYMENT_ROLLED_BACK,
                             subject(&u.service),
                             json!({"environment": u.environment, "version": u.version, "by": by, "undoRollout": r.id}),
                         )]

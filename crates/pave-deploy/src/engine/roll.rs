@@ -62,7 +62,7 @@ impl<R: Runtime> Engine<R> {
                     tracing::warn!(service, env, %reason, failures, "replicas keep their previous secrets for now");
                     engine
                         .event(
-                            "replicas.roll-failed",
+                            kinds::REPLICAS_ROLL_FAILED,
                             service,
                             json!({"environment": env, "revision": rev, "reason": reason, "failures": failures}),
                         )
@@ -142,7 +142,7 @@ impl<R: Runtime> Engine<R> {
         self.book().failed_rolls.remove(&(service.to_owned(), env.to_owned()));
         if rolled > 0 {
             self.event(
-                "replicas.rolled",
+                kinds::REPLICAS_ROLLED,
                 service,
                 json!({"environment": env, "reason": "secrets changed", "revision": rev, "replicas": rolled}),
             )
@@ -174,7 +174,7 @@ impl<R: Runtime> Engine<R> {
             self.book().surge.insert(inst.id.clone());
         }
         self.event(
-            "replica.started",
+            kinds::REPLICA_STARTED,
             service,
             replica_data(
                 &inst,

@@ -39,7 +39,7 @@ impl<R: Runtime> Engine<R> {
             for version in due {
                 state.set_replicas(&version, 0);
                 let ev = NewEvent::new(
-                    "route.retired",
+                    kinds::ROUTE_RETIRED,
                     subject(&service),
                     json!({"environment": env, "version": version, "reason": "keep-warm time over"}),
                 );
@@ -90,7 +90,7 @@ impl<R: Runtime> Engine<R> {
             self.book().listening.remove(&key);
             self.book().failed_rolls.remove(&key);
             let ev = NewEvent::new(
-                "route.removed",
+                kinds::ROUTE_REMOVED,
                 subject(&service),
                 json!({"environment": env, "port": port, "stopped": replicas.len(),
                        "reason": "the service or the environment was deleted"}),
@@ -125,7 +125,7 @@ impl<R: Runtime> Engine<R> {
         let port = port.ok_or_else(|| format!("no free router port in {:?}", self.config.router_ports))?;
         self.book().listening.insert((service.to_owned(), env.to_owned()));
         let state = RouteState { port, sticky: true, versions: Vec::new() };
-        let ev = NewEvent::new("route.created", subject(service), json!({"environment": env, "port": port}));
+        let ev = NewEvent::new(kinds::ROUTE_CREATED, subject(service), json!({"environment": env, "port": port}));
         self.store.save_route(service, env, &state, &[ev], &self.ctx()).await.map_err(|e| e.to_string())?;
         Ok(state)
     }

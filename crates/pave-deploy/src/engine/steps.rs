@@ -48,7 +48,8 @@ impl<R: Runtime> Engine<R> {
     /// Moves a rollout past step `at` of the list it runs in `state` (its plan while
     /// progressing, its revert while rolling back), once.
     pub(super) async fn advance(&self, id: i64, at: usize, state: RolloutState, step: &Step) {
-        let kind = if state == RolloutState::RollingBack { "deployment.revert-step" } else { "deployment.step" };
+        let kind =
+            if state == RolloutState::RollingBack { kinds::DEPLOYMENT_REVERT_STEP } else { kinds::DEPLOYMENT_STEP };
         let _ = self
             .modify(id, |r| {
                 // Only if still there: a revert begun meanwhile (a crashed canary) restarted
@@ -74,7 +75,7 @@ impl<R: Runtime> Engine<R> {
                 r.step = 0;
                 r.reason = Some(reason.clone());
                 vec![NewEvent::new(
-                    "deployment.rolling-back",
+                    kinds::DEPLOYMENT_ROLLING_BACK,
                     subject(&r.service),
                     json!({"environment": r.environment, "version": r.version, "reason": reason}),
                 )]
@@ -122,7 +123,7 @@ impl<R: Runtime> Engine<R> {
                 let step = &r.steps[r.step];
                 if r.step == 0 {
                     self.event(
-                        "deployment.started",
+                        kinds::DEPLOYMENT_STARTED,
                         &r.service,
                         json!({"rollout": r.id, "environment": r.environment, "version": r.version, "strategy": r.strategy}),
                     )
@@ -143,7 +144,7 @@ impl<R: Runtime> Engine<R> {
                                     }
                                 }
                                 vec![NewEvent::new(
-                                    "deployment.awaiting-promotion",
+                                    kinds::DEPLOYMENT_AWAITING_PROMOTION,
                                     subject(&r.service),
                                     json!({"environment": r.environment, "version": r.version, "reason": reason}),
                                 )]
@@ -209,7 +210,7 @@ impl<R: Runtime> Engine<R> {
                     v.retire_at = Some(at);
                 }
                 vec![NewEvent::new(
-                    "route.retire-scheduled",
+                    kinds::ROUTE_RETIRE_SCHEDULED,
                     subject(service),
                     json!({"environment": env, "version": version, "at": at, "rollout": r.id}),
                 )]
@@ -221,7 +222,7 @@ impl<R: Runtime> Engine<R> {
             Step::Route { weights } => {
                 state.set_weights(weights);
                 vec![NewEvent::new(
-                    "route.switched",
+                    kinds::ROUTE_SWITCHED,
                     subject(service),
                     json!({"environment": env, "weights": weights, "rollout": r.id}),
                 )]
@@ -299,7 +300,7 @@ impl<R: Runtime> Engine<R> {
             })
             .collect();
         self.event(
-            "analysis.started",
+            kinds::ANALYSIS_STARTED,
             service,
             json!({"rollout": r.id, "environment": env, "canary": canary, "stable": stable,
                    "metrics": spec.metrics.iter().map(|m| &m.name).collect::<Vec<_>>()}),
@@ -325,15 +326,15 @@ impl<R: Runtime> Engine<R> {
                 m.verdict = m.run.record(m.spec, measured.outcome);
                 m.due = now + m.every;
                 self.event(
-                    "analysis.measurement",
+                    kinds::ANALYSIS_MEASUREMENT,
                     service,
                     json!({"rollout": r.id, "environment": env, "canary": canary, "measurement": measured, "run": m.run}),
                 )
                 .await;
                 let outcome = match m.verdict {
-                    Some(Verdict::Failed) => Some(("analysis.failed", "failed")),
-                    Some(Verdict::Error) => Some(("analysis.failed", "could not be measured reliably")),
-                    Some(Verdict::Inconclusive) => Some(("analysis.inconclusive", "was inconclusive")),
+                    Some(Verdict::Failed) => Some((kinds::ANALYSIS_FAILED, "failed")),
+                    Some(Verdict::Error) => Some((kinds::ANALYSIS_FAILED, "could not be measured reliably")),
+                    Some(Verdict::Inconclusive) => Some((kinds::ANALYSIS_INCONCLUSIVE, "was inconclusive")),
                     _ => None,
                 };
                 if let Some((kind, said)) = outcome {
@@ -349,7 +350,7 @@ impl<R: Runtime> Engine<R> {
             }
         }
         self.event(
-            "analysis.succeeded",
+            kinds::ANALYSIS_SUCCEEDED,
             service,
             json!({"rollout": r.id, "environment": env, "canary": canary,
                    "runs": metrics.iter().map(|m| json!({"metric": m.spec.name, "run": m.run})).collect::<Vec<_>>()}),

@@ -3,9 +3,8 @@
 //! frozen clock, no process and no socket. The end-to-end tests in `crates/pave/tests/it`
 //! prove the real thing; these prove the logic, in milliseconds.
 
-use std::sync::atomic::AtomicI64;
-
 use pave_model::auth::Role;
+use pave_model::clock::ManualClock;
 use pave_model::rollout::Strategy;
 use pave_router::fake::FakeRouter;
 use pave_runtime::fake::FakeRuntime;
@@ -16,22 +15,13 @@ use crate::commands::{Actor, DeployRequest};
 
 const T0: i64 = 1_800_000_000_000;
 
-#[derive(Debug)]
-struct FrozenClock(AtomicI64);
-
-impl Clock for FrozenClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
 struct Fixture {
     _db: pave_store::testing::TestDatabase,
     _artifacts: tempfile::TempDir,
     store: Store,
     runtime: FakeRuntime,
     router: Arc<FakeRouter>,
-    clock: Arc<FrozenClock>,
+    clock: Arc<ManualClock>,
     config: EngineConfig,
     engine: Arc<Engine<FakeRuntime>>,
 }
@@ -47,7 +37,7 @@ impl Fixture {
     async fn new(rollout: Value, replicas: u32) -> Fixture {
         let db = pave_store::testing::fresh().await;
         let store = Store::open(&db.options).await.expect("store");
-        let clock = Arc::new(FrozenClock(AtomicI64::new(T0)));
+        let clock = Arc::new(ManualClock::new(T0));
         let ctx = WriteContext { actor: "test".into(), request_id: None, now: T0 };
         let docs = [
             json!({"kind": "Team", "metadata": {"name": "core"}, "spec": {"type": "platform"}}),
@@ -325,10 +315,10 @@ async fn a_warm_colour_is_retired_when_its_keep_warm_time_is_over() {
     let old = state.versions.iter().find(|v| v.version == "1.0.0").expect("warm");
     assert_eq!(old.retire_at, Some(Timestamp(T0 + 60_000)));
     assert_eq!(f.versions_running(), ["1.0.0", "2.0.0"]);
-    f.clock.0.store(T0 + 59_999, Ordering::SeqCst);
+    f.clock.set(T0 + 59_999);
     f.engine.retire_due().await;
     assert_eq!(f.versions_running(), ["1.0.0", "2.0.0"], "still warm");
-    f.clock.0.store(T0 + 60_000, Ordering::SeqCst);
+    f.clock.set(T0 + 60_000);
     f.engine.retire_due().await;
     assert_eq!(f.versions_running(), ["2.0.0"], "retired on time");
     assert!(f.kinds().await.iter().any(|k| k == "route.retired"));

@@ -9,22 +9,9 @@ use std::path::PathBuf;
 use pave_flags::model::{ClientFeatures, DeltaEvent};
 use serde_json::Value;
 
-/// The specification's directory, if it is there. Both including crates sit three levels
-/// below the workspace's parent.
+/// The specification's directory, if it is there.
 pub fn spec_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("PAVE_UNLEASH_SPEC").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/unleash-client-specification")
-    });
-    if dir.join("index.json").is_file() {
-        return Some(dir);
-    }
-    eprintln!("\n!!! The Unleash client specification is MISSING at {} !!!\n", dir.display());
-    assert!(
-        std::env::var("PAVE_REQUIRE_SHARED_DATA").as_deref() != Ok("1"),
-        "the Unleash client specification is required but missing at {}",
-        dir.display()
-    );
-    None
+    pave_testkit::shared_data("unleash-client-specification", "PAVE_UNLEASH_SPEC", |d| d.join("index.json").is_file())
 }
 
 /// A spec file's flag state as one full flag set (delta files applied first).

@@ -139,7 +139,7 @@ pub async fn dora_post(State(state): State<AppState>, JsonBody(p): JsonBody<Dora
 
 async fn dora(state: AppState, p: DoraParams) -> Result<Response, ApiError> {
     let to = match p.to.as_deref() {
-        None | Some("now") => Timestamp(crate::now_millis()),
+        None | Some("now") => Timestamp(pave_model::clock::now_ms()),
         Some(s) => parse_time("to", s)?,
     };
     let from = match p.from.as_deref() {
@@ -251,7 +251,7 @@ pub async fn timeline(
     if !(1..=5000).contains(&limit) {
         return Err(ApiError::bad_request(format!("limit {limit} is out of range 1..=5000")));
     }
-    let now = Timestamp(crate::now_millis());
+    let now = Timestamp(pave_model::clock::now_ms());
     let facts = state.facts.current(&state.store).await?;
     let (from, to, incident) = match &p.incident {
         Some(id) => {

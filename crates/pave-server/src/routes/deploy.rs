@@ -88,7 +88,7 @@ pub async fn deploy(
         override_reason: body.override_reason,
     };
     let commands::Deployed { rollout: r, overridden } =
-        commands::deploy(&state.store, &req, &actor(&caller), crate::now_millis()).await?;
+        commands::deploy(&state.store, &req, &actor(&caller), pave_model::clock::now_ms()).await?;
     wake(&state);
     let mut resp = (StatusCode::CREATED, Json(json!({ "rollout": r }))).into_response();
     resp.extensions_mut().insert(AuditDetail(json!({
@@ -136,7 +136,7 @@ pub async fn act(
     let rollout =
         state.store.rollout(id).await?.ok_or_else(|| ApiError::not_found(format!("rollout {id} does not exist")))?;
     caller.may(&state, act, &rollout.service, Some(&rollout.environment)).await?;
-    let (a, now) = (actor(&caller), crate::now_millis());
+    let (a, now) = (actor(&caller), pave_model::clock::now_ms());
     let r = match action.as_str() {
         "approve" => commands::approve(&state.store, id, &a, now).await?,
         "promote" => commands::promote(&state.store, id, &a, now).await?,
@@ -157,7 +157,7 @@ pub async fn undo(
     Path((service, env)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     caller.may(&state, ServiceAct::Deploy, &service, Some(&env)).await?;
-    let r = commands::undo(&state.store, &service, &env, &actor(&caller), crate::now_millis()).await?;
+    let r = commands::undo(&state.store, &service, &env, &actor(&caller), pave_model::clock::now_ms()).await?;
     wake(&state);
     let mut resp = (StatusCode::CREATED, Json(json!({ "rollout": r }))).into_response();
     resp.extensions_mut().insert(AuditDetail(json!({"rollout": r.id, "environment": env, "to": r.version})));

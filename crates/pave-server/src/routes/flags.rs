@@ -338,7 +338,7 @@ pub async fn stale(State(state): State<AppState>, ApiQuery(p): ApiQuery<StalePar
     if p.days.is_some_and(|d| d < 0) {
         return Err(ApiError::invalid("days: must not be negative", vec![]));
     }
-    let now = crate::now_millis();
+    let now = pave_model::clock::now_ms();
     let flags = state.store.flags(p.project.as_deref(), false).await?;
     let usage = state.store.flag_usage(None).await?;
     let mut out = Vec::new();

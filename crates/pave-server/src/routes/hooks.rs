@@ -122,7 +122,7 @@ async fn receive(
             }
         }
     }
-    let ctx = WriteContext { actor: actor.to_owned(), request_id: None, now: crate::now_millis() };
+    let ctx = WriteContext { actor: actor.to_owned(), request_id: None, now: pave_model::clock::now_ms() };
     state.store.report(&reports, &ctx).await?;
     Ok(Outcome::Reports(reports))
 }

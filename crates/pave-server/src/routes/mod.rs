@@ -35,7 +35,7 @@ impl Caller {
         WriteContext {
             actor: self.principal.name.clone(),
             request_id: Some(self.request_id.clone()),
-            now: crate::now_millis(),
+            now: pave_model::clock::now_ms(),
         }
     }
 }

@@ -170,7 +170,7 @@ pub async fn client_register(
 ) -> Result<Response, ApiError> {
     let a = unleash_access(&state, &headers, &[SdkTokenKind::Client, SdkTokenKind::Frontend])?;
     let v = report_json(&body)?;
-    let client = sdk_client(&v, &headers, &a, crate::now_millis())?;
+    let client = sdk_client(&v, &headers, &a, pave_model::clock::now_ms())?;
     state.store.register_sdk_client(&client).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
@@ -227,7 +227,7 @@ pub async fn client_metrics(
     let a = unleash_access(&state, &headers, &[SdkTokenKind::Client, SdkTokenKind::Frontend])?;
     let v = report_json(&body)?;
     let counts = usage_counts(&v)?;
-    let now = crate::now_millis();
+    let now = pave_model::clock::now_ms();
     if !counts.is_empty() {
         state.store.record_flag_usage(&a.view.environment, &counts, now).await?;
     }
@@ -290,7 +290,8 @@ fn context_from_query(q: &str) -> Result<Context, String> {
     let mut props = Map::new();
     for pair in q.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (percent_decode(k)?, percent_decode(v)?);
+        let decode = |s: &str| pave_percent::decode_query_value(s).map_err(|e| e.to_string());
+        let (k, v) = (decode(k)?, decode(v)?);
         match k.strip_prefix("properties[").and_then(|r| r.strip_suffix(']')) {
             Some(p) => {
                 props.insert(p.to_owned(), Value::String(v));
@@ -304,29 +305,6 @@ fn context_from_query(q: &str) -> Result<Context, String> {
         m.insert("properties".into(), Value::Object(props));
     }
     context_from_json(&m)
-}
-
-fn percent_decode(s: &str) -> Result<String, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let n = b
-                    .get(i + 1..i + 3)
-                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-                    .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())
-                    .ok_or_else(|| format!("bad percent-encoding in {s:?}"))?;
-                out.push(n);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
 }
 
 /// Evaluates in the token's environment whatever the context says, as Unleash's frontend API

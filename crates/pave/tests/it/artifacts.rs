@@ -42,15 +42,8 @@ fn listing(data: &Path, sub: &str) -> Vec<String> {
 }
 
 /// Waits until `done` holds, for at most `secs` seconds.
-fn wait_for(secs: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    done()
+fn wait_for(secs: u64, done: impl FnMut() -> bool) -> bool {
+    pave_testkit::wait_until(Duration::from_secs(secs), done)
 }
 
 /// A tar stream of `(path, is_dir, content)` entries written as given.

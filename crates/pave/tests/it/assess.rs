@@ -11,22 +11,9 @@ use crate::harness::{pave_bin, stderr, stdout};
 const DAY: i64 = 86_400;
 const T0: i64 = 1_704_067_200; // 2024-01-01T00:00:00Z
 
+/// Git in `dir` with both dates `at` seconds after [`T0`].
 fn git(dir: &Path, at: i64, args: &[&str]) {
-    let date = format!("@{} +0000", T0 + at);
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_DATE", &date)
-        .env("GIT_COMMITTER_DATE", &date)
-        .env("GIT_AUTHOR_NAME", "Ana")
-        .env("GIT_AUTHOR_EMAIL", "ana@example.com")
-        .env("GIT_COMMITTER_NAME", "Ana")
-        .env("GIT_COMMITTER_EMAIL", "ana@example.com")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    pave_testkit::git_at(dir, T0 + at, args);
 }
 
 fn commit(dir: &Path, at: i64, file: &str, msg: &str) {
@@ -173,9 +160,7 @@ fn shallow_clones_are_assessed_with_a_warning() {
 }
 
 fn rev(dir: &Path, name: &str) -> String {
-    let out =
-        Command::new("git").args(["rev-parse", &format!("{name}^{{commit}}")]).current_dir(dir).output().expect("git");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    pave_testkit::git(dir, &["rev-parse", &format!("{name}^{{commit}}")])
 }
 
 #[tokio::test]

@@ -266,7 +266,7 @@ impl Prometheus {
             .find(|p| std::path::Path::new(p).exists())
             .expect("Prometheus is not installed: `apt-get install prometheus` (scripts/test.sh does)");
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+        let port = pave_testkit::free_port();
         let targets = dir.path().join("targets.json");
         std::fs::write(&targets, "[]").expect("targets");
         let config = dir.path().join("prometheus.yml");

@@ -243,9 +243,7 @@ async fn users_can_bring_their_own_benchmark_table() {
 async fn flag_changes_show_in_dora_and_the_incident_timeline() {
     let (s, _db) = start().await;
     setup(&s).await;
-    let now = pave_model::Timestamp(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64,
-    );
+    let now = pave_model::Timestamp(pave_model::clock::now_ms());
     let ago = |hours: f64| pave_model::Timestamp(now.0 - (hours * 3_600_000.0) as i64).to_string();
     let facts = json!({"events": [
         {"type": "deployment", "id": "dep-now", "service": "api", "environment": "prod", "version": "9",

@@ -259,14 +259,8 @@ async fn sigint_during_restore_stops_the_restored_replica() {
     assert_eq!(replicas_of(&data), Vec::<u32>::new(), "a replica outlived the server");
 }
 
-fn eventually_sync(mut check: impl FnMut() -> bool) {
-    for _ in 0..100 {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("never happened");
+fn eventually_sync(check: impl FnMut() -> bool) {
+    assert!(pave_testkit::wait_until(Duration::from_secs(10), check), "never happened");
 }
 
 /// Item 13: terminal escape bytes stored in descriptions, contacts and token names are shown

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use pave_testkit::{git, git_at};
 use serde_json::Value;
 
 use crate::harness::{pave_bin, stderr, stdout};
@@ -25,19 +26,6 @@ fn write(dir: &Path, path: &str, text: &str) {
     let full = dir.join(path);
     std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
     std::fs::write(full, text).expect("write");
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "Ada Lovelace")
-        .env("GIT_AUTHOR_EMAIL", "ada@example.org")
-        .env("GIT_COMMITTER_NAME", "Ada Lovelace")
-        .env("GIT_COMMITTER_EMAIL", "ada@example.org")
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
 }
 
 #[test]
@@ -105,8 +93,7 @@ fn history_scan_finds_a_secret_committed_then_deleted() {
     write(d, "app/settings.py", &format!("DEBUG = False\nGITHUB_TOKEN = \"{}\"\n", github_token()));
     git(d, &["add", "."]);
     git(d, &["commit", "-q", "-m", "add settings"]);
-    let out = Command::new("git").args(["rev-parse", "HEAD"]).current_dir(d).output().expect("git");
-    let first = stdout(&out).trim().to_owned();
+    let first = git(d, &["rev-parse", "HEAD"]);
     write(d, "app/settings.py", "DEBUG = False\nGITHUB_TOKEN = os.environ[\"GITHUB_TOKEN\"]\n");
     git(d, &["commit", "-q", "-am", "read the token from the environment"]);
     // A branch holds the same file unchanged: one blob, scanned once.
@@ -147,23 +134,11 @@ fn history_scan_finds_a_secret_committed_then_deleted() {
 fn history_scan_credits_the_introducing_commit_once_when_clocks_tie_or_run_behind() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let commit_at = |at: &str, msg: &str| {
-        let out = Command::new("git")
-            .args(["commit", "-q", "-m", msg])
-            .current_dir(d)
-            .env("GIT_AUTHOR_NAME", "Ada Lovelace")
-            .env("GIT_AUTHOR_EMAIL", "ada@example.org")
-            .env("GIT_COMMITTER_NAME", "Ada Lovelace")
-            .env("GIT_COMMITTER_EMAIL", "ada@example.org")
-            .env("GIT_AUTHOR_DATE", at)
-            .env("GIT_COMMITTER_DATE", at)
-            .output()
-            .expect("git runs");
-        assert!(out.status.success(), "{}", stderr(&out));
-        let out = Command::new("git").args(["rev-parse", "HEAD"]).current_dir(d).output().expect("git");
-        stdout(&out).trim().to_owned()
+    let commit_at = |at: i64, msg: &str| {
+        git_at(d, at, &["commit", "-q", "-m", msg]);
+        git(d, &["rev-parse", "HEAD"])
     };
-    let same = "@1700000000 +0000";
+    let same = 1_700_000_000;
     git(d, &["init", "-q", "-b", "main"]);
     write(d, "README.md", "# app\n");
     git(d, &["add", "."]);
@@ -183,7 +158,7 @@ fn history_scan_credits_the_introducing_commit_once_when_clocks_tie_or_run_behin
     }
     write(d, "config/aws.env", &format!("# late clock\nAWS_KEY={}\n", aws_key()));
     git(d, &["add", "."]);
-    commit_at("@1699996400 +0000", "edit behind the clock");
+    commit_at(1_699_996_400, "edit behind the clock");
     let root = d.to_str().expect("utf-8");
     let out = scan(&[root, "--git", "-f", "json"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

@@ -12,16 +12,11 @@ use serde_json::{Value, json};
 use crate::deploy::{Load, service};
 use crate::harness::{ADMIN, Server, cli_stdin, reap, stderr, stdout};
 
-/// The environment a process was started with.
-fn environ(pid: u64) -> Vec<(String, String)> {
-    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-    raw.split(|b| *b == 0)
-        .filter_map(|e| String::from_utf8_lossy(e).split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect()
-}
-
 fn var(pid: u64, name: &str) -> Option<String> {
-    environ(pid).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    pave_testkit::environ(u32::try_from(pid).expect("a pid fits u32"))
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 async fn replica_pids(server: &Server) -> Vec<u64> {

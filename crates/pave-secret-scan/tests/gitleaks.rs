@@ -8,27 +8,15 @@
 
 use std::path::PathBuf;
 
-use pave_secrets::{RawConfig, Ruleset, Source, walk};
+use pave_secret_scan::{RawConfig, Ruleset, Source, walk};
 
 fn rules_path() -> Option<PathBuf> {
-    let path = std::env::var_os("PAVE_GITLEAKS_RULES").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/gitleaks/gitleaks.toml")
-    });
-    if path.is_file() {
-        return Some(path);
-    }
-    eprintln!("\n!!! gitleaks' default rules are MISSING at {} !!!\n", path.display());
-    assert!(
-        std::env::var("PAVE_REQUIRE_SHARED_DATA").as_deref() != Ok("1"),
-        "gitleaks' default rules are required but missing at {}",
-        path.display()
-    );
-    None
+    pave_testkit::shared_data("gitleaks/gitleaks.toml", "PAVE_GITLEAKS_RULES", |p| p.is_file())
 }
 
 fn gitleaks() -> Option<Ruleset> {
     let path = rules_path()?;
-    Some(pave_secrets::load(&path).unwrap_or_else(|e| panic!("{e}")))
+    Some(pave_secret_scan::load(&path).unwrap_or_else(|e| panic!("{e}")))
 }
 
 #[test]
@@ -39,8 +27,10 @@ fn every_default_rule_loads_and_compiles() {
     let declared = text.lines().filter(|l| l.trim() == "[[rules]]").count();
     assert_eq!(raw.rules.len(), declared);
     assert!(declared >= 200, "{declared} rules");
-    let set = Ruleset::compile(&pave_secrets::resolve(raw, "gitleaks.toml", &pave_secrets::NoFiles).expect("resolves"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let set = Ruleset::compile(
+        &pave_secret_scan::resolve(raw, "gitleaks.toml", &pave_secret_scan::NoFiles).expect("resolves"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(set.rules().len(), declared, "every rule compiled");
     let keyworded = set.rules().iter().filter(|r| !r.keywords.is_empty()).count();
     eprintln!("{declared} gitleaks rules compiled ({keyworded} with keywords)");
@@ -203,13 +193,13 @@ fn clean_real_source_text_has_no_finding() {
     let mut total = 0;
     let mut findings = Vec::new();
     // gitleaks' default rules, then Pave's built-in ones, over the same trees.
-    let builtin = pave_secrets::builtin();
+    let builtin = pave_secret_scan::builtin();
     for (root, set) in roots.iter().flat_map(|r| [(r, &set), (r, &builtin)]) {
         let (mut f, summary) = walk::scan_tree(root, set, &walk::Options::default()).expect("scan");
         total += summary.bytes / 2;
         // This crate's own tests plant secrets on purpose, and its built-in rules and the
         // flag tests carry token-shaped examples.
-        f.retain(|f| !f.file.starts_with("pave-secrets/"));
+        f.retain(|f| !f.file.starts_with("pave-secret-scan/"));
         findings.extend(f.into_iter().map(|f| format!("{}: {} {:?}", root.display(), f.text_line(), f.matched)));
     }
     eprintln!("{:.1} MB of real source scanned in {} trees", total as f64 / 1e6, roots.len());

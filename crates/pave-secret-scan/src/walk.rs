@@ -103,10 +103,7 @@ pub fn scan_tree(root: &Path, set: &Ruleset, opts: &Options) -> Result<(Vec<Find
                     let data = match std::fs::read(path) {
                         Ok(d) => d,
                         Err(source) => {
-                            failure
-                                .lock()
-                                .expect("not poisoned")
-                                .get_or_insert(Error::Io { path: rel.clone(), source });
+                            pave_sync::lock(&failure).get_or_insert(Error::Io { path: rel.clone(), source });
                             break;
                         }
                     };
@@ -118,14 +115,14 @@ pub fn scan_tree(root: &Path, set: &Ruleset, opts: &Options) -> Result<(Vec<Find
                     scanned.fetch_add(1, Ordering::Relaxed);
                     mine.extend(set.scan(&data, &Source { path: rel, commit: None }));
                 }
-                findings.lock().expect("not poisoned").extend(mine);
+                pave_sync::lock(&findings).extend(mine);
             });
         }
     });
-    if let Some(e) = failure.into_inner().expect("not poisoned") {
+    if let Some(e) = pave_sync::into_inner(failure) {
         return Err(e);
     }
-    let mut findings = findings.into_inner().expect("not poisoned");
+    let mut findings = pave_sync::into_inner(findings);
     findings.sort_by(|a, b| (&a.file, a.start_line, a.start_column).cmp(&(&b.file, b.start_line, b.start_column)));
     let summary = Summary {
         files: scanned.into_inner(),

@@ -16,18 +16,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use pave_secrets::{Ruleset, walk};
+use pave_secret_scan::{Ruleset, walk};
 
 fn gitleaks() -> Option<Ruleset> {
-    let path = std::env::var_os("PAVE_GITLEAKS_RULES").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/gitleaks/gitleaks.toml")
-    });
-    if !path.is_file() {
-        eprintln!("\n!!! gitleaks' default rules are MISSING at {}: comparison SKIPPED !!!\n", path.display());
-        assert!(std::env::var("PAVE_REQUIRE_SHARED_DATA").as_deref() != Ok("1"), "gitleaks' rules are required");
-        return None;
-    }
-    Some(pave_secrets::load(&path).unwrap_or_else(|e| panic!("{e}")))
+    let path = pave_testkit::shared_data("gitleaks/gitleaks.toml", "PAVE_GITLEAKS_RULES", Path::is_file)?;
+    Some(pave_secret_scan::load(&path).unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn planted_dir() -> PathBuf {
@@ -41,7 +34,8 @@ fn expected() -> Vec<(String, usize, String)> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
             let mut cols = l.split('\t');
-            let (file, line, provider) = (cols.next().unwrap(), cols.next().unwrap(), cols.next().unwrap());
+            let mut col = || cols.next().unwrap_or_else(|| panic!("expected.tsv: {l:?} has fewer than 3 columns"));
+            let (file, line, provider) = (col(), col(), col());
             (file.to_owned(), line.parse().expect("line number"), provider.to_owned())
         })
         .collect()
@@ -62,7 +56,7 @@ fn missed(set: &Ruleset) -> BTreeSet<String> {
 fn builtin_rules_find_every_planted_secret_and_all_that_gitleaks_finds() {
     let total = expected().len();
     assert!(total >= 30, "{total} planted secrets");
-    let builtin = missed(&pave_secrets::builtin());
+    let builtin = missed(&pave_secret_scan::builtin());
     eprintln!("built-in rules: {}/{total} planted secrets found; missed {builtin:?}", total - builtin.len());
     if let Some(set) = gitleaks() {
         let theirs = missed(&set);
@@ -167,7 +161,7 @@ fn builtin_rules_raise_no_more_false_positives_on_real_code_than_gitleaks() {
         None => eprintln!("no Python standard library under /usr/lib: only the crates are scanned"),
     }
     let bytes: u64 = roots.iter().map(|r| dir_bytes(r)).sum();
-    let builtin = false_positives(&roots, &pave_secrets::builtin());
+    let builtin = false_positives(&roots, &pave_secret_scan::builtin());
     eprintln!("{:.1} MB of real code in {} trees", bytes as f64 / 1e6, roots.len());
     eprintln!("built-in rules: {} false positives\n  {}", builtin.len(), builtin.join("\n  "));
     let Some(set) = gitleaks() else {
