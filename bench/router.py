@@ -92,6 +92,26 @@ backend sample
 PROXIES = ("pave-router", "nginx", "haproxy")
 
 
+def control(sock, request, timeout=15):
+    """One request to a `pave router` control socket (one JSON line each way), retried until
+    the router answers."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+                c.connect(sock)
+                c.sendall(json.dumps(request).encode() + b"\n")
+                reply = c.makefile().readline()
+            answer = json.loads(reply)
+            if answer.get("reply") == "refused":
+                raise SystemExit(f"the router refused {request}: {answer}")
+            return answer
+        except (FileNotFoundError, ConnectionRefusedError):
+            if time.time() > deadline:
+                raise SystemExit(f"the router at {sock} did not answer")
+            time.sleep(0.05)
+
+
 def cpu_seconds(root_pid):
     """User+system CPU seconds used so far by a process and its direct children (nginx's
     workers), from /proc."""
@@ -146,8 +166,15 @@ def main():
         procs.append(subprocess.Popen([os.path.join(REL, "pave"), "sample"], env=env, stderr=subprocess.DEVNULL))
         wait_port(up)
         rport = free_port()
-        procs.append(subprocess.Popen([os.path.join(REL, "examples", "proxy"), f"127.0.0.1:{rport}", f"127.0.0.1:{up}"],
-                                      stdout=subprocess.DEVNULL, env=dict(os.environ, PAVE_ROUTER_THREADS=str(args.threads))))
+        # The router as it runs in production: the `pave router` process, steered over its
+        # control socket as `pave serve` steers it.
+        sock = os.path.join(tmp, "router", "control.sock")
+        procs.append(subprocess.Popen([os.path.join(REL, "pave"), "router", "--socket", sock,
+                                       "--threads", str(args.threads)],
+                                      stdout=subprocess.DEVNULL, env=dict(os.environ, PAVE_LOG="warn")))
+        control(sock, {"op": "listen", "service": "bench", "env": "bench", "port": rport})
+        control(sock, {"op": "set", "service": "bench", "env": "bench", "table": {"sticky": False, "versions": [
+            {"version": "1", "weight": 100, "backends": [f"127.0.0.1:{up}"]}]}})
         wait_port(rport)
         nport = free_port()
         conf = os.path.join(tmp, "nginx.conf")

@@ -13,5 +13,4 @@ command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy >/dev/null
 }
 cargo build --release --locked -p pave -p pave-loadgen
-cargo build --release --locked -p pave-router --example proxy
 exec python3 bench/router.py "$@"

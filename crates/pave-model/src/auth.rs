@@ -55,10 +55,7 @@ impl std::fmt::Display for Role {
 
 /// The role needed to create, change or delete a catalog resource of `kind`.
 pub fn role_to_write(kind: crate::Kind) -> Role {
-    match kind {
-        crate::Kind::Service => Role::Developer,
-        crate::Kind::Team | crate::Kind::Environment => Role::Admin,
-    }
+    kind.info().write_role
 }
 
 /// Whom a token acts for.

@@ -24,30 +24,155 @@ pub enum Kind {
 impl Kind {
     pub const ALL: [Kind; 3] = [Kind::Team, Kind::Environment, Kind::Service];
 
+    /// Everything the layers know of this kind (see [`KINDS`]).
+    pub fn info(self) -> &'static KindInfo {
+        &KINDS[self as usize]
+    }
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Team => "Team",
-            Kind::Environment => "Environment",
-            Kind::Service => "Service",
-        }
+        self.info().name
     }
 
     /// Lowercase singular, as used in event kinds and CLI output (`service/checkout`).
     pub fn noun(self) -> &'static str {
-        match self {
-            Kind::Team => "team",
-            Kind::Environment => "environment",
-            Kind::Service => "service",
-        }
+        self.info().noun
     }
 
+    /// Lowercase plural: the API's path (`/api/v1/services`) and `pave get services`.
+    pub fn plural(self) -> &'static str {
+        self.info().plural
+    }
+
+    /// A kind by its name, noun, plural or an alias, in any case.
     pub fn parse(s: &str) -> Option<Kind> {
-        match s.to_ascii_lowercase().as_str() {
-            "team" | "teams" => Some(Kind::Team),
-            "environment" | "environments" | "env" => Some(Kind::Environment),
-            "service" | "services" | "svc" => Some(Kind::Service),
-            _ => None,
+        let s = s.to_ascii_lowercase();
+        KINDS.iter().find(|k| k.noun == s || k.plural == s || k.aliases.contains(&s.as_str())).map(|k| k.kind)
+    }
+
+    /// The plurals, for messages that list what a user may type.
+    pub fn plurals() -> String {
+        let all: Vec<&str> = KINDS.iter().map(|k| k.plural).collect();
+        match all.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => all.join(""),
         }
+    }
+}
+
+/// One column of `pave get PLURAL`'s table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    pub header: &'static str,
+    /// A JSON pointer into the document (`/spec/owner`).
+    pub pointer: &'static str,
+    /// Show how many items the array there holds, not the items.
+    pub count: bool,
+}
+
+const fn col(header: &'static str, pointer: &'static str) -> Column {
+    Column { header, pointer, count: false }
+}
+
+/// Everything Pave's layers need to know of a kind of catalog resource, said once: its names,
+/// the store's table, who may write it, what it refers to and how the CLI shows it. The
+/// parser, the store, the routes, the role table and `pave get|apply|delete` read it from here
+/// instead of each matching on the kind.
+#[derive(Debug)]
+pub struct KindInfo {
+    pub kind: Kind,
+    /// As in documents (`kind: Service`).
+    pub name: &'static str,
+    pub noun: &'static str,
+    pub plural: &'static str,
+    /// More names the CLI takes (`svc`).
+    pub aliases: &'static [&'static str],
+    /// The store's table of this kind's rows.
+    pub table: &'static str,
+    /// The least role that may create, change or delete one (before ownership is judged).
+    pub write_role: crate::auth::Role,
+    /// The resources one refers to, by kind and name (a service: its owner team and the
+    /// services it depends on): what the store loads beside it to plan an apply.
+    pub references: fn(&Resource) -> Vec<(Kind, String)>,
+    pub columns: &'static [Column],
+}
+
+fn no_references(_: &Resource) -> Vec<(Kind, String)> {
+    Vec::new()
+}
+
+fn service_references(r: &Resource) -> Vec<(Kind, String)> {
+    match r {
+        Resource::Service(s) => std::iter::once((Kind::Team, s.spec.owner.clone()))
+            .chain(s.spec.depends_on.iter().map(|d| (Kind::Service, d.clone())))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The kinds, in [`Kind`]'s order (an apply writes them in this order).
+pub static KINDS: [KindInfo; 3] = [
+    KindInfo {
+        kind: Kind::Team,
+        name: "Team",
+        noun: "team",
+        plural: "teams",
+        aliases: &[],
+        table: "teams",
+        write_role: crate::auth::Role::Admin,
+        references: no_references,
+        columns: &[
+            col("NAME", "/metadata/name"),
+            col("TYPE", "/spec/type"),
+            Column { header: "MEMBERS", pointer: "/spec/members", count: true },
+            col("CONTACT", "/spec/contact"),
+        ],
+    },
+    KindInfo {
+        kind: Kind::Environment,
+        name: "Environment",
+        noun: "environment",
+        plural: "environments",
+        aliases: &["env"],
+        table: "environments",
+        write_role: crate::auth::Role::Admin,
+        references: no_references,
+        columns: &[col("NAME", "/metadata/name"), col("ORDER", "/spec/order"), col("PRODUCTION", "/spec/production")],
+    },
+    KindInfo {
+        kind: Kind::Service,
+        name: "Service",
+        noun: "service",
+        plural: "services",
+        aliases: &["svc"],
+        table: "services",
+        write_role: crate::auth::Role::Developer,
+        references: service_references,
+        columns: &[
+            col("NAME", "/metadata/name"),
+            col("OWNER", "/spec/owner"),
+            col("LIFECYCLE", "/spec/lifecycle"),
+            col("TIER", "/spec/tier"),
+            col("DEPENDS ON", "/spec/dependsOn"),
+        ],
+    },
+];
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_described_once_in_its_order() {
+        for (i, k) in Kind::ALL.iter().enumerate() {
+            assert_eq!(KINDS[i].kind, *k);
+            assert_eq!(Kind::parse(k.noun()), Some(*k));
+            assert_eq!(Kind::parse(k.plural()), Some(*k));
+            assert_eq!(Kind::parse(&k.as_str().to_uppercase()), Some(*k));
+        }
+        assert_eq!(Kind::parse("svc"), Some(Kind::Service));
+        assert_eq!(Kind::parse("env"), Some(Kind::Environment));
+        assert_eq!(Kind::parse("flag"), None);
+        assert_eq!(Kind::plurals(), "teams, environments or services");
     }
 }
 

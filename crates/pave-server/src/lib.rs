@@ -129,9 +129,7 @@ impl Default for ServerConfig {
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let api = Router::new()
-        .merge(catalog::routes(Kind::Team, "teams"))
-        .merge(catalog::routes(Kind::Service, "services"))
-        .merge(catalog::routes(Kind::Environment, "environments"))
+        .merge(Kind::ALL.into_iter().fold(Router::new(), |r, kind| r.merge(catalog::routes(kind))))
         // The upload route reads its body as a stream and limits it itself.
         .route("/api/v1/services/{name}/releases", get(routes::releases::list).post(routes::releases::create))
         .route("/api/v1/services/{name}/releases/{version}", get(routes::releases::get_one))

@@ -12,11 +12,7 @@ use crate::{Result, Store, StoreError, WriteContext, with_read_pool, with_write_
 pub(crate) const TARGETED_LIMIT: usize = 64;
 
 pub(crate) fn table(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Team => "teams",
-        Kind::Environment => "environments",
-        Kind::Service => "services",
-    }
+    kind.info().table
 }
 
 /// A resource as stored, with its timestamps.
@@ -95,10 +91,7 @@ macro_rules! catalog_writes {
                 let mut wanted: ::std::collections::BTreeSet<(::pave_model::Kind, String)> = ::std::collections::BTreeSet::new();
                 for r in &$request.desired {
                     wanted.insert((r.kind(), r.name().to_string()));
-                    if let ::pave_model::Resource::Service(s) = r {
-                        wanted.insert((::pave_model::Kind::Team, s.spec.owner.clone()));
-                        wanted.extend(s.spec.depends_on.iter().map(|d| (::pave_model::Kind::Service, d.clone())));
-                    }
+                    wanted.extend((r.kind().info().references)(r));
                 }
                 for (kind, name) in &$request.deletes {
                     wanted.insert((*kind, name.clone()));

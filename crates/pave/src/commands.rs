@@ -134,15 +134,7 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitCode> {
 }
 
 fn parse_kind(s: &str) -> Result<Kind> {
-    Kind::parse(s).with_context(|| format!("unknown kind {s:?}; use teams, services or environments"))
-}
-
-fn plural(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Team => "teams",
-        Kind::Service => "services",
-        Kind::Environment => "environments",
-    }
+    Kind::parse(s).with_context(|| format!("unknown kind {s:?}; use {}", Kind::plurals()))
 }
 
 #[derive(Debug, Args)]
@@ -165,7 +157,7 @@ pub async fn get(args: GetArgs) -> Result<ExitCode> {
     let kind = parse_kind(&args.kind)?;
     let client = Client::new(&args.client)?;
     if let Some(name) = &args.name {
-        let value = client.get(&format!("/api/v1/{}/{}", plural(kind), encode(name))).await?;
+        let value = client.get(&format!("/api/v1/{}/{}", kind.plural(), encode(name))).await?;
         match args.client.output {
             Format::Json => output::json(&value),
             // A document `pave apply` takes back unchanged (its `status` is ignored there).
@@ -174,7 +166,7 @@ pub async fn get(args: GetArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let q = query_string(&[("selector", args.selector), ("owner", args.owner)]);
-    let value = client.get(&format!("/api/v1/{}{q}", plural(kind))).await?;
+    let value = client.get(&format!("/api/v1/{}{q}", kind.plural())).await?;
     match args.client.output {
         Format::Json => {
             output::json(&value);
@@ -190,49 +182,21 @@ pub async fn get(args: GetArgs) -> Result<ExitCode> {
         Format::Table => {}
     }
     let items = value["items"].as_array().cloned().unwrap_or_default();
-    let (headers, rows): (Vec<&str>, Vec<Vec<String>>) = match kind {
-        Kind::Team => (
-            vec!["NAME", "TYPE", "MEMBERS", "CONTACT"],
-            items
+    // The columns are the kind's (pave_model::KINDS).
+    let columns = kind.info().columns;
+    let headers: Vec<&str> = columns.iter().map(|c| c.header).collect();
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| {
+            columns
                 .iter()
-                .map(|i| {
-                    let s = &i["spec"];
-                    vec![
-                        cell(&i["metadata"]["name"]),
-                        cell(&s["type"]),
-                        s["members"].as_array().map_or(0, Vec::len).to_string(),
-                        cell(&s["contact"]),
-                    ]
+                .map(|c| {
+                    let v = i.pointer(c.pointer).unwrap_or(&Value::Null);
+                    if c.count { v.as_array().map_or(0, Vec::len).to_string() } else { cell(v) }
                 })
-                .collect(),
-        ),
-        Kind::Service => (
-            vec!["NAME", "OWNER", "LIFECYCLE", "TIER", "DEPENDS ON"],
-            items
-                .iter()
-                .map(|i| {
-                    let s = &i["spec"];
-                    vec![
-                        cell(&i["metadata"]["name"]),
-                        cell(&s["owner"]),
-                        cell(&s["lifecycle"]),
-                        cell(&s["tier"]),
-                        cell(&s["dependsOn"]),
-                    ]
-                })
-                .collect(),
-        ),
-        Kind::Environment => (
-            vec!["NAME", "ORDER", "PRODUCTION"],
-            items
-                .iter()
-                .map(|i| {
-                    let s = &i["spec"];
-                    vec![cell(&i["metadata"]["name"]), cell(&s["order"]), cell(&s["production"])]
-                })
-                .collect(),
-        ),
-    };
+                .collect()
+        })
+        .collect();
     output::table(&headers, &rows);
     Ok(ExitCode::SUCCESS)
 }
@@ -259,7 +223,7 @@ pub struct DeleteArgs {
 pub async fn delete(args: DeleteArgs) -> Result<ExitCode> {
     let kind = parse_kind(&args.kind)?;
     let client = Client::new(&args.client)?;
-    client.call(Method::DELETE, &format!("/api/v1/{}/{}", plural(kind), encode(&args.name)), None).await?;
+    client.call(Method::DELETE, &format!("/api/v1/{}/{}", kind.plural(), encode(&args.name)), None).await?;
     let stops = if kind == Kind::Team { "" } else { " (what ran there is being stopped)" };
     println!("{}/{} deleted{stops}", kind.noun(), output::clean(&args.name));
     Ok(ExitCode::SUCCESS)

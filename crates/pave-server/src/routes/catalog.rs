@@ -144,10 +144,10 @@ pub async fn delete(kind: Kind, state: AppState, caller: Caller, name: String) -
 }
 
 /// Registers the REST routes of one kind at `/api/v1/{plural}`.
-pub fn routes(kind: Kind, plural: &str) -> axum::Router<AppState> {
+pub fn routes(kind: Kind) -> axum::Router<AppState> {
     use axum::routing::get;
-    let collection = format!("/api/v1/{plural}");
-    let item = format!("/api/v1/{plural}/{{name}}");
+    let collection = format!("/api/v1/{}", kind.plural());
+    let item = format!("/api/v1/{}/{{name}}", kind.plural());
     axum::Router::new()
         .route(
             &collection,
