@@ -45,5 +45,5 @@ cargo test --workspace --locked
 step "flag engine against Yggdrasil (differential test)"
 PAVE_DIFF_CONTEXTS=400 cargo test --manifest-path bench/flags/Cargo.toml --release --locked --test differential
 
-step "store and server tests on PostgreSQL"
-scripts/with-postgres.sh cargo test --locked -p pave-store -p pave-server -p pave
+step "store, engine and server tests on PostgreSQL"
+scripts/with-postgres.sh cargo test --locked -p pave-store -p pave-deploy -p pave-server -p pave
