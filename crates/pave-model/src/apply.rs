@@ -140,21 +140,14 @@ pub fn plan(snapshot: &Snapshot, request: &Request) -> Result<Plan, PlanError> {
         desired.contains_key(&key) || snapshot.resources.contains_key(&key)
     };
 
+    // Every kind's references, as its description says (`KindInfo::references`).
     for r in desired.values() {
-        if let Resource::Service(s) = r {
-            if !exists(Kind::Team, &s.spec.owner) {
+        for x in (r.kind().info().references)(r) {
+            if !exists(x.kind, &x.name) {
                 invalid.push((
-                    label(Kind::Service, r.name()),
-                    FieldError::new("spec.owner", format!("team {:?} does not exist", s.spec.owner)),
+                    label(r.kind(), r.name()),
+                    FieldError::new(x.field, format!("{} {:?} does not exist", x.kind.noun(), x.name)),
                 ));
-            }
-            for (i, dep) in s.spec.depends_on.iter().enumerate() {
-                if !exists(Kind::Service, dep) {
-                    invalid.push((
-                        label(Kind::Service, r.name()),
-                        FieldError::new(format!("spec.dependsOn[{i}]"), format!("service {dep:?} does not exist")),
-                    ));
-                }
             }
         }
     }
@@ -162,29 +155,15 @@ pub fn plan(snapshot: &Snapshot, request: &Request) -> Result<Plan, PlanError> {
         return Err(PlanError::Invalid(invalid));
     }
 
-    // A delete must not strand a service that stays.
-    let staying_services = desired
-        .values()
-        .copied()
-        .chain(
-            snapshot
-                .resources
-                .iter()
-                .filter(|(k, _)| !deletes.contains(*k) && !desired.contains_key(*k))
-                .map(|(_, r)| r),
-        )
-        .filter_map(|r| match r {
-            Resource::Service(s) => Some(s),
-            _ => None,
-        });
+    // A delete must not strand a resource that stays.
+    let staying = desired.values().copied().chain(
+        snapshot.resources.iter().filter(|(k, _)| !deletes.contains(*k) && !desired.contains_key(*k)).map(|(_, r)| r),
+    );
     let mut conflicts = Vec::new();
-    for s in staying_services {
-        if deletes.contains(&(Kind::Team, s.spec.owner.clone())) {
-            conflicts.push(format!("team {:?} still owns service {:?}", s.spec.owner, s.metadata.name));
-        }
-        for dep in &s.spec.depends_on {
-            if deletes.contains(&(Kind::Service, dep.clone())) {
-                conflicts.push(format!("service {:?} still depends on service {dep:?}", s.metadata.name));
+    for r in staying {
+        for x in (r.kind().info().references)(r) {
+            if deletes.contains(&(x.kind, x.name.clone())) {
+                conflicts.push(x.broken);
             }
         }
     }

@@ -90,23 +90,45 @@ pub struct KindInfo {
     pub table: &'static str,
     /// The least role that may create, change or delete one (before ownership is judged).
     pub write_role: crate::auth::Role,
-    /// The resources one refers to, by kind and name (a service: its owner team and the
-    /// services it depends on): what the store loads beside it to plan an apply.
-    pub references: fn(&Resource) -> Vec<(Kind, String)>,
+    /// The resources one refers to (a service: its owner team and the services it depends
+    /// on): what the planner requires to exist and refuses to delete from under it, and what
+    /// the store loads beside it to plan an apply.
+    pub references: fn(&Resource) -> Vec<Reference>,
     pub columns: &'static [Column],
 }
 
-fn no_references(_: &Resource) -> Vec<(Kind, String)> {
+/// One resource's reference to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub kind: Kind,
+    pub name: String,
+    /// The field that holds it (`spec.dependsOn[1]`), for the error when it dangles.
+    pub field: String,
+    /// What deleting the referenced resource would break, said whole (`team "core" still
+    /// owns service "shop"`).
+    pub broken: String,
+}
+
+fn no_references(_: &Resource) -> Vec<Reference> {
     Vec::new()
 }
 
-fn service_references(r: &Resource) -> Vec<(Kind, String)> {
-    match r {
-        Resource::Service(s) => std::iter::once((Kind::Team, s.spec.owner.clone()))
-            .chain(s.spec.depends_on.iter().map(|d| (Kind::Service, d.clone())))
-            .collect(),
-        _ => Vec::new(),
-    }
+fn service_references(r: &Resource) -> Vec<Reference> {
+    let Resource::Service(s) = r else { return Vec::new() };
+    let me = &s.metadata.name;
+    let owner = Reference {
+        kind: Kind::Team,
+        name: s.spec.owner.clone(),
+        field: "spec.owner".into(),
+        broken: format!("team {:?} still owns service {me:?}", s.spec.owner),
+    };
+    let deps = s.spec.depends_on.iter().enumerate().map(|(i, d)| Reference {
+        kind: Kind::Service,
+        name: d.clone(),
+        field: format!("spec.dependsOn[{i}]"),
+        broken: format!("service {me:?} still depends on service {d:?}"),
+    });
+    std::iter::once(owner).chain(deps).collect()
 }
 
 /// The kinds, in [`Kind`]'s order (an apply writes them in this order).

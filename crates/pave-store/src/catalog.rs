@@ -91,7 +91,7 @@ macro_rules! catalog_writes {
                 let mut wanted: ::std::collections::BTreeSet<(::pave_model::Kind, String)> = ::std::collections::BTreeSet::new();
                 for r in &$request.desired {
                     wanted.insert((r.kind(), r.name().to_string()));
-                    wanted.extend((r.kind().info().references)(r));
+                    wanted.extend((r.kind().info().references)(r).into_iter().map(|x| (x.kind, x.name)));
                 }
                 for (kind, name) in &$request.deletes {
                     wanted.insert((*kind, name.clone()));
