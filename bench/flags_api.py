@@ -21,6 +21,7 @@ Every run stops by itself. Run it through bench/flags_api.sh."""
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -312,6 +313,8 @@ def main():
             compare_edge(args, proc.pid, rss_started, url, secret, frontend_secret, bootstrap, len(body), data)
     finally:
         stop(proc)
+        # The router `pave serve` started stops by itself once its socket file is gone.
+        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":
