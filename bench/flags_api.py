@@ -60,6 +60,13 @@ def rss_mb(pid, field="VmRSS"):
     return float("nan")
 
 
+def environ(pid):
+    """The environment process `pid` was executed with."""
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        pairs = [kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv]
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
 def wait_http(url, headers=None, timeout=30):
     deadline = time.time() + timeout
     while True:
@@ -215,6 +222,10 @@ def compare_edge(args, pave_pid, pave_rss_started, pave_url, client_secret, fron
         print(f"  after the load: pave {split['pave'][0]:.1f} MB anonymous + {split['pave'][1]:.1f} MB file-backed; "
               f"edge {split['edge'][0]:.1f} MB anonymous + {split['edge'][1]:.1f} MB file-backed -> anonymous "
               f"pave/edge {split['pave'][0] / split['edge'][0]:.2f}x")
+        # `pave serve` runs with one malloc arena (it executes itself again with MALLOC_ARENA_MAX
+        # set unless the environment sets it); Edge runs with whatever this environment gives it.
+        arenas = {w: environ(servers[w][3]).get("MALLOC_ARENA_MAX", "unset (glibc's default)") for w in servers}
+        print(f"  MALLOC_ARENA_MAX: pave {arenas['pave']}, edge {arenas['edge']}")
         mem = peak_rss["pave"] / peak_rss["edge"]
         print(f"  -> most resident during this load, pave/edge {mem:.2f}x (target <= 1.0x: "
               f"{'met' if mem <= 1.0 else 'NOT met'}); pave's VmHWM also covers the apply and the runs above")

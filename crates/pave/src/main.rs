@@ -1,6 +1,7 @@
 //! `pave`: the command-line entry point. Thin: it parses arguments and calls the server,
 //! the store or the offline tools; domain rules live in the library crates.
 
+mod arenas;
 mod assess;
 mod client;
 mod commands;
@@ -131,6 +132,8 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Scan(cmd) => return scan::run(cmd),
         Command::Sbom(args) => return scan::sbom(&args),
+        // Before the runtime starts any thread: this may replace the process (see `arenas`).
+        Command::Serve(_) => arenas::cap(),
         _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

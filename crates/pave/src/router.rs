@@ -190,8 +190,10 @@ impl Launch {
             .with_context(|| format!("cannot open {}", dir.join("router.log").display()))?;
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.arg("router").arg("--socket").arg(&self.socket).arg("--threads").arg(self.threads.to_string());
+        // Not `MALLOC_ARENA_MAX`, which `pave serve` caps for its own memory (see `arenas`):
+        // the router's workers each keep their arena, for throughput.
         cmd.env_clear().env(MARKER, &self.data_dir);
-        for keep in ["PATH", "PAVE_LOG", "MALLOC_ARENA_MAX", "TZ"] {
+        for keep in ["PATH", "PAVE_LOG", "TZ"] {
             if let Some(v) = std::env::var_os(keep) {
                 cmd.env(keep, v);
             }

@@ -295,6 +295,7 @@ pub async fn run(args: ServeArgs) -> Result<std::process::ExitCode> {
     let settings = args.settings()?;
     let args_stop_replicas = args.stop_replicas_on_exit;
     init_logging(settings.log_format, &settings.log)?;
+    crate::arenas::log_failure();
     if let Some(url) = &settings.database_url
         && url_has_password(url)
         && std::env::args().any(|a| a == "--database-url" || a.starts_with("--database-url="))

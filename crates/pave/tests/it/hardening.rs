@@ -471,3 +471,42 @@ async fn a_closed_pipe_ends_the_output_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(stdout(&out).trim(), "status 141", "{err}");
 }
+
+/// The value of `name` in the environment process `pid` was executed with.
+fn environ_var(pid: u32, name: &str) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).expect("read environ");
+    let prefix = format!("{name}=");
+    env.split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned()))
+}
+
+/// Item 36 (memory): `pave serve` runs with one malloc arena. glibc reads `MALLOC_ARENA_MAX`
+/// only at exec, so the server executes itself again with it set: the process it became
+/// (same pid, same command line) has it in its environment. A value the user set is kept, and
+/// the replicas it starts do not inherit it (their environment is cleared).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_with_one_malloc_arena() {
+    let p = Platform::start(json!({"strategy": "rolling"}), 1).await;
+    let pid = p.server.child.id();
+    assert_eq!(environ_var(pid, "MALLOC_ARENA_MAX").as_deref(), Some("1"));
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+    let argv: Vec<&[u8]> = cmdline.split(|&b| b == 0).filter(|a| !a.is_empty()).collect();
+    assert_eq!(argv[0], pave_bin().as_bytes(), "argv[0] is kept");
+    assert_eq!(argv[1], b"serve", "the arguments are kept");
+    assert!(argv.contains(&&b"--stop-replicas-on-exit"[..]), "the arguments are kept");
+
+    p.release("1.0.0", "");
+    let out = p.deploy("1.0.0", "dev", &[], ADMIN);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let replicas = replicas_of(p.db.dir.path());
+    assert_eq!(replicas.len(), 1, "{replicas:?}");
+    for replica in replicas {
+        assert_eq!(environ_var(replica, "MALLOC_ARENA_MAX"), None, "replica {replica} inherited it");
+    }
+
+    // A value the user chose stays.
+    let db = pave_store::testing::fresh().await;
+    let user = crate::harness::Server::start_with(&db, &[], &[("MALLOC_ARENA_MAX", "3")], None);
+    assert_eq!(environ_var(user.child.id(), "MALLOC_ARENA_MAX").as_deref(), Some("3"));
+}

@@ -78,6 +78,8 @@ impl Server {
             .env("PAVE_LOG", if log.is_some() { "debug" } else { "warn" })
             .env_remove("PAVE_TOKEN")
             .env_remove("PAVE_MASTER_KEY")
+            // `pave serve` sets it itself when it is unset (see `hardening::serve_runs_with_one_malloc_arena`).
+            .env_remove("MALLOC_ARENA_MAX")
             .envs(envs.iter().copied())
             .stdout(Stdio::piped());
         match log {
