@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pave_model::FieldError;
-use pave_model::flags::{Flag, FlagEnvironment, FlagStrategy, FlagType, Segment};
+use pave_model::flags::{Flag, FlagEnvironment, FlagType, Segment};
 use pave_store::{FlagChange, SdkTokenKind, StoredFlag};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -199,7 +199,7 @@ pub async fn environment_action(
                 cfg.enabled = e;
             }
             if let Some(p) = percent {
-                set_rollout(cfg, p);
+                cfg.set_rollout(p);
             }
             Ok(())
         })
@@ -210,24 +210,6 @@ pub async fn environment_action(
         resp,
         json!({"flag": name, "environment": env, "action": action, "percent": percent, "change": change}),
     ))
-}
-
-/// Sets the rollout of the environment's unconstrained flexibleRollout, replacing
-/// unconstrained `default` strategies (which would keep it at 100 %); strategies with
-/// constraints or segments are targeting and stay as they are.
-fn set_rollout(cfg: &mut FlagEnvironment, percent: u32) {
-    let plain = |s: &FlagStrategy| s.constraints.is_empty() && s.segments.is_empty() && !s.disabled;
-    cfg.strategies.retain(|s| !(s.name == "default" && plain(s)));
-    match cfg.strategies.iter_mut().find(|s| s.name == "flexibleRollout" && plain(s)) {
-        Some(s) => {
-            s.parameters.insert("rollout".into(), percent.to_string());
-        }
-        None => cfg.strategies.push(FlagStrategy {
-            name: "flexibleRollout".into(),
-            parameters: BTreeMap::from([("rollout".into(), percent.to_string())]),
-            ..Default::default()
-        }),
-    }
 }
 
 /// `POST /api/v1/flags/{name}/archive` and `/revive`.
