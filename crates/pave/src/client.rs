@@ -96,6 +96,11 @@ impl Client {
     }
 }
 
+/// Reads a server's answer as its API type (`pave-api`); `what` names it in the error.
+pub fn read<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Result<T> {
+    T::deserialize(v).with_context(|| format!("the server's answer for {what} is not what this CLI understands"))
+}
+
 /// Formats a problem document: its detail, then each invalid field on its own line.
 fn problem_error(status: StatusCode, body: &[u8], no_token: bool) -> anyhow::Error {
     let Ok(problem) = serde_json::from_slice::<Value>(body) else {

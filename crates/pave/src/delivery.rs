@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use pave_model::Timestamp;
-use pave_model::delivery::{Change, Deployment, DeploymentKind, DeploymentStatus, Incident, Report};
+use pave_model::delivery::{Change, Deployment, DeploymentKind, DeploymentStatus, Incident, Report, TimelineEntry};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::ClientArgs;
-use crate::client::Client;
-use crate::output::{self, Format, cell};
+use crate::client::{Client, read};
+use crate::output::{self, Format, cell, show};
 
 /// An RFC 3339 time, `now`, or `now-DURATION` (`now-3h`, `now-90m`): a report made after the
 /// fact can say when things happened without a calendar.
@@ -245,13 +245,14 @@ pub async fn event(cmd: EventCommand) -> Result<ExitCode> {
     }
     let mut events: Vec<Value> = extra.iter().map(Report::to_value).collect();
     events.push(report.to_value());
-    let v = Client::new(&client)?.call(Method::POST, "/api/v1/events", Some(&json!({ "events": events }))).await?;
+    let body = serde_json::to_value(pave_api::ReportRequest { events })?;
+    let v = Client::new(&client)?.call(Method::POST, "/api/v1/events", Some(&body)).await?;
     match client.output {
         Format::Json | Format::Yaml => output::json(&v),
         Format::Table => {
-            let results = v["results"].as_array().cloned().unwrap_or_default();
+            let results = read::<pave_api::ReportResult>(&v, "the report")?.results;
             if let Some(r) = results.last() {
-                println!("{} {} {}", cell(&r["type"]), cell(&r["id"]), cell(&r["action"]));
+                println!("{} {} {}", show(&r.kind), show(&r.id), show(&r.action));
             }
             if results.len() > 1 {
                 println!("with {} shipped commit(s) reported as changes", results.len() - 1);
@@ -512,54 +513,56 @@ pub async fn timeline(args: TimelineArgs) -> Result<ExitCode> {
         output::json(&v);
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(inc) = v["incident"].as_object() {
+    let t: pave_api::Timeline = read(&v, "the timeline")?;
+    if let Some(inc) = &t.incident {
         println!(
             "Incident {} ({}, {}): opened {}, resolved {}\n",
-            cell(&inc["id"]),
-            cell(&inc["service"]),
-            cell(&inc["severity"]),
-            cell(&inc["openedAt"]),
-            inc.get("resolvedAt").map_or("-".into(), cell)
+            show(&inc.id),
+            show(&inc.service),
+            show(&inc.severity),
+            show(&inc.opened_at),
+            show(&inc.resolved_at)
         );
     }
-    let rows: Vec<Vec<String>> = v["entries"].as_array().into_iter().flatten().map(timeline_row).collect();
+    let rows: Vec<Vec<String>> = t.entries.iter().map(timeline_row).collect();
     output::table(&["TIME", "WHAT", "WHERE", "DETAIL"], &rows);
-    if v["truncated"].as_bool() == Some(true) {
-        println!("(showing the newest {} of {}; raise --limit or narrow the window)", rows.len(), v["total"]);
+    if t.truncated {
+        println!("(showing the newest {} of {}; raise --limit or narrow the window)", rows.len(), t.total);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn timeline_row(e: &Value) -> Vec<String> {
-    let at = cell(&e["at"]);
-    match e["type"].as_str() {
-        Some("deployment") => vec![
+fn timeline_row(e: &TimelineEntry) -> Vec<String> {
+    let at = show(&e.at());
+    match e {
+        TimelineEntry::Deployment(d) => vec![
             at,
-            format!("deploy {} {}", cell(&e["service"]), cell(&e["version"])),
-            cell(&e["environment"]),
-            format!("{} ({})", cell(&e["status"]), cell(&e["kind"])),
+            format!("deploy {} {}", show(&d.service), show(&d.version)),
+            show(&d.environment),
+            format!("{} ({})", show(&d.status), show(&d.kind)),
         ],
-        Some("incident") => vec![
+        TimelineEntry::Incident(i) => vec![
             at,
-            format!("incident {}", cell(&e["id"])),
-            cell(&e["service"]),
-            format!("{} {}", cell(&e["severity"]), output::clean(e["title"].as_str().unwrap_or(""))).trim().to_owned(),
+            format!("incident {}", show(&i.incident.id)),
+            show(&i.incident.service),
+            format!("{} {}", show(&i.incident.severity), output::clean(i.incident.title.as_deref().unwrap_or("")))
+                .trim()
+                .to_owned(),
         ],
-        _ => {
-            let envs: Vec<String> = e["environments"]
-                .as_array()
-                .into_iter()
-                .flatten()
+        TimelineEntry::Flag(f) => {
+            let envs: Vec<String> = f
+                .environments
+                .iter()
                 .map(|m| {
-                    let before = m["exposureBefore"].as_str().unwrap_or("-");
-                    format!("{}: {before} -> {}", cell(&m["environment"]), cell(&m["exposure"]))
+                    let before = m.exposure_before.as_deref().unwrap_or("-");
+                    format!("{}: {before} -> {}", show(&m.environment), show(&m.exposure))
                 })
                 .collect();
             vec![
                 at,
-                format!("flag {} {}", cell(&e["flag"]), cell(&e["action"])),
+                format!("flag {} {}", show(&f.flag), show(&f.action)),
                 if envs.is_empty() { "*".into() } else { envs.join(", ") },
-                format!("by {}", cell(&e["actor"])),
+                format!("by {}", show(&f.actor)),
             ]
         }
     }

@@ -111,6 +111,19 @@ pub fn list(format: Format, value: &Value, key: &str, headers: &[&str], row: imp
     }
 }
 
+/// A typed value as a short cell, exactly as [`cell`] shows its JSON.
+pub fn show(v: &impl serde::Serialize) -> String {
+    cell(&serde_json::to_value(v).unwrap_or(Value::Null))
+}
+
+/// Prints `value` as JSON, or `items` (read from it) as a table with one row per item.
+pub fn typed_list<T>(format: Format, value: &Value, items: &[T], headers: &[&str], row: impl Fn(&T) -> Vec<String>) {
+    match format {
+        Format::Json | Format::Yaml => json(value),
+        Format::Table => table(headers, &items.iter().map(row).collect::<Vec<_>>()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

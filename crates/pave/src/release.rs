@@ -191,19 +191,20 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
         }
         ReleaseCommand::List { service, client } => {
             let v = Client::new(&client)?.get(&format!("/api/v1/services/{service}/releases")).await?;
-            output::list(
+            let list: pave_api::ReleaseList = crate::client::read(&v, "the releases")?;
+            output::typed_list(
                 client.output,
                 &v,
-                "releases",
+                &list.releases,
                 &["VERSION", "DIGEST", "COMMIT", "FILES", "CREATED", "BY"],
                 |r| {
                     vec![
-                        cell(&r["version"]),
-                        cell(&r["digest"]).chars().take(19).collect(),
-                        cell(&r["commit"]),
-                        cell(&r["files"]),
-                        cell(&r["createdAt"]),
-                        cell(&r["createdBy"]),
+                        output::show(&r.version),
+                        output::show(&r.digest).chars().take(19).collect(),
+                        output::show(&r.commit),
+                        r.files.to_string(),
+                        output::show(&r.created_at),
+                        output::show(&r.created_by),
                     ]
                 },
             );

@@ -8,12 +8,12 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::ClientArgs;
-use crate::client::Client;
+use crate::client::{Client, read};
 use crate::commands::encode;
-use crate::output::{self, Format, cell};
+use crate::output::{self, Format, cell, show};
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
@@ -113,33 +113,28 @@ pub struct LogsArgs {
     pub client: ClientArgs,
 }
 
-fn terminal(state: &str) -> bool {
-    matches!(state, "succeeded" | "failed" | "aborted" | "rolled-back")
-}
-
 /// Follows a rollout, printing each state change, until it ends or waits for a person.
 pub(crate) async fn follow(c: &Client, id: i64, format: Format) -> Result<ExitCode> {
     let mut last = (String::new(), usize::MAX);
     loop {
         let v = c.get(&format!("/api/v1/rollouts/{id}")).await?;
-        let r = &v["rollout"];
-        let state = r["state"].as_str().unwrap_or("").to_owned();
-        let step = r["step"].as_u64().unwrap_or(0) as usize;
+        let r = read::<pave_api::RolloutOne>(&v, "the rollout")?.rollout;
+        let state = r.state.as_str().to_owned();
+        let step = r.step;
         if format == Format::Table && (state.clone(), step) != last {
-            if terminal(&state) {
+            if r.state.is_terminal() {
                 println!("rollout {id}: {state}");
             } else {
-                let steps = if state == "rolling-back" { &r["revert"] } else { &r["steps"] };
-                let n = steps.as_array().map_or(0, Vec::len);
-                let doing = steps.get(step).map(describe).unwrap_or_default();
-                println!("rollout {id}: {state} [{step}/{n}] {doing}");
+                let steps = if state == "rolling-back" { &r.revert } else { &r.steps };
+                let doing = steps.get(step).map(pave_model::rollout::Step::describe).unwrap_or_default();
+                println!("rollout {id}: {state} [{step}/{}] {doing}", steps.len());
             }
             last = (state.clone(), step);
         }
-        if terminal(&state) || state == "awaiting-approval" || state == "awaiting-promotion" || state == "paused" {
+        if r.state.is_terminal() || state == "awaiting-approval" || state == "awaiting-promotion" || state == "paused" {
             if format.structured() {
                 output::json(&v);
-            } else if let Some(reason) = r["reason"].as_str() {
+            } else if let Some(reason) = &r.reason {
                 println!("reason: {}", output::clean(reason));
             }
             return Ok(if state == "succeeded" || state.starts_with("awaiting") || state == "paused" {
@@ -152,23 +147,22 @@ pub(crate) async fn follow(c: &Client, id: i64, format: Format) -> Result<ExitCo
     }
 }
 
-/// A step as the server sent it, in the words the model uses for it.
-fn describe(step: &Value) -> String {
-    serde_json::from_value::<pave_model::rollout::Step>(step.clone()).map(|s| s.describe()).unwrap_or_default()
-}
-
 pub async fn deploy(a: DeployArgs) -> Result<ExitCode> {
     let c = Client::new(&a.client)?;
-    let body = json!({
-        "service": a.service, "environment": a.environment, "version": a.version,
-        "strategy": a.strategy, "override": a.override_reason,
-    });
+    let body = serde_json::to_value(pave_api::DeployRequest {
+        service: a.service,
+        environment: a.environment,
+        version: a.version,
+        strategy: a.strategy,
+        override_reason: a.override_reason,
+    })?;
     let v = c.call(Method::POST, "/api/v1/deployments", Some(&body)).await?;
-    let id = v["rollout"]["id"].as_i64().unwrap_or(0);
+    let r = read::<pave_api::RolloutOne>(&v, "the deployment")?.rollout;
+    let id = r.id;
     if a.no_wait {
         match a.client.output {
             Format::Json | Format::Yaml => output::json(&v),
-            Format::Table => println!("rollout {id}: {}", cell(&v["rollout"]["state"])),
+            Format::Table => println!("rollout {id}: {}", r.state.as_str()),
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -179,8 +173,8 @@ async fn active(c: &Client, t: &Target) -> Result<i64> {
     let v = c
         .get(&format!("/api/v1/rollouts?service={}&environment={}&limit=1", encode(&t.service), encode(&t.environment)))
         .await?;
-    match v["rollouts"].get(0) {
-        Some(r) if !terminal(r["state"].as_str().unwrap_or("")) => Ok(r["id"].as_i64().unwrap_or(0)),
+    match read::<pave_api::RolloutList>(&v, "the rollouts")?.rollouts.first() {
+        Some(r) if !r.state.is_terminal() => Ok(r.id),
         _ => bail!("{} has no rollout in progress in {}", t.service, t.environment),
     }
 }
@@ -215,21 +209,22 @@ pub async fn rollout(cmd: RolloutCommand) -> Result<ExitCode> {
                 q.push(format!("environment={}", encode(e)));
             }
             let v = Client::new(&client)?.get(&format!("/api/v1/rollouts?{}", q.join("&"))).await?;
-            output::list(
+            let list: pave_api::RolloutList = read(&v, "the rollouts")?;
+            output::typed_list(
                 client.output,
                 &v,
-                "rollouts",
+                &list.rollouts,
                 &["ID", "SERVICE", "ENV", "VERSION", "FROM", "STRATEGY", "STATE", "BY"],
                 |r| {
                     vec![
-                        cell(&r["id"]),
-                        cell(&r["service"]),
-                        cell(&r["environment"]),
-                        cell(&r["version"]),
-                        cell(&r["fromVersion"]),
-                        cell(&r["strategy"]),
-                        cell(&r["state"]),
-                        cell(&r["requestedBy"]),
+                        r.id.to_string(),
+                        show(&r.service),
+                        show(&r.environment),
+                        show(&r.version),
+                        show(&r.from_version),
+                        show(&r.strategy),
+                        r.state.as_str().to_owned(),
+                        show(&r.requested_by),
                     ]
                 },
             );
@@ -244,9 +239,10 @@ pub async fn rollout(cmd: RolloutCommand) -> Result<ExitCode> {
             let c = Client::new(&t.client)?;
             let path = format!("/api/v1/services/{}/environments/{}/undo", t.service, t.environment);
             let v = c.call(Method::POST, &path, None).await?;
-            let id = v["rollout"]["id"].as_i64().unwrap_or(0);
+            let r = read::<pave_api::RolloutOne>(&v, "the undo")?.rollout;
+            let id = r.id;
             if t.client.output == Format::Table {
-                println!("undo: rollout {id} takes {} back to {}", t.service, cell(&v["rollout"]["version"]));
+                println!("undo: rollout {id} takes {} back to {}", t.service, show(&r.version));
             }
             follow(&c, id, t.client.output).await
         }
@@ -260,7 +256,9 @@ async fn act(t: Target, action: &str, wait: bool) -> Result<ExitCode> {
     if !wait {
         match t.client.output {
             Format::Json | Format::Yaml => output::json(&v),
-            Format::Table => println!("rollout {id}: {}", cell(&v["rollout"]["state"])),
+            Format::Table => {
+                println!("rollout {id}: {}", read::<pave_api::RolloutOne>(&v, "the rollout")?.rollout.state.as_str())
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }

@@ -241,7 +241,7 @@ pub async fn list(State(state): State<AppState>, Path(service): Path<String>) ->
     if state.store.get(pave_model::Kind::Service, &service).await?.is_none() {
         return Err(ApiError::not_found(format!("service {service:?} does not exist")));
     }
-    Ok(Json(json!({ "releases": state.store.releases(&service).await? })).into_response())
+    Ok(Json(pave_api::ReleaseList { releases: state.store.releases(&service).await? }).into_response())
 }
 
 /// A release with the scans it carries and, for every environment with a release policy,
