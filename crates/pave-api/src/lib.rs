@@ -11,12 +11,14 @@ pub mod admin;
 pub mod catalog;
 pub mod delivery;
 pub mod deploy;
+pub mod flags;
 pub mod releases;
 
 pub use admin::{AuditEntry, AuditPage, CreatedToken, EventPage, NewToken, Token, TokenList, TokenOne, WhoAmI};
 pub use catalog::{ApplyResult, ApplySummary, ResourceList};
 pub use delivery::{ReportRequest, ReportResult, ReportSummary, ReportedFact, Timeline};
 pub use deploy::{DeployRequest, RolloutList, RolloutOne};
+pub use flags::{FlagDocument, FlagList, SdkToken, SdkTokenList, StaleFlags};
 pub use releases::ReleaseList;
 
 #[cfg(test)]

@@ -500,7 +500,7 @@ pub const RECENT_OPERATORS: [(&str, &str); 4] =
 const REMOTE_SDKS: [&str; 2] = ["unleash-client-js", "unleash-proxy-client"];
 
 /// Why some SDK registered in an environment may answer a flag differently from Pave.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorWarning {
     pub environment: String,
     /// Recent operators the flag uses there, in [`RECENT_OPERATORS`] order.

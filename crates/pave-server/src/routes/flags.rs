@@ -15,6 +15,8 @@ use pave_store::{FlagChange, SdkTokenKind, StoredFlag};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use pave_api as api;
+
 use super::Caller;
 use crate::AppState;
 use crate::auth::AuditDetail;
@@ -320,12 +322,20 @@ pub async fn stale(State(state): State<AppState>, ApiQuery(p): ApiQuery<StalePar
             last_seen,
         };
         if let Some(s) = pave_model::flags::staleness(&facts, now, p.days) {
-            out.push(json!({"name": f.flag.name(), "project": f.flag.spec.project, "type": f.flag.spec.flag_type,
-                "owner": f.flag.spec.owner, "reason": s.reason, "since": pave_model::Timestamp(s.since),
-                "days": (now - s.since) / 86_400_000, "lastSeen": last_seen.map(pave_model::Timestamp)}));
+            out.push(api::flags::StaleFlag {
+                name: f.flag.name().to_owned(),
+                project: f.flag.spec.project.clone(),
+                flag_type: f.flag.spec.flag_type.as_str().to_owned(),
+                owner: f.flag.spec.owner.clone(),
+                reason: s.reason,
+                since: pave_model::Timestamp(s.since),
+                days: (now - s.since) / 86_400_000,
+                last_seen: last_seen.map(pave_model::Timestamp),
+            });
         }
     }
-    Ok(Json(json!({ "stale": out, "lifetimes": FlagType::ALL.iter().map(|t| (t.as_str(), t.expected_lifetime_days())).collect::<BTreeMap<_, _>>() })).into_response())
+    let lifetimes = FlagType::ALL.iter().map(|t| (t.as_str().to_owned(), t.expected_lifetime_days())).collect();
+    Ok(Json(api::StaleFlags { stale: out, lifetimes }).into_response())
 }
 
 pub async fn segments(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -343,26 +353,26 @@ pub async fn segments(State(state): State<AppState>) -> Result<Response, ApiErro
     Ok(Json(json!({ "segments": segs })).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewSdkToken {
-    name: String,
-    /// `client` (server SDKs) or `frontend`.
-    kind: String,
-    #[serde(default = "default_project")]
-    project: String,
-    environment: String,
-}
-
-fn default_project() -> String {
-    "default".into()
+/// A stored SDK token as the API shows it (never its hash).
+fn sdk_token(t: pave_store::SdkToken, secret: Option<String>) -> api::SdkToken {
+    api::SdkToken {
+        id: t.id,
+        name: t.name,
+        kind: t.kind.as_str().to_owned(),
+        project: t.project,
+        environment: t.environment,
+        created_at: t.created_at,
+        created_by: t.created_by,
+        revoked_at: t.revoked_at,
+        secret,
+    }
 }
 
 /// `POST /api/v1/sdk-tokens`: a new SDK token; its secret is in this answer only.
 pub async fn create_sdk_token(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(b): JsonBody<NewSdkToken>,
+    JsonBody(b): JsonBody<api::flags::NewSdkToken>,
 ) -> Result<Response, ApiError> {
     let kind = SdkTokenKind::parse(&b.kind).ok_or_else(|| {
         ApiError::invalid(format!("kind: {:?} is not an SDK token kind; use client or frontend", b.kind), vec![])
@@ -377,17 +387,15 @@ pub async fn create_sdk_token(
     let (secret, token) = crate::flags::generate_sdk_token(&b.name, kind, &b.project, &b.environment);
     let stored = state.store.create_sdk_token(&token, &caller.write_context()).await?;
     state.flags.written(&state.store).await;
-    let mut v = json!(stored);
-    v["secret"] = json!(secret);
-    let resp = (StatusCode::CREATED, Json(v)).into_response();
-    Ok(with_detail(
-        resp,
-        json!({"id": stored.id, "name": stored.name, "kind": kind, "project": stored.project, "environment": stored.environment}),
-    ))
+    let detail = json!({"id": stored.id, "name": stored.name, "kind": kind, "project": stored.project,
+        "environment": stored.environment});
+    let resp = (StatusCode::CREATED, Json(sdk_token(stored, Some(secret)))).into_response();
+    Ok(with_detail(resp, detail))
 }
 
 pub async fn list_sdk_tokens(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "tokens": state.store.sdk_tokens().await? })).into_response())
+    let tokens = state.store.sdk_tokens().await?.into_iter().map(|t| sdk_token(t, None)).collect();
+    Ok(Json(api::SdkTokenList { tokens }).into_response())
 }
 
 pub async fn revoke_sdk_token(
@@ -397,7 +405,7 @@ pub async fn revoke_sdk_token(
 ) -> Result<Response, ApiError> {
     let t = state.store.revoke_sdk_token(&id, &caller.write_context()).await?;
     state.flags.written(&state.store).await;
-    Ok(with_detail(Json(json!(t)).into_response(), json!({"id": id})))
+    Ok(with_detail(Json(sdk_token(t, None)).into_response(), json!({"id": id})))
 }
 
 pub async fn sdk_clients(State(state): State<AppState>) -> Result<Response, ApiError> {
