@@ -30,3 +30,68 @@ pub struct RolloutOne {
 pub struct RolloutList {
     pub rollouts: Vec<Rollout>,
 }
+
+/// One version's share of what the router does now, with its healthy backends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutedVersion {
+    pub version: String,
+    /// Percent of the traffic not pinned by header or cookie.
+    pub weight: u8,
+    /// `host:port` of each healthy replica.
+    pub backends: Vec<String>,
+}
+
+/// The router's table for one service and environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterTable {
+    pub versions: Vec<RoutedVersion>,
+    pub sticky: bool,
+}
+
+/// A running replica, as the runtime records it. The wire keeps the runtime's own field
+/// names (`proc_start`, `config_rev`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replica {
+    pub id: String,
+    pub service: String,
+    pub env: String,
+    pub version: String,
+    pub replica: u32,
+    pub pid: u32,
+    pub proc_start: u64,
+    pub port: u16,
+    pub log: String,
+    #[serde(default)]
+    pub config_rev: i64,
+}
+
+/// One version's golden signals over the window asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionSignals {
+    pub version: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// `GET /api/v1/services/{name}/environments/{env}/status`. `router`, `replicas` and
+/// `signals` are this control plane's view: empty or null where it runs no engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployStatus {
+    pub service: String,
+    pub environment: String,
+    /// The router's address for this service and environment.
+    pub url: String,
+    /// The route state the engine works towards.
+    pub desired: pave_model::rollout::RouteState,
+    pub router: Option<RouterTable>,
+    pub replicas: Vec<Replica>,
+    pub active_rollout: Option<Rollout>,
+    pub signals: Option<Vec<VersionSignals>>,
+    /// This control plane holds the delivery engine's lease.
+    pub served_here: bool,
+}

@@ -13,13 +13,15 @@ pub mod delivery;
 pub mod deploy;
 pub mod flags;
 pub mod releases;
+pub mod secrets;
 
 pub use admin::{AuditEntry, AuditPage, CreatedToken, EventPage, NewToken, Token, TokenList, TokenOne, WhoAmI};
 pub use catalog::{ApplyResult, ApplySummary, ResourceList};
 pub use delivery::{ReportRequest, ReportResult, ReportSummary, ReportedFact, Timeline};
-pub use deploy::{DeployRequest, RolloutList, RolloutOne};
+pub use deploy::{DeployRequest, DeployStatus, RolloutList, RolloutOne};
 pub use flags::{FlagDocument, FlagList, SdkToken, SdkTokenList, StaleFlags};
-pub use releases::ReleaseList;
+pub use releases::{ReleaseList, ReleaseScans, ReleaseUpload};
+pub use secrets::{SecretList, SecretWrite};
 
 #[cfg(test)]
 mod tests {

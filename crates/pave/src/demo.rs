@@ -485,7 +485,7 @@ async fn deliver(client: &Client, data_dir: &std::path::Path) -> Result<()> {
         failed4 - failed3
     );
     let status = client.get("/api/v1/services/storefront/environments/dev/status").await?;
-    crate::rollout::print_status(&status);
+    crate::rollout::print_status(&status)?;
     println!("\nDORA for dev (four rollouts: one failed, recovered by its automatic rollback):");
     let dora = client.get("/api/v1/dora?environment=dev&from=1d").await?;
     crate::delivery::print_figures(&dora);

@@ -100,17 +100,6 @@ pub fn cell(v: &Value) -> String {
     }
 }
 
-/// Prints `value` as JSON, or the array under `key` as a table with one row per item.
-pub fn list(format: Format, value: &Value, key: &str, headers: &[&str], row: impl Fn(&Value) -> Vec<String>) {
-    match format {
-        Format::Json | Format::Yaml => json(value),
-        Format::Table => {
-            let rows: Vec<Vec<String>> = value[key].as_array().into_iter().flatten().map(row).collect();
-            table(headers, &rows);
-        }
-    }
-}
-
 /// A typed value as a short cell, exactly as [`cell`] shows its JSON.
 pub fn show(v: &impl serde::Serialize) -> String {
     cell(&serde_json::to_value(v).unwrap_or(Value::Null))

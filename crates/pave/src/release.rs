@@ -108,16 +108,16 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             match client.output {
                 Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => {
-                    let r = &v["release"];
-                    let what =
-                        if v["created"].as_bool() == Some(true) { "created" } else { "already exists, unchanged" };
+                    let up: pave_api::ReleaseUpload = crate::client::read(&v, "the release")?;
+                    let r = &up.release;
+                    let what = if up.created { "created" } else { "already exists, unchanged" };
                     println!(
                         "release {} {} {what}: {} ({} files, {} bytes)",
-                        cell(&r["service"]),
-                        cell(&r["version"]),
-                        cell(&r["digest"]),
-                        r["files"],
-                        r["bytes"]
+                        output::show(&r.service),
+                        output::show(&r.version),
+                        output::show(&r.digest),
+                        r.files,
+                        r.bytes
                     );
                     if !v["scans"].is_null() {
                         for n in v["notes"].as_array().into_iter().flatten() {

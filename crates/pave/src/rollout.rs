@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::ClientArgs;
 use crate::client::{Client, read};
 use crate::commands::encode;
-use crate::output::{self, Format, cell, show};
+use crate::output::{self, Format, show};
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
@@ -192,7 +192,7 @@ pub async fn rollout(cmd: RolloutCommand) -> Result<ExitCode> {
                     if watch {
                         print!("\x1b[2J\x1b[H");
                     }
-                    print_status(&v);
+                    print_status(&v)?;
                 }
                 if !watch {
                     return Ok(ExitCode::SUCCESS);
@@ -266,40 +266,42 @@ async fn act(t: Target, action: &str, wait: bool) -> Result<ExitCode> {
     follow(&c, id, t.client.output).await.map(|code| if action == "abort" { ExitCode::SUCCESS } else { code })
 }
 
-pub(crate) fn print_status(v: &Value) {
-    println!("{} in {}: {}", cell(&v["service"]), cell(&v["environment"]), cell(&v["url"]));
-    for ver in v["desired"]["versions"].as_array().into_iter().flatten() {
-        println!("  {:<14} weight {:>3}%  replicas {}", cell(&ver["version"]), ver["weight"], ver["replicas"]);
+pub(crate) fn print_status(v: &Value) -> Result<()> {
+    let st: pave_api::DeployStatus = read(v, "the status")?;
+    println!("{} in {}: {}", show(&st.service), show(&st.environment), show(&st.url));
+    for ver in &st.desired.versions {
+        println!("  {:<14} weight {:>3}%  replicas {}", show(&ver.version), ver.weight, ver.replicas);
     }
-    for r in v["replicas"].as_array().into_iter().flatten() {
-        println!("  replica {:<28} pid {:<8} port {}", cell(&r["id"]), r["pid"], r["port"]);
+    for r in &st.replicas {
+        println!("  replica {:<28} pid {:<8} port {}", show(&r.id), r.pid, r.port);
     }
-    if let Some(r) = v["activeRollout"].as_object() {
+    if let Some(r) = &st.active_rollout {
         println!(
             "  rollout {}: {} -> {} ({}), {} at step {}",
-            r["id"],
-            cell(&r["fromVersion"]),
-            cell(&r["version"]),
-            cell(&r["strategy"]),
-            cell(&r["state"]),
-            r["step"]
+            r.id,
+            show(&r.from_version),
+            show(&r.version),
+            show(&r.strategy),
+            r.state.as_str(),
+            r.step
         );
     }
-    for s in v["signals"].as_array().into_iter().flatten() {
+    for s in st.signals.iter().flatten() {
         println!(
             "  signals {:<10} requests {:>8}  5xx {:>6} ({:.2}%)  p50 {} ms  p99 {} ms",
-            cell(&s["version"]),
-            s["requests"],
-            s["errors"],
-            s["error_rate"].as_f64().unwrap_or(0.0) * 100.0,
-            ms(&s["p50_ms"]),
-            ms(&s["p99_ms"])
+            show(&s.version),
+            s.requests,
+            s.errors,
+            s.error_rate * 100.0,
+            ms(s.p50_ms),
+            ms(s.p99_ms)
         );
     }
+    Ok(())
 }
 
-fn ms(v: &Value) -> String {
-    v.as_f64().map_or("-".into(), |x| format!("{x:.2}"))
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |x| format!("{x:.2}"))
 }
 
 pub async fn logs(a: LogsArgs) -> Result<ExitCode> {

@@ -179,17 +179,57 @@ pub async fn status(
         ),
         None => (None, None, Vec::new()),
     };
-    Ok(Json(json!({
-        "service": service,
-        "environment": env,
-        "url": format!("http://127.0.0.1:{}/", desired.port),
-        "desired": desired,
-        "router": router,
-        "replicas": replicas,
-        "activeRollout": active,
-        "signals": signals,
-        "servedHere": state.engine.as_ref().is_some_and(|e| e.is_leader()),
-    }))
+    let router = router.map(|t| api::deploy::RouterTable {
+        sticky: t.sticky,
+        versions: t
+            .versions
+            .into_iter()
+            .map(|v| api::deploy::RoutedVersion {
+                version: v.version,
+                weight: v.weight,
+                backends: v.backends.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+    });
+    let replicas = replicas
+        .into_iter()
+        .map(|i: pave_runtime::Instance| api::deploy::Replica {
+            id: i.id,
+            service: i.service,
+            env: i.env,
+            version: i.version,
+            replica: i.replica,
+            pid: i.pid,
+            proc_start: i.proc_start,
+            port: i.port,
+            log: i.log.display().to_string(),
+            config_rev: i.config_rev,
+        })
+        .collect();
+    let signals = signals.map(|all| {
+        all.into_iter()
+            .map(|s| api::deploy::VersionSignals {
+                version: s.version,
+                requests: s.requests,
+                errors: s.errors,
+                error_rate: s.error_rate,
+                p50_ms: s.p50_ms,
+                p95_ms: s.p95_ms,
+                p99_ms: s.p99_ms,
+            })
+            .collect()
+    });
+    Ok(Json(api::DeployStatus {
+        url: format!("http://127.0.0.1:{}/", desired.port),
+        service,
+        environment: env,
+        desired,
+        router,
+        replicas,
+        active_rollout: active,
+        signals,
+        served_here: state.engine.as_ref().is_some_and(|e| e.is_leader()),
+    })
     .into_response())
 }
 

@@ -183,10 +183,9 @@ pub async fn create(
             .await
             .map_err(internal("recording the release"))??;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    let mut resp =
-        (status, Json(json!({ "release": release, "created": created, "artifactNew": artifact_new }))).into_response();
-    resp.extensions_mut()
-        .insert(AuditDetail(json!({"version": release.version, "digest": release.digest, "created": created})));
+    let detail = AuditDetail(json!({"version": release.version, "digest": release.digest, "created": created}));
+    let mut resp = (status, Json(pave_api::ReleaseUpload { release, created, artifact_new })).into_response();
+    resp.extensions_mut().insert(detail);
     Ok(resp)
 }
 
@@ -331,7 +330,7 @@ pub async fn attach(
         ));
     }
     let stored = state.store.attach_scans(&service, &version, &scans, document.as_deref(), &ctx).await?;
-    let mut resp = Json(json!({"release": release, "scans": stored})).into_response();
+    let mut resp = Json(pave_api::ReleaseScans { release, scans: stored, notes: None }).into_response();
     resp.extensions_mut().insert(scans_audit(&version, &scans));
     Ok(resp)
 }
@@ -366,7 +365,7 @@ pub async fn scan(
     if state.config.osv_db.is_none() {
         notes.push("dependencies not audited: this server has no OSV database (pave serve --osv-db)".to_owned());
     }
-    let mut resp = Json(json!({"release": release, "scans": stored, "notes": notes})).into_response();
+    let mut resp = Json(pave_api::ReleaseScans { release, scans: stored, notes: Some(notes) }).into_response();
     resp.extensions_mut().insert(scans_audit(&version, &scans));
     Ok(resp)
 }
