@@ -11,6 +11,7 @@ pub mod admin;
 pub mod catalog;
 pub mod delivery;
 pub mod deploy;
+pub mod dora;
 pub mod flags;
 pub mod releases;
 pub mod secrets;
@@ -19,6 +20,7 @@ pub use admin::{AuditEntry, AuditPage, CreatedToken, EventPage, NewToken, Token,
 pub use catalog::{ApplyResult, ApplySummary, ResourceList};
 pub use delivery::{ReportRequest, ReportResult, ReportSummary, ReportedFact, Timeline};
 pub use deploy::{DeployRequest, DeployStatus, RolloutList, RolloutOne};
+pub use dora::{DoraQuery, DoraReport};
 pub use flags::{FlagDocument, FlagList, SdkToken, SdkTokenList, StaleFlags};
 pub use releases::{ReleaseList, ReleaseScans, ReleaseUpload};
 pub use secrets::{SecretList, SecretWrite};

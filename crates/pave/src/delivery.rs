@@ -5,14 +5,15 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use pave_api::dora::{Durations, Figures, Level, Rate};
 use pave_model::Timestamp;
 use pave_model::delivery::{Change, Deployment, DeploymentKind, DeploymentStatus, Incident, Report, TimelineEntry};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::ClientArgs;
 use crate::client::{Client, read};
-use crate::output::{self, Format, cell, show};
+use crate::output::{self, Format, show};
 
 /// An RFC 3339 time, `now`, or `now-DURATION` (`now-3h`, `now-90m`): a report made after the
 /// fact can say when things happened without a calendar.
@@ -351,113 +352,114 @@ pub fn human_duration(secs: f64) -> String {
     }
 }
 
-fn durations(v: &Value) -> String {
-    match (v["median"].as_f64(), v["p90"].as_f64()) {
-        (Some(m), Some(p)) => format!("median {}, p90 {} ({} items)", human_duration(m), human_duration(p), v["count"]),
+fn durations(d: &Durations) -> String {
+    match (d.median, d.p90) {
+        (Some(m), Some(p)) => format!("median {}, p90 {} ({} items)", human_duration(m), human_duration(p), d.count),
         _ => "no data".into(),
     }
 }
 
-fn pct(v: &Value) -> String {
-    match v["rate"].as_f64() {
-        Some(r) => format!("{:.1}% ({} of {})", r * 100.0, v["count"], v["total"]),
+fn pct(r: &Rate) -> String {
+    match r.rate {
+        Some(rate) => format!("{:.1}% ({} of {})", rate * 100.0, r.count, r.total),
         None => "no deployments".into(),
     }
 }
 
-fn lvl(v: &Value) -> String {
-    v["level"]["level"].as_str().unwrap_or("-").to_owned()
+fn lvl(l: &Option<Level>) -> String {
+    l.as_ref().map_or("-".to_owned(), |l| output::clean(&l.level).into_owned())
 }
 
-pub fn print_figures(f: &Value) {
-    let df = &f["deploymentFrequency"];
-    let lt = &f["leadTime"];
-    let rt = &f["recoveryTime"];
+/// Reads a report's figures (from the server, or `pave assess`'s own) and prints them.
+pub fn print_figures(f: &Value) -> Result<()> {
+    let f: Figures = read(f, "the report")?;
+    let (df, lt, rt) = (&f.deployment_frequency, &f.lead_time, &f.recovery_time);
+    let bucket = output::clean(&df.bucket);
     let rows = vec![
         vec![
             "Deployment frequency".into(),
-            match (df["perDay"].as_f64(), df["perWeek"].as_f64()) {
+            match (df.per_day, df.per_week) {
                 (Some(day), Some(week)) => {
-                    format!("{day:.2}/day, {week:.1}/week ({} deployments, {})", df["deployments"], cell(&df["bucket"]))
+                    format!("{day:.2}/day, {week:.1}/week ({} deployments, {bucket})", df.deployments)
                 }
                 // No rate (`pave assess` over a window too short to judge).
-                _ => format!("no rate ({} deployments, {})", df["deployments"], cell(&df["bucket"])),
+                _ => format!("no rate ({} deployments, {bucket})", df.deployments),
             },
-            lvl(df),
+            lvl(&df.level),
         ],
-        vec!["Lead time for changes".into(), durations(&lt["commits"]), lvl(lt)],
-        vec!["Change failure rate".into(), pct(&f["changeFailureRate"]), lvl(&f["changeFailureRate"])],
-        vec!["Failed deployment recovery".into(), format!("{}; {} open", durations(&rt["time"]), rt["open"]), lvl(rt)],
-        vec!["Rework rate".into(), pct(&f["reworkRate"]), lvl(&f["reworkRate"])],
-        vec!["Time to detect".into(), durations(&f["timeToDetect"]), "-".into()],
+        vec!["Lead time for changes".into(), durations(&lt.commits), lvl(&lt.level)],
+        vec!["Change failure rate".into(), pct(&f.change_failure_rate), lvl(&f.change_failure_rate.level)],
+        vec!["Failed deployment recovery".into(), format!("{}; {} open", durations(&rt.time), rt.open), lvl(&rt.level)],
+        vec!["Rework rate".into(), pct(&f.rework_rate), lvl(&f.rework_rate.level)],
+        vec!["Time to detect".into(), durations(&f.time_to_detect), "-".into()],
     ];
     output::table(&["METRIC", "VALUE", "LEVEL"], &rows);
-    let fc = &f["flagChanges"];
-    if fc["count"].as_u64().is_some_and(|n| n > 0) {
+    let fc = &f.flag_changes;
+    if fc.count > 0 {
         println!(
             "Flag changes: {} to {} flags ({:.2}/day), {} switched something off",
-            fc["count"],
-            fc["flags"],
-            fc["perDay"].as_f64().unwrap_or(0.0),
-            fc["turnedOff"]
+            fc.count, fc.flags, fc.per_day, fc.turned_off
         );
     }
-    let m = |v: &Value| v["median"].as_f64().map_or("-".to_owned(), human_duration);
+    let m = |d: &Durations| d.median.map_or("-".to_owned(), human_duration);
     println!(
         "Value stream (medians): commit -> merge {}, merge -> deploy start {}, deploy {}",
-        m(&lt["commitToMerge"]),
-        m(&lt["mergeToDeploy"]),
-        m(&lt["deployDuration"])
+        m(&lt.commit_to_merge),
+        m(&lt.merge_to_deploy),
+        m(&lt.deploy_duration)
     );
+    Ok(())
 }
 
 pub async fn dora(args: DoraArgs) -> Result<ExitCode> {
-    let mut body = json!({ "explain": args.explain });
-    for (k, v) in [
-        ("from", &args.from),
-        ("to", &args.to),
-        ("team", &args.team),
-        ("service", &args.service),
-        ("environment", &args.environment),
-        ("series", &args.series),
-        ("benchmark", &args.benchmark),
-    ] {
-        if let Some(v) = v {
-            body[k] = json!(v);
+    let benchmark_table = match &args.benchmark_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?)
         }
-    }
-    if let Some(path) = &args.benchmark_file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        body["benchmarkTable"] =
-            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    }
-    let v = Client::new(&args.client)?.call(Method::POST, "/api/v1/dora", Some(&body)).await?;
+        None => None,
+    };
+    let query = pave_api::DoraQuery {
+        from: args.from,
+        to: args.to,
+        team: args.team,
+        service: args.service,
+        environment: args.environment,
+        series: args.series,
+        explain: Some(args.explain),
+        benchmark: args.benchmark,
+        benchmark_table,
+    };
+    let v = Client::new(&args.client)?.call(Method::POST, "/api/v1/dora", Some(&serde_json::to_value(&query)?)).await?;
     if args.client.output.structured() || args.explain {
         output::json(&v);
         return Ok(ExitCode::SUCCESS);
     }
-    let envs: Vec<String> = v["scope"]["environments"].as_array().into_iter().flatten().map(cell).collect();
+    let report: pave_api::DoraReport = read(&v, "the DORA report")?;
+    let scope = &report.scope;
+    let envs: Vec<String> = scope.environments.iter().map(|e| output::clean(e).into_owned()).collect();
     println!(
         "DORA metrics for {} in {}, {} to {} (benchmark {})\n",
-        v["scope"]["service"].as_str().or(v["scope"]["team"].as_str()).unwrap_or("the organisation"),
+        output::clean(scope.service.as_deref().or(scope.team.as_deref()).unwrap_or("the organisation")),
         envs.join(", "),
-        cell(&v["from"]),
-        cell(&v["to"]),
-        cell(&v["benchmark"])
+        show(&report.totals.from),
+        show(&report.totals.to),
+        show(&report.benchmark)
     );
-    print_figures(&v);
-    if let Some(series) = v["series"].as_array() {
+    print_figures(&v)?;
+    if !report.series.is_empty() {
         println!();
-        let rows: Vec<Vec<String>> = series
+        let rows: Vec<Vec<String>> = report
+            .series
             .iter()
             .map(|f| {
                 vec![
-                    cell(&f["from"]).chars().take(10).collect(),
-                    f["deploymentFrequency"]["deployments"].to_string(),
-                    f["leadTime"]["commits"]["median"].as_f64().map_or("-".into(), human_duration),
-                    f["changeFailureRate"]["rate"].as_f64().map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
-                    f["recoveryTime"]["time"]["median"].as_f64().map_or("-".into(), human_duration),
-                    f["reworkRate"]["rate"].as_f64().map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
+                    show(&f.from).chars().take(10).collect(),
+                    f.deployment_frequency.deployments.to_string(),
+                    f.lead_time.commits.median.map_or("-".into(), human_duration),
+                    f.change_failure_rate.rate.map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
+                    f.recovery_time.time.median.map_or("-".into(), human_duration),
+                    f.rework_rate.rate.map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
                 ]
             })
             .collect();

@@ -161,7 +161,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         result["summary"]["created"]
     );
     let dora = client.get("/api/v1/dora?from=7d").await?;
-    crate::delivery::print_figures(&dora);
+    crate::delivery::print_figures(&dora)?;
 
     deliver(&client, &data_dir).await?;
     flags(&client).await?;
@@ -488,7 +488,7 @@ async fn deliver(client: &Client, data_dir: &std::path::Path) -> Result<()> {
     crate::rollout::print_status(&status)?;
     println!("\nDORA for dev (four rollouts: one failed, recovered by its automatic rollback):");
     let dora = client.get("/api/v1/dora?environment=dev&from=1d").await?;
-    crate::delivery::print_figures(&dora);
+    crate::delivery::print_figures(&dora)?;
     println!(
         "\nEvery step and judgement is in the event log (pave events --kind 'analysis.*'), and live as \
          server-sent events: GET /api/v1/rollouts/{id}/events"

@@ -10,7 +10,6 @@ use pave_dora::{Benchmark, Facts, Granularity, Query};
 use pave_model::delivery::{Report, TimelineScope};
 use pave_model::{Kind, Resource, Timestamp};
 use pave_store::ListQuery;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Caller;
@@ -60,27 +59,13 @@ pub async fn report(
     Ok(resp)
 }
 
-/// The DORA query, from a query string or a JSON body.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DoraParams {
-    /// Start of the window: RFC 3339, or a span before `to` such as `30d`, `12w`, `6h`.
-    from: Option<String>,
-    /// End of the window (exclusive): RFC 3339 or `now` (default).
-    to: Option<String>,
-    team: Option<String>,
-    service: Option<String>,
-    /// The environment whose deployments count (default: every production environment).
-    environment: Option<String>,
-    /// `week` or `month`: add a series of windows.
-    series: Option<String>,
-    /// Add the deployments, commits and incidents behind every figure.
-    explain: Option<bool>,
-    /// Built-in benchmark table name (`dora-2024`, the default, or `dora-2023`).
-    benchmark: Option<String>,
-    /// A whole benchmark table, in the built-in tables' format (JSON body only).
-    #[serde(rename = "benchmarkTable")]
-    benchmark_table: Option<Value>,
+/// A report as `/api/v1/dora` answers it: `pave-dora`'s figures and what they cover
+/// (`pave_api::DoraReport` reads it back).
+#[derive(serde::Serialize)]
+struct DoraAnswer<'a> {
+    #[serde(flatten)]
+    report: &'a pave_dora::Report,
+    scope: api::dora::DoraScope,
 }
 
 /// Most flag changes one report or timeline reads.
@@ -129,18 +114,24 @@ fn parse_time(field: &str, s: &str) -> Result<Timestamp, ApiError> {
     Timestamp::parse_rfc3339(s).map_err(|e| ApiError::bad_request(format!("{field}: {e}")))
 }
 
-pub async fn dora_get(State(state): State<AppState>, ApiQuery(p): ApiQuery<DoraParams>) -> Result<Response, ApiError> {
+pub async fn dora_get(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<api::DoraQuery>,
+) -> Result<Response, ApiError> {
     if p.benchmark_table.is_some() {
         return Err(ApiError::bad_request("benchmarkTable is only accepted in a POST body"));
     }
     dora(state, p).await
 }
 
-pub async fn dora_post(State(state): State<AppState>, JsonBody(p): JsonBody<DoraParams>) -> Result<Response, ApiError> {
+pub async fn dora_post(
+    State(state): State<AppState>,
+    JsonBody(p): JsonBody<api::DoraQuery>,
+) -> Result<Response, ApiError> {
     dora(state, p).await
 }
 
-async fn dora(state: AppState, p: DoraParams) -> Result<Response, ApiError> {
+async fn dora(state: AppState, p: api::DoraQuery) -> Result<Response, ApiError> {
     let to = match p.to.as_deref() {
         None | Some("now") => Timestamp(crate::now_millis()),
         Some(s) => parse_time("to", s)?,
@@ -210,28 +201,8 @@ async fn dora(state: AppState, p: DoraParams) -> Result<Response, ApiError> {
     })
     .await
     .map_err(|e| ApiError::new(crate::error::Problem::Internal, format!("metrics computation failed: {e}")))?;
-    let mut value = serde_json::to_value(&report).expect("reports serialize");
-    value["scope"] = json!({"environments": environments, "team": p.team, "service": p.service});
-    Ok(Json(value).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TimelineParams {
-    /// Start: RFC 3339 or a span before `to` (`24h`, `7d`) [default: 24h].
-    from: Option<String>,
-    /// End (exclusive): RFC 3339 or `now` (default).
-    to: Option<String>,
-    /// Only this environment's deployments and flag changes.
-    environment: Option<String>,
-    team: Option<String>,
-    service: Option<String>,
-    /// The window around an incident: `before` (default 24h) before it opened, to its
-    /// resolution (or now).
-    incident: Option<String>,
-    before: Option<String>,
-    /// Most entries (1..=5000, default 500); the newest are kept.
-    limit: Option<usize>,
+    let scope = api::dora::DoraScope { environments, team: p.team, service: p.service };
+    Ok(Json(DoraAnswer { report: &report, scope }).into_response())
 }
 
 /// `GET /api/v1/timeline`: deployments, incidents and flag changes in one time-ordered list —
@@ -239,7 +210,7 @@ pub struct TimelineParams {
 /// deployment does.
 pub async fn timeline(
     State(state): State<AppState>,
-    ApiQuery(p): ApiQuery<TimelineParams>,
+    ApiQuery(p): ApiQuery<api::delivery::TimelineQuery>,
 ) -> Result<Response, ApiError> {
     let limit = p.limit.unwrap_or(500);
     if !(1..=5000).contains(&limit) {
@@ -305,4 +276,54 @@ pub async fn timeline(
         },
     );
     Ok(Json(api::Timeline { from, to, incident, total, truncated: total > entries.len(), entries }).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use pave_model::delivery::{Deployment, DeploymentKind, DeploymentStatus};
+
+    use super::*;
+
+    /// What the server sends is what `pave_api::DoraReport` reads, field for field: with a
+    /// series, explanations and levels, and with the levels a short window withholds.
+    #[test]
+    fn the_dora_answer_is_the_api_type() {
+        let t = |s: &str| Timestamp::parse_rfc3339(s).expect("time");
+        let deployments: Vec<Deployment> = (1..=9)
+            .map(|d| Deployment {
+                id: format!("d{d}"),
+                service: "api".into(),
+                environment: "prod".into(),
+                version: format!("1.{d}"),
+                commit: None,
+                previous_commit: None,
+                commits: vec![],
+                started_at: t(&format!("2024-01-0{d}T10:00:00Z")),
+                finished_at: t(&format!("2024-01-0{d}T10:05:00Z")),
+                status: if d == 3 { DeploymentStatus::Failed } else { DeploymentStatus::Succeeded },
+                kind: DeploymentKind::Planned,
+            })
+            .collect();
+        let facts = Facts { deployments: &deployments, incidents: &[], changes: &[], flag_changes: &[] };
+        let query = Query {
+            from: t("2024-01-01T00:00:00Z"),
+            to: t("2024-01-15T00:00:00Z"),
+            services: None,
+            environments: ["prod".to_owned()].into_iter().collect(),
+            series: Some(Granularity::Week),
+            explain: true,
+            explicit_commits: false,
+            flag_owners: None,
+        };
+        let bench = Benchmark::builtin("dora-2024").expect("built in");
+        let mut report = pave_dora::compute(facts, &query, &bench);
+        for _ in 0..2 {
+            let scope =
+                api::dora::DoraScope { environments: vec!["prod".into()], team: None, service: Some("api".into()) };
+            let sent = serde_json::to_value(DoraAnswer { report: &report, scope }).expect("serialises");
+            let read: api::DoraReport = serde_json::from_value(sent.clone()).expect("the API type reads it");
+            assert_eq!(serde_json::to_value(&read).expect("serialises"), sent);
+            report.withhold_levels();
+        }
+    }
 }
