@@ -124,3 +124,41 @@ pub struct SdkToken {
 pub struct SdkTokenList {
     pub tokens: Vec<SdkToken>,
 }
+
+/// What one write did to one flag or segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlagWrite {
+    /// `flag` or `segment`.
+    pub kind: String,
+    pub name: String,
+    /// `create`, `update` or `unchanged`.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<crate::catalog::FieldChange>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FlagApplySummary {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// An operator a flag uses where registered SDKs may not evaluate it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagWarning {
+    pub flag: String,
+    pub environment: String,
+    pub message: String,
+}
+
+/// The answer to `POST /api/v1/flags/apply`: what was (or, for a dry run, would be) done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagApplyResult {
+    pub dry_run: bool,
+    pub changes: Vec<FlagWrite>,
+    pub summary: FlagApplySummary,
+    #[serde(default)]
+    pub warnings: Vec<FlagWarning>,
+}

@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod deploy;
 pub mod dora;
 pub mod flags;
+pub mod problem;
 pub mod releases;
 pub mod secrets;
 
@@ -22,6 +23,7 @@ pub use delivery::{ReportRequest, ReportResult, ReportSummary, ReportedFact, Tim
 pub use deploy::{DeployRequest, DeployStatus, RolloutList, RolloutOne};
 pub use dora::{DoraQuery, DoraReport};
 pub use flags::{FlagDocument, FlagList, SdkToken, SdkTokenList, StaleFlags};
+pub use problem::{InvalidField, ProblemDocument};
 pub use releases::{ReleaseList, ReleaseScans, ReleaseUpload};
 pub use secrets::{SecretList, SecretWrite};
 

@@ -144,8 +144,9 @@ async fn apply_flags(
         output::json(&result);
         return Ok(ExitCode::SUCCESS);
     }
-    for c in result["changes"].as_array().into_iter().flatten() {
-        let verb = match (c["action"].as_str().unwrap_or(""), dry_run) {
+    let result: pave_api::flags::FlagApplyResult = read(&result, "the flag apply")?;
+    for c in &result.changes {
+        let verb = match (c.action.as_str(), dry_run) {
             ("unchanged", _) => continue,
             ("create", false) => "created",
             ("update", false) => "updated",
@@ -153,19 +154,22 @@ async fn apply_flags(
             ("update", true) => "would be updated",
             (other, _) => other,
         };
-        println!("{}/{} {verb}", cell(&c["kind"]), cell(&c["name"]));
-        for f in c["fields"].as_array().into_iter().flatten() {
-            let show =
-                |v: &Value| if v.is_null() { "(none)".to_owned() } else { output::clean(&v.to_string()).into_owned() };
-            println!("    {}: {} -> {}", cell(&f["path"]), show(&f["old"]), show(&f["new"]));
+        println!("{}/{} {verb}", output::clean(&c.kind), output::clean(&c.name));
+        for f in &c.fields {
+            println!(
+                "    {}: {} -> {}",
+                output::clean(&f.path),
+                field_value(f.old.as_ref()),
+                field_value(f.new.as_ref())
+            );
         }
     }
-    let s = &result["summary"];
+    let s = result.summary;
     println!(
         "flags and segments: {} created, {} updated, {} unchanged{}",
-        s["created"],
-        s["updated"],
-        s["unchanged"],
+        s.created,
+        s.updated,
+        s.unchanged,
         if dry_run { " (dry run: nothing was changed)" } else { "" }
     );
     Ok(ExitCode::SUCCESS)

@@ -279,7 +279,11 @@ pub async fn apply(
         state.flags.written(&state.store).await;
     }
     let count = |a: &str| changes.iter().filter(|c| c.action == a).count();
-    let summary = json!({"created": count("create"), "updated": count("update"), "unchanged": count("unchanged")});
+    let summary = api::flags::FlagApplySummary {
+        created: count("create"),
+        updated: count("update"),
+        unchanged: count("unchanged"),
+    };
     // Judged with the request's own segments too (a dry run has not stored them).
     let mut facts = WarningFacts::load(&state).await?;
     facts.segments.extend(segments.iter().map(|s| (s.name().to_owned(), s.clone())));
@@ -287,11 +291,27 @@ pub async fn apply(
     for f in &flags {
         for w in facts.of(f) {
             tracing::warn!(flag = f.name(), environment = %w.environment, "{}", w.message);
-            warnings.push(json!({"flag": f.name(), "environment": w.environment, "message": w.message}));
+            warnings.push(api::flags::FlagWarning {
+                flag: f.name().to_owned(),
+                environment: w.environment,
+                message: w.message,
+            });
         }
     }
-    let resp = Json(json!({"dryRun": b.dry_run, "changes": changes, "summary": summary, "warnings": warnings}))
-        .into_response();
+    let changes = changes
+        .into_iter()
+        .map(|c| api::flags::FlagWrite {
+            kind: c.kind.to_owned(),
+            name: c.name,
+            action: c.action.to_owned(),
+            fields: c
+                .fields
+                .into_iter()
+                .map(|f| api::catalog::FieldChange { path: f.path, old: f.old, new: f.new })
+                .collect(),
+        })
+        .collect();
+    let resp = Json(api::flags::FlagApplyResult { dry_run: b.dry_run, changes, summary, warnings }).into_response();
     Ok(with_detail(resp, json!({"dryRun": b.dry_run, "summary": summary})))
 }
 
