@@ -39,6 +39,17 @@ pub struct AuditPage {
     pub next: Option<i64>,
 }
 
+/// Whom a token acts for: `scope` (`unscoped`, `user`, `team`) and, for the last two, the
+/// user or team it names (`"scope": "team", "team": "web"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenScope {
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+}
+
 /// An API token as listed: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -46,12 +57,8 @@ pub struct Token {
     pub id: String,
     pub name: String,
     pub role: Role,
-    /// `unscoped`, `user` or `team`; `user` or `team` names whom.
-    pub scope: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub team: Option<String>,
+    #[serde(flatten)]
+    pub scope: TokenScope,
     /// For a live unscoped developer token: what it may do, and how to scope it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -101,11 +108,8 @@ pub struct WhoAmI {
     pub token_id: String,
     pub name: String,
     pub role: Role,
-    pub scope: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub team: Option<String>,
+    #[serde(flatten)]
+    pub scope: TokenScope,
     /// Teams whose services a scoped developer token may change.
     pub teams: Vec<String>,
     /// One of `teams` is a platform team, so every service may be changed.

@@ -97,24 +97,7 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitCode> {
     let dry = result.dry_run;
     for change in result.changes.iter().filter(|c| c.action != "unchanged") {
         let kind = change.kind.to_lowercase();
-        let verb = match (change.action.as_str(), dry) {
-            ("create", false) => "created",
-            ("update", false) => "updated",
-            ("delete", false) => "deleted",
-            ("create", true) => "would be created",
-            ("update", true) => "would be updated",
-            ("delete", true) => "would be deleted",
-            (other, _) => other,
-        };
-        println!("{}/{} {verb}", output::clean(&kind), output::clean(&change.name));
-        for f in &change.fields {
-            println!(
-                "    {}: {} -> {}",
-                output::clean(&f.path),
-                field_value(f.old.as_ref()),
-                field_value(f.new.as_ref())
-            );
-        }
+        print_change(&kind, &change.name, &change.action, &change.fields, dry);
     }
     let s = result.summary;
     println!(
@@ -145,24 +128,8 @@ async fn apply_flags(
         return Ok(ExitCode::SUCCESS);
     }
     let result: pave_api::flags::FlagApplyResult = read(&result, "the flag apply")?;
-    for c in &result.changes {
-        let verb = match (c.action.as_str(), dry_run) {
-            ("unchanged", _) => continue,
-            ("create", false) => "created",
-            ("update", false) => "updated",
-            ("create", true) => "would be created",
-            ("update", true) => "would be updated",
-            (other, _) => other,
-        };
-        println!("{}/{} {verb}", output::clean(&c.kind), output::clean(&c.name));
-        for f in &c.fields {
-            println!(
-                "    {}: {} -> {}",
-                output::clean(&f.path),
-                field_value(f.old.as_ref()),
-                field_value(f.new.as_ref())
-            );
-        }
+    for c in result.changes.iter().filter(|c| c.action != "unchanged") {
+        print_change(&c.kind, &c.name, &c.action, &c.fields, dry_run);
     }
     let s = result.summary;
     println!(
@@ -173,6 +140,23 @@ async fn apply_flags(
         if dry_run { " (dry run: nothing was changed)" } else { "" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `kind/name created` (or `would be created` in a dry run), then each changed field.
+fn print_change(kind: &str, name: &str, action: &str, fields: &[pave_api::catalog::FieldChange], dry_run: bool) {
+    let verb = match (action, dry_run) {
+        ("create", false) => "created",
+        ("update", false) => "updated",
+        ("delete", false) => "deleted",
+        ("create", true) => "would be created",
+        ("update", true) => "would be updated",
+        ("delete", true) => "would be deleted",
+        (other, _) => other,
+    };
+    println!("{}/{} {verb}", output::clean(kind), output::clean(name));
+    for f in fields {
+        println!("    {}: {} -> {}", output::clean(&f.path), field_value(f.old.as_ref()), field_value(f.new.as_ref()));
+    }
 }
 
 /// A changed field's old or new value, for people: `(none)` when it is absent.
@@ -454,7 +438,7 @@ pub async fn token(cmd: TokenCommand) -> Result<ExitCode> {
                     show(&t.id),
                     show(&t.name),
                     show(&t.role),
-                    scope_cell(&t.scope, t.user.as_deref(), t.team.as_deref()),
+                    scope_cell(&t.scope),
                     show(&created.secret)
                 );
                 if let Some(note) = &t.note {
@@ -471,7 +455,7 @@ pub async fn token(cmd: TokenCommand) -> Result<ExitCode> {
                     show(&t.id),
                     show(&t.name),
                     show(&t.role),
-                    scope_cell(&t.scope, t.user.as_deref(), t.team.as_deref()),
+                    scope_cell(&t.scope),
                     show(&t.created_at),
                     show(&t.created_by),
                     show(&t.revoked_at),
@@ -508,7 +492,7 @@ pub async fn whoami(args: WhoamiArgs) -> Result<ExitCode> {
         Format::Json | Format::Yaml => output::json(&v),
         Format::Table => {
             let me: pave_api::WhoAmI = read(&v, "whoami")?;
-            let scope = scope_cell(&me.scope, me.user.as_deref(), me.team.as_deref());
+            let scope = scope_cell(&me.scope);
             println!("{} ({}), {scope}, token {}", show(&me.name), show(&me.role), show(&me.token_id));
             if !me.teams.is_empty() {
                 println!(
@@ -526,11 +510,11 @@ pub async fn whoami(args: WhoamiArgs) -> Result<ExitCode> {
 }
 
 /// `unscoped`, `user alice@example.com` or `team web`: whom a token acts for.
-fn scope_cell(scope: &str, user: Option<&str>, team: Option<&str>) -> String {
-    let named = |who: Option<&str>| who.map_or("-".into(), |w| output::clean(w).into_owned());
-    match scope {
-        "user" => format!("user {}", named(user)),
-        "team" => format!("team {}", named(team)),
+fn scope_cell(s: &pave_api::admin::TokenScope) -> String {
+    let named = |who: &Option<String>| who.as_deref().map_or("-".into(), |w| output::clean(w).into_owned());
+    match s.scope.as_str() {
+        "user" => format!("user {}", named(&s.user)),
+        "team" => format!("team {}", named(&s.team)),
         other => output::clean(other).into_owned(),
     }
 }

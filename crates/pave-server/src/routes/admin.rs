@@ -89,9 +89,10 @@ fn audit_entry(e: pave_store::AuditEntry) -> api::AuditEntry {
     }
 }
 
-/// The user or team a scope of `kind` names, as the wire's `user` and `team` fields.
-fn scoped(scope: &Scope, kind: &str) -> Option<String> {
-    (scope.kind() == kind).then(|| scope.subject().map(str::to_owned)).flatten()
+/// A token's scope as the wire spells it.
+fn scoped(scope: &Scope) -> api::admin::TokenScope {
+    let named = |kind: &str| (scope.kind() == kind).then(|| scope.subject().map(str::to_owned)).flatten();
+    api::admin::TokenScope { scope: scope.kind().to_owned(), user: named("user"), team: named("team") }
 }
 
 /// A stored token as the API shows it.
@@ -100,9 +101,7 @@ pub(crate) fn token_view(t: pave_store::TokenRecord) -> api::Token {
         id: t.id,
         name: t.name,
         role: t.role,
-        scope: t.scope.kind().to_owned(),
-        user: scoped(&t.scope, "user"),
-        team: scoped(&t.scope, "team"),
+        scope: scoped(&t.scope),
         note: t.note.map(str::to_owned),
         created_at: t.created_at,
         created_by: t.created_by,
@@ -184,9 +183,7 @@ pub async fn whoami(State(state): State<AppState>, caller: Caller) -> Result<Res
         token_id: p.token_id.clone(),
         name: p.name.clone(),
         role: p.role,
-        scope: p.scope.kind().to_owned(),
-        user: scoped(&p.scope, "user"),
-        team: scoped(&p.scope, "team"),
+        scope: scoped(&p.scope),
         teams: access.teams.iter().map(|(t, _)| t.clone()).collect(),
         platform: access.teams.iter().any(|(_, p)| *p),
         note: note.map(str::to_owned),

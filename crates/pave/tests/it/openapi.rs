@@ -100,6 +100,13 @@ impl<'a> Checker<'a> {
         v
     }
 
+    /// Deploys `shop` `version` to `env`; returns the rollout's id.
+    async fn deploy(&mut self, env: &str, version: &str) -> i64 {
+        let body = json!({"service": "shop", "environment": env, "version": version});
+        let v = self.post("/api/v1/deployments", "/api/v1/deployments", body).await;
+        v["rollout"]["id"].as_i64().expect("rollout id")
+    }
+
     /// Follows `$ref`s within the document.
     fn resolve(&self, schema: &Value) -> Value {
         let mut s = schema.clone();
@@ -254,17 +261,7 @@ async fn every_response_field_is_documented() {
     }
 
     // A deployment that finishes, and one that waits for an approval and is aborted.
-    let v = c
-        .call(
-            Method::POST,
-            "/api/v1/deployments",
-            "/api/v1/deployments",
-            ADMIN,
-            Body::Json(json!({"service": "shop", "environment": "dev", "version": "1.0.0"})),
-        )
-        .await
-        .1;
-    let id = v["rollout"]["id"].as_i64().expect("rollout id");
+    let id = c.deploy("dev", "1.0.0").await;
     p.wait_state(id, &["succeeded"]).await;
     c.get("/api/v1/rollouts", "/api/v1/rollouts").await;
     c.get("/api/v1/rollouts/{id}", &format!("/api/v1/rollouts/{id}")).await;
@@ -280,17 +277,7 @@ async fn every_response_field_is_documented() {
         Body::None,
     )
     .await;
-    let v = c
-        .call(
-            Method::POST,
-            "/api/v1/deployments",
-            "/api/v1/deployments",
-            ADMIN,
-            Body::Json(json!({"service": "shop", "environment": "prod", "version": "1.0.0"})),
-        )
-        .await
-        .1;
-    let waiting = v["rollout"]["id"].as_i64().expect("rollout id");
+    let waiting = c.deploy("prod", "1.0.0").await;
     c.call(
         Method::POST,
         "/api/v1/rollouts/{id}/{action}",
