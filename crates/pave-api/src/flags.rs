@@ -162,3 +162,47 @@ pub struct FlagApplyResult {
     #[serde(default)]
     pub warnings: Vec<FlagWarning>,
 }
+
+/// A segment's status: its id on the Unleash wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentStatus {
+    pub id: u32,
+}
+
+/// A segment document (`kind: Segment`) with its wire id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentDocument {
+    pub kind: String,
+    pub metadata: FlagMetadata,
+    pub spec: pave_model::flags::SegmentSpec,
+    pub status: SegmentStatus,
+}
+
+/// `GET /api/v1/segments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentList {
+    pub segments: Vec<SegmentDocument>,
+}
+
+/// An SDK instance that registered or reported metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SdkClient {
+    pub app_name: String,
+    pub instance_id: String,
+    pub environment: String,
+    /// `name:version`, as the SDK said.
+    pub sdk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_ms: Option<i64>,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+/// `GET /api/v1/sdk-clients`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SdkClientList {
+    pub clients: Vec<SdkClient>,
+}

@@ -24,7 +24,7 @@ pub use deploy::{DeployRequest, DeployStatus, RolloutList, RolloutOne};
 pub use dora::{DoraQuery, DoraReport};
 pub use flags::{FlagDocument, FlagList, SdkToken, SdkTokenList, StaleFlags};
 pub use problem::{InvalidField, ProblemDocument};
-pub use releases::{ReleaseList, ReleaseScans, ReleaseUpload};
+pub use releases::{ReleaseDetail, ReleaseList, ReleaseScans, ReleaseUpload};
 pub use secrets::{SecretList, SecretWrite};
 
 #[cfg(test)]

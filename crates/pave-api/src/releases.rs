@@ -29,3 +29,33 @@ pub struct ReleaseScans {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<Vec<String>>,
 }
+
+/// One gate of a release policy, judged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateResult {
+    /// The gate as the policy names it: `"secrets-clean"`, `"sbom"`, `{"no-vulns-above": "high"}`, …
+    pub gate: serde_json::Value,
+    pub passed: bool,
+    /// Why, in words (what was found, or what is missing).
+    pub reason: String,
+}
+
+/// Whether a release may be deployed to an environment with a release policy, gate by gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyResult {
+    pub environment: String,
+    /// The environment's place on the promotion path.
+    pub order: u32,
+    pub passed: bool,
+    pub gates: Vec<GateResult>,
+}
+
+/// `GET /api/v1/services/{name}/releases/{version}`: the release, the scans it carries and,
+/// for every environment with a release policy, whether it passes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseDetail {
+    #[serde(flatten)]
+    pub release: Release,
+    pub scans: pave_model::policy::ReleaseScans,
+    pub policy: Vec<PolicyResult>,
+}

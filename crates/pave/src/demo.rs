@@ -286,8 +286,8 @@ async fn security(client: &Client, data_dir: &std::path::Path) -> Result<()> {
     client.call(Method::POST, "/api/v1/services/storefront/releases/5.0.0/scan", None).await?;
     let shown = client.get("/api/v1/services/storefront/releases/5.0.0").await?;
     println!("pave release create storefront --version 5.0.0 --scan, then pave release show storefront 5.0.0:");
-    crate::release::print_scans(&shown["scans"]);
-    crate::release::print_policy(&shown["policy"]);
+    crate::release::print_scans(&shown["scans"])?;
+    crate::release::print_policy(&shown["policy"])?;
     let refused = client
         .call(
             Method::POST,

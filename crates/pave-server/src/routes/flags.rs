@@ -359,18 +359,19 @@ pub async fn stale(State(state): State<AppState>, ApiQuery(p): ApiQuery<StalePar
 }
 
 pub async fn segments(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let segs: Vec<Value> = state
+    let segments = state
         .store
         .segments()
         .await?
-        .iter()
-        .map(|(id, s)| {
-            let mut v = s.to_value();
-            v["status"] = json!({"id": id});
-            v
+        .into_iter()
+        .map(|(id, s)| api::flags::SegmentDocument {
+            kind: "Segment".into(),
+            metadata: s.metadata,
+            spec: s.spec,
+            status: api::flags::SegmentStatus { id },
         })
         .collect();
-    Ok(Json(json!({ "segments": segs })).into_response())
+    Ok(Json(api::flags::SegmentList { segments }).into_response())
 }
 
 /// A stored SDK token as the API shows it (never its hash).
@@ -429,5 +430,21 @@ pub async fn revoke_sdk_token(
 }
 
 pub async fn sdk_clients(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "clients": state.store.sdk_clients().await? })).into_response())
+    let clients = state
+        .store
+        .sdk_clients()
+        .await?
+        .into_iter()
+        .map(|c| api::flags::SdkClient {
+            app_name: c.app_name,
+            instance_id: c.instance_id,
+            environment: c.environment,
+            sdk: c.sdk,
+            started_at: c.started_at,
+            interval_ms: c.interval_ms,
+            first_seen: c.first_seen,
+            last_seen: c.last_seen,
+        })
+        .collect();
+    Ok(Json(api::flags::SdkClientList { clients }).into_response())
 }

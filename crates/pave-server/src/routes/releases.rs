@@ -257,16 +257,23 @@ pub async fn get_one(
             && let Some(policy) = e.spec.policy.as_ref().filter(|p| !p.require.is_empty())
         {
             let checks = pave_model::policy::evaluate(policy, &scans);
-            policies.push(json!({
-                "environment": e.metadata.name, "order": e.spec.order,
-                "passed": checks.iter().all(|c| c.passed), "gates": checks,
-            }));
+            let gates = checks
+                .into_iter()
+                .map(|c| {
+                    let gate =
+                        serde_json::to_value(c.gate).map_err(|e| ApiError::new(Problem::Internal, e.to_string()))?;
+                    Ok(pave_api::releases::GateResult { gate, passed: c.passed, reason: c.reason })
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            policies.push(pave_api::releases::PolicyResult {
+                environment: e.metadata.name,
+                order: e.spec.order,
+                passed: gates.iter().all(|g| g.passed),
+                gates,
+            });
         }
     }
-    let mut doc = serde_json::to_value(&release).map_err(|e| ApiError::new(Problem::Internal, e.to_string()))?;
-    doc["scans"] = serde_json::to_value(&scans).map_err(|e| ApiError::new(Problem::Internal, e.to_string()))?;
-    doc["policy"] = json!(policies);
-    Ok(Json(doc).into_response())
+    Ok(Json(pave_api::ReleaseDetail { release, scans, policy: policies }).into_response())
 }
 
 async fn release_or_404(state: &AppState, service: &str, version: &str) -> Result<Release, ApiError> {
