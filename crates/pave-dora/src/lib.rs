@@ -36,6 +36,7 @@
 pub mod assess;
 pub mod benchmark;
 pub mod html;
+pub mod scope;
 pub mod stats;
 
 use std::collections::{HashMap, HashSet};

@@ -51,6 +51,18 @@ pub enum Action {
     Unchanged,
 }
 
+impl Action {
+    /// As the wire spells it: `create`, `update`, `delete`, `unchanged`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Unchanged => "unchanged",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedChange {
     pub kind: Kind,

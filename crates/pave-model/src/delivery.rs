@@ -306,6 +306,126 @@ impl Report {
     }
 }
 
+/// One entry of the change timeline ("what changed?"): a deployment, an incident or a flag
+/// change, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum TimelineEntry {
+    Deployment(DeploymentEntry),
+    Incident(IncidentEntry),
+    Flag(FlagChange),
+}
+
+/// A deployment as the timeline shows it: when it started (`at`) and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentEntry {
+    pub at: Timestamp,
+    pub id: String,
+    pub service: String,
+    pub environment: String,
+    pub version: String,
+    pub status: DeploymentStatus,
+    pub kind: DeploymentKind,
+    pub finished_at: Timestamp,
+}
+
+/// An incident as the timeline shows it: the incident, at the time it opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentEntry {
+    pub at: Timestamp,
+    #[serde(flatten)]
+    pub incident: Incident,
+}
+
+impl TimelineEntry {
+    pub fn at(&self) -> Timestamp {
+        match self {
+            TimelineEntry::Deployment(d) => d.at,
+            TimelineEntry::Incident(i) => i.at,
+            TimelineEntry::Flag(f) => f.at,
+        }
+    }
+
+    /// Among entries at the same instant: deployments, then incidents, then flag changes
+    /// (a deployment that opens an incident reads before it).
+    fn rank(&self) -> u8 {
+        match self {
+            TimelineEntry::Deployment(_) => 0,
+            TimelineEntry::Incident(_) => 1,
+            TimelineEntry::Flag(_) => 2,
+        }
+    }
+}
+
+/// Which facts a timeline shows. `None` filters nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct TimelineScope<'a> {
+    /// The window, `to` exclusive.
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// Only this environment's deployments and the flag changes that touch it.
+    pub environment: Option<&'a str>,
+    /// Only these services' deployments and incidents.
+    pub services: Option<&'a std::collections::HashSet<String>>,
+    /// Only the flags these teams own.
+    pub flag_owners: Option<&'a std::collections::HashSet<String>>,
+    /// Most entries kept: the newest.
+    pub limit: usize,
+}
+
+/// The timeline of `scope` over the facts: every entry in the window and scope, oldest first,
+/// of which the newest `scope.limit` are returned, with how many there were in all.
+pub fn timeline(
+    deployments: &[Deployment],
+    incidents: &[Incident],
+    flag_changes: &[FlagChange],
+    scope: &TimelineScope<'_>,
+) -> (usize, Vec<TimelineEntry>) {
+    let in_window = |t: Timestamp| t >= scope.from && t < scope.to;
+    let env_ok = |e: &str| scope.environment.is_none_or(|x| x == e);
+    let service_ok = |s: &str| scope.services.is_none_or(|set| set.contains(s));
+    let mut entries: Vec<TimelineEntry> = Vec::new();
+    entries.extend(
+        deployments.iter().filter(|d| in_window(d.started_at) && env_ok(&d.environment) && service_ok(&d.service)).map(
+            |d| {
+                TimelineEntry::Deployment(DeploymentEntry {
+                    at: d.started_at,
+                    id: d.id.clone(),
+                    service: d.service.clone(),
+                    environment: d.environment.clone(),
+                    version: d.version.clone(),
+                    status: d.status,
+                    kind: d.kind,
+                    finished_at: d.finished_at,
+                })
+            },
+        ),
+    );
+    entries.extend(
+        incidents
+            .iter()
+            .filter(|i| in_window(i.opened_at) && service_ok(&i.service))
+            .map(|i| TimelineEntry::Incident(IncidentEntry { at: i.opened_at, incident: i.clone() })),
+    );
+    entries.extend(
+        flag_changes
+            .iter()
+            .filter(|c| {
+                let owner_ok = scope.flag_owners.is_none_or(|o| c.owner.as_ref().is_some_and(|x| o.contains(x)));
+                let env_hit = scope.environment.is_none_or(|e| c.touches(e));
+                owner_ok && env_hit
+            })
+            .cloned()
+            .map(TimelineEntry::Flag),
+    );
+    // Stable: facts at one instant keep the order they were reported in.
+    entries.sort_by_key(|e| (e.at(), e.rank()));
+    let total = entries.len();
+    let kept = entries.split_off(total.saturating_sub(scope.limit));
+    (total, kept)
+}
+
 /// 7 to 64 hexadecimal digits: an abbreviated or full SHA-1 or SHA-256 object name.
 pub fn is_sha(s: &str) -> bool {
     (7..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
@@ -343,5 +463,141 @@ mod tests {
         )
         .expect_err("unknown field");
         assert_eq!(e[0].field, "sev");
+    }
+
+    fn at(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).expect("time")
+    }
+
+    fn deployment(id: &str, service: &str, env: &str, started: &str) -> Deployment {
+        Deployment {
+            id: id.into(),
+            service: service.into(),
+            environment: env.into(),
+            version: "1.0".into(),
+            commit: None,
+            previous_commit: None,
+            commits: vec![],
+            started_at: at(started),
+            finished_at: at(started),
+            status: DeploymentStatus::Succeeded,
+            kind: DeploymentKind::Planned,
+        }
+    }
+
+    fn incident(id: &str, service: &str, opened: &str) -> Incident {
+        Incident {
+            id: id.into(),
+            service: service.into(),
+            opened_at: at(opened),
+            detected_at: None,
+            resolved_at: None,
+            severity: "sev2".into(),
+            deployment: None,
+            title: Some("down".into()),
+        }
+    }
+
+    fn flag(event: i64, owner: &str, when: &str, envs: &[&str]) -> FlagChange {
+        FlagChange {
+            event,
+            flag: format!("f{event}"),
+            project: "default".into(),
+            owner: Some(owner.into()),
+            action: "updated".into(),
+            at: at(when),
+            actor: "admin".into(),
+            environments: envs
+                .iter()
+                .map(|e| FlagEnvironmentChange {
+                    environment: (*e).into(),
+                    enabled: true,
+                    enabled_before: Some(false),
+                    exposure: "on".into(),
+                    exposure_before: Some("off".into()),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_timeline_merges_in_time_order_filters_and_keeps_the_newest() {
+        let ds = [
+            deployment("d1", "api", "prod", "2024-01-01T10:00:00Z"),
+            deployment("d2", "web", "prod", "2024-01-01T11:00:00Z"),
+            deployment("d3", "api", "staging", "2024-01-01T12:00:00Z"),
+            deployment("old", "api", "prod", "2023-12-01T10:00:00Z"),
+        ];
+        let is = [incident("i1", "api", "2024-01-01T10:00:00Z")];
+        let fs =
+            [flag(7, "core", "2024-01-01T09:00:00Z", &["prod"]), flag(8, "other", "2024-01-01T10:00:00Z", &["dev"])];
+        let all = TimelineScope {
+            from: at("2024-01-01T00:00:00Z"),
+            to: at("2024-01-02T00:00:00Z"),
+            environment: None,
+            services: None,
+            flag_owners: None,
+            limit: 100,
+        };
+        let (total, entries) = timeline(&ds, &is, &fs, &all);
+        assert_eq!(total, 6);
+        let ids: Vec<String> = entries
+            .iter()
+            .map(|e| match e {
+                TimelineEntry::Deployment(d) => d.id.clone(),
+                TimelineEntry::Incident(i) => i.incident.id.clone(),
+                TimelineEntry::Flag(f) => f.flag.clone(),
+            })
+            .collect();
+        // At 10:00 the deployment reads before the incident it may have caused, then the flag.
+        assert_eq!(ids, ["f7", "d1", "i1", "f8", "d2", "d3"]);
+
+        let services: std::collections::HashSet<String> = ["api".to_owned()].into();
+        let owners: std::collections::HashSet<String> = ["core".to_owned()].into();
+        let scoped =
+            TimelineScope { environment: Some("prod"), services: Some(&services), flag_owners: Some(&owners), ..all };
+        let (total, entries) = timeline(&ds, &is, &fs, &scoped);
+        assert_eq!((total, entries.len()), (3, 3), "{entries:?}");
+
+        let (total, entries) = timeline(&ds, &is, &fs, &TimelineScope { limit: 2, ..all });
+        assert_eq!(total, 6);
+        assert_eq!(
+            entries.iter().map(TimelineEntry::at).collect::<Vec<_>>(),
+            [at("2024-01-01T11:00:00Z"), at("2024-01-01T12:00:00Z")]
+        );
+    }
+
+    #[test]
+    fn timeline_entries_keep_their_wire_shape() {
+        let e = TimelineEntry::Incident(IncidentEntry {
+            at: at("2024-01-01T10:00:00Z"),
+            incident: incident("i1", "api", "2024-01-01T10:00:00Z"),
+        });
+        let v = serde_json::to_value(&e).expect("serialises");
+        assert_eq!(
+            v,
+            json!({"type": "incident", "at": "2024-01-01T10:00:00.000Z", "id": "i1", "service": "api",
+                "openedAt": "2024-01-01T10:00:00.000Z", "severity": "sev2", "title": "down"})
+        );
+        assert_eq!(serde_json::from_value::<TimelineEntry>(v).expect("reads back"), e);
+        let d = TimelineEntry::Deployment(DeploymentEntry {
+            at: at("2024-01-01T10:00:00Z"),
+            id: "d1".into(),
+            service: "api".into(),
+            environment: "prod".into(),
+            version: "1.0".into(),
+            status: DeploymentStatus::RolledBack,
+            kind: DeploymentKind::Unplanned,
+            finished_at: at("2024-01-01T10:05:00Z"),
+        });
+        let v = serde_json::to_value(&d).expect("serialises");
+        assert_eq!(v["type"], "deployment");
+        assert_eq!(v["status"], "rolled-back");
+        assert_eq!(v["finishedAt"], "2024-01-01T10:05:00.000Z");
+        assert_eq!(serde_json::from_value::<TimelineEntry>(v).expect("reads back"), d);
+        let f = TimelineEntry::Flag(flag(3, "core", "2024-01-01T10:00:00Z", &["prod"]));
+        let v = serde_json::to_value(&f).expect("serialises");
+        assert_eq!((v["type"].as_str(), v["flag"].as_str(), v["event"].as_i64()), (Some("flag"), Some("f3"), Some(3)));
+        assert_eq!(serde_json::from_value::<TimelineEntry>(v).expect("reads back"), f);
     }
 }

@@ -144,6 +144,27 @@ pub struct FlagEnvironment {
     pub variants: Vec<FlagVariant>,
 }
 
+impl FlagEnvironment {
+    /// Rolls the flag out to `percent` of this environment (`pave flags rollout`): sets the
+    /// rollout of its unconstrained `flexibleRollout` (adding one if there is none) and drops
+    /// unconstrained `default` strategies, which would keep it at 100 %. Strategies with
+    /// constraints or segments are targeting and stay as they are, as do disabled ones.
+    pub fn set_rollout(&mut self, percent: u32) {
+        let plain = |s: &FlagStrategy| s.constraints.is_empty() && s.segments.is_empty() && !s.disabled;
+        self.strategies.retain(|s| !(s.name == "default" && plain(s)));
+        match self.strategies.iter_mut().find(|s| s.name == "flexibleRollout" && plain(s)) {
+            Some(s) => {
+                s.parameters.insert("rollout".into(), percent.to_string());
+            }
+            None => self.strategies.push(FlagStrategy {
+                name: "flexibleRollout".into(),
+                parameters: BTreeMap::from([("rollout".into(), percent.to_string())]),
+                ..Default::default()
+            }),
+        }
+    }
+}
+
 /// One way a flag can be on. Parameters are strings on the wire; numbers are accepted here.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -479,7 +500,7 @@ pub const RECENT_OPERATORS: [(&str, &str); 4] =
 const REMOTE_SDKS: [&str; 2] = ["unleash-client-js", "unleash-proxy-client"];
 
 /// Why some SDK registered in an environment may answer a flag differently from Pave.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorWarning {
     pub environment: String,
     /// Recent operators the flag uses there, in [`RECENT_OPERATORS`] order.
@@ -980,6 +1001,55 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_rollout_replaces_the_plain_default_and_keeps_targeting() {
+        let strategy = |name: &str, constrained: bool, disabled: bool| FlagStrategy {
+            name: name.into(),
+            constraints: if constrained {
+                vec![FlagConstraint { context_name: "userId".into(), operator: "IN".into(), ..Default::default() }]
+            } else {
+                vec![]
+            },
+            disabled,
+            ..Default::default()
+        };
+        let rollout = |e: &FlagEnvironment| -> Vec<(String, Option<String>)> {
+            e.strategies.iter().map(|s| (s.name.clone(), s.parameters.get("rollout").cloned())).collect()
+        };
+        // A plain default is replaced by a flexibleRollout at the percentage.
+        let mut env = FlagEnvironment {
+            enabled: true,
+            strategies: vec![strategy("default", false, false)],
+            ..Default::default()
+        };
+        env.set_rollout(25);
+        assert_eq!(rollout(&env), [("flexibleRollout".to_owned(), Some("25".to_owned()))]);
+        // The existing plain flexibleRollout is changed in place, not duplicated.
+        env.set_rollout(60);
+        assert_eq!(rollout(&env), [("flexibleRollout".to_owned(), Some("60".to_owned()))]);
+        // Targeting (a constrained default, a constrained or disabled flexibleRollout) stays.
+        let mut env = FlagEnvironment {
+            enabled: true,
+            strategies: vec![
+                strategy("default", true, false),
+                strategy("flexibleRollout", true, false),
+                strategy("flexibleRollout", false, true),
+            ],
+            ..Default::default()
+        };
+        env.set_rollout(10);
+        assert_eq!(
+            rollout(&env),
+            [
+                ("default".to_owned(), None),
+                ("flexibleRollout".to_owned(), None),
+                ("flexibleRollout".to_owned(), None),
+                ("flexibleRollout".to_owned(), Some("10".to_owned())),
+            ]
+        );
+        assert!(env.enabled, "a rollout does not switch the environment");
+    }
 
     fn flag(spec: Value) -> Result<Flag, Vec<FieldError>> {
         Flag::from_value(json!({"kind": "Flag", "metadata": {"name": "new-checkout"}, "spec": spec}))

@@ -5,7 +5,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pave_model::{FieldError, PlanError};
 use pave_store::StoreError;
-use serde::Serialize;
 
 /// The table of stable error codes: `(type suffix, status, title)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,16 +73,8 @@ impl Problem {
     }
 }
 
-/// One invalid field, possibly in one of several documents.
-#[derive(Debug, Clone, Serialize)]
-pub struct InvalidField {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub document: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resource: Option<String>,
-    pub field: String,
-    pub reason: String,
-}
+/// One field a request got wrong (the wire type is `pave-api`'s).
+pub use pave_api::InvalidField;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -123,29 +114,18 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    #[serde(rename = "type")]
-    kind: String,
-    title: &'static str,
-    status: u16,
-    detail: &'a str,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    errors: &'a [InvalidField],
-}
-
 /// Base of every problem `type` URI.
 pub const PROBLEM_BASE: &str = "https://pave.dev/problems/";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.problem.status();
-        let body = Body {
+        let body = pave_api::ProblemDocument {
             kind: format!("{PROBLEM_BASE}{}", self.problem.code()),
-            title: self.problem.title(),
+            title: self.problem.title().to_owned(),
             status: status.as_u16(),
-            detail: &self.detail,
-            errors: &self.errors,
+            detail: self.detail.clone(),
+            errors: self.errors.clone(),
         };
         let bytes = serde_json::to_vec(&body).expect("problem documents serialize");
         let mut resp = (status, bytes).into_response();

@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter};
 use pave_model::{Kind, Role};
 use pave_store::{Store, WriteContext};
 
@@ -125,78 +127,186 @@ impl Default for ServerConfig {
     }
 }
 
+/// One served operation: a method and a path template (`/api/v1/flags/{name}`), as axum
+/// and the OpenAPI document spell them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Operation {
+    pub method: Method,
+    pub path: String,
+}
+
+/// A table of routes: each entry adds its handler to the router *and* its operation to the
+/// list, so what [`operations`] reports is what [`app`] serves (the OpenAPI check reads it).
+pub struct Routes {
+    router: Router<AppState>,
+    operations: Vec<Operation>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Routes {
+    pub fn new() -> Self {
+        Routes { router: Router::new(), operations: Vec::new() }
+    }
+
+    /// Serves `handler` for `method` on `path`.
+    pub fn on<H, T>(self, method: Method, path: &str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.on_layered(method, path, handler, |m| m)
+    }
+
+    /// As [`Routes::on`], with a layer of this one operation (a body limit, say).
+    pub fn on_layered<H, T>(
+        mut self,
+        method: Method,
+        path: &str,
+        handler: H,
+        layer: impl FnOnce(MethodRouter<AppState>) -> MethodRouter<AppState>,
+    ) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("routes use the methods axum filters on");
+        self.router = self.router.route(path, layer(axum::routing::on(filter, handler)));
+        self.operations.push(Operation { method, path: path.to_owned() });
+        self
+    }
+
+    pub fn merge(mut self, other: Routes) -> Self {
+        self.router = self.router.merge(other.router);
+        self.operations.extend(other.operations);
+        self
+    }
+
+    /// The operations of this table, in the order they were added.
+    pub fn operations(&self) -> &[Operation] {
+        &self.operations
+    }
+
+    /// Applies `f` to the router (a route layer over every operation added so far).
+    fn map_router(mut self, f: impl FnOnce(Router<AppState>) -> Router<AppState>) -> Self {
+        self.router = f(self.router);
+        self
+    }
+}
+
+/// Routes under `/api/v1` that need a bearer token.
+fn api_routes() -> Routes {
+    use Method as M;
+    use routes::{deploy, flags, releases, secrets};
+    let secret_limit = || DefaultBodyLimit::max(pave_model::secrets::MAX_VALUE_BYTES + 2);
+    Routes::new()
+        .merge(Kind::ALL.into_iter().fold(Routes::new(), |r, kind| r.merge(catalog::routes(kind))))
+        // The upload route reads its body as a stream and limits it itself.
+        .on(M::GET, "/api/v1/services/{name}/releases", releases::list)
+        .on(M::POST, "/api/v1/services/{name}/releases", releases::create)
+        .on(M::GET, "/api/v1/services/{name}/releases/{version}", releases::get_one)
+        .on(M::POST, "/api/v1/services/{name}/releases/{version}/scans", releases::attach)
+        .on(M::POST, "/api/v1/services/{name}/releases/{version}/scan", releases::scan)
+        .on(M::GET, "/api/v1/services/{name}/releases/{version}/sbom", releases::sbom)
+        .on(M::GET, "/api/v1/services/{name}/secrets", secrets::list)
+        // A value is at most 64 KiB (and a newline): refused before a larger one is read.
+        .on_layered(M::PUT, "/api/v1/services/{name}/secrets/{secret}", secrets::put, |m| m.layer(secret_limit()))
+        .on_layered(M::DELETE, "/api/v1/services/{name}/secrets/{secret}", secrets::remove, |m| m.layer(secret_limit()))
+        .on(M::POST, "/api/v1/deployments", deploy::deploy)
+        .on(M::GET, "/api/v1/rollouts", deploy::list)
+        .on(M::GET, "/api/v1/rollouts/{id}", deploy::get_one)
+        .on(M::GET, "/api/v1/rollouts/{id}/events", deploy::events_stream)
+        .on(M::POST, "/api/v1/rollouts/{id}/{action}", deploy::act)
+        .on(M::GET, "/api/v1/services/{name}/environments/{env}/status", deploy::status)
+        .on(M::GET, "/api/v1/services/{name}/environments/{env}/logs", deploy::logs)
+        .on(M::POST, "/api/v1/services/{name}/environments/{env}/undo", deploy::undo)
+        .on(M::GET, "/api/v1/flags", flags::list)
+        .on(M::POST, "/api/v1/flags", flags::create)
+        .on(M::POST, "/api/v1/flags/apply", flags::apply)
+        .on(M::GET, "/api/v1/flags/stale", flags::stale)
+        .on(M::GET, "/api/v1/flags/{name}", flags::get_one)
+        .on(M::PUT, "/api/v1/flags/{name}", flags::put)
+        .on(M::POST, "/api/v1/flags/{name}/{action}", flags::archive_action)
+        .on(M::POST, "/api/v1/flags/{name}/environments/{env}/{action}", flags::environment_action)
+        .on(M::GET, "/api/v1/segments", flags::segments)
+        .on(M::GET, "/api/v1/sdk-tokens", flags::list_sdk_tokens)
+        .on(M::POST, "/api/v1/sdk-tokens", flags::create_sdk_token)
+        .on(M::DELETE, "/api/v1/sdk-tokens/{id}", flags::revoke_sdk_token)
+        .on(M::GET, "/api/v1/sdk-clients", flags::sdk_clients)
+        .on(M::POST, "/api/v1/apply", catalog::apply)
+        .on(M::GET, "/api/v1/events", admin::events)
+        .on(M::POST, "/api/v1/events", delivery::report)
+        .on(M::GET, "/api/v1/dora", delivery::dora_get)
+        .on(M::POST, "/api/v1/dora", delivery::dora_post)
+        .on(M::GET, "/api/v1/timeline", delivery::timeline)
+        .on(M::GET, "/api/v1/audit", admin::audit)
+        .on(M::GET, "/api/v1/tokens", admin::list_tokens)
+        .on(M::POST, "/api/v1/tokens", admin::create_token)
+        .on(M::DELETE, "/api/v1/tokens/{id}", admin::revoke_token)
+        .on(M::GET, "/api/v1/whoami", admin::whoami)
+}
+
+/// Webhooks authenticate by signature, not by token; they are audited all the same.
+fn hook_routes() -> Routes {
+    Routes::new().on(Method::POST, "/api/v1/webhooks/github", routes::hooks::github).on(
+        Method::POST,
+        "/api/v1/webhooks/gitlab",
+        routes::hooks::gitlab,
+    )
+}
+
+/// Flag SDKs authenticate with SDK tokens and speak their own protocols.
+fn sdk_routes() -> Routes {
+    use Method as M;
+    use routes::sdk;
+    let limit = |m: MethodRouter<AppState>| m.layer(DefaultBodyLimit::max(sdk::MAX_REPORT_BYTES));
+    Routes::new()
+        .on(M::GET, "/api/client/features", sdk::client_features)
+        .on(M::GET, "/api/client/streaming", sdk::client_streaming)
+        .on_layered(M::POST, "/api/client/register", sdk::client_register, limit)
+        .on_layered(M::POST, "/api/client/metrics", sdk::client_metrics, limit)
+        .on(M::GET, "/api/frontend", sdk::frontend)
+        .on(M::POST, "/api/frontend", sdk::frontend)
+        .on_layered(M::POST, "/api/frontend/client/register", sdk::client_register, limit)
+        .on_layered(M::POST, "/api/frontend/client/metrics", sdk::client_metrics, limit)
+        .on(M::POST, "/ofrep/v1/evaluate/flags", sdk::ofrep_bulk)
+        .on(M::POST, "/ofrep/v1/evaluate/flags/{key}", sdk::ofrep_one)
+}
+
+/// Routes anyone may read: health, metrics, and the API's description (it holds no data, and
+/// SDK authors read it before they have a token).
+fn open_routes() -> Routes {
+    Routes::new()
+        .on(Method::GET, "/healthz", health::healthz)
+        .on(Method::GET, "/readyz", health::readyz)
+        .on(Method::GET, "/metrics", health::metrics)
+        .on(Method::GET, "/api/v1/openapi.json", admin::openapi)
+}
+
+/// Every operation [`app`] serves, from the same table it is built from.
+pub fn operations() -> Vec<Operation> {
+    [open_routes(), api_routes(), hook_routes(), sdk_routes()]
+        .iter()
+        .flat_map(|r| r.operations().iter().cloned())
+        .collect()
+}
+
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
-    let api = Router::new()
-        .merge(Kind::ALL.into_iter().fold(Router::new(), |r, kind| r.merge(catalog::routes(kind))))
-        // The upload route reads its body as a stream and limits it itself.
-        .route("/api/v1/services/{name}/releases", get(routes::releases::list).post(routes::releases::create))
-        .route("/api/v1/services/{name}/releases/{version}", get(routes::releases::get_one))
-        .route("/api/v1/services/{name}/releases/{version}/scans", post(routes::releases::attach))
-        .route("/api/v1/services/{name}/releases/{version}/scan", post(routes::releases::scan))
-        .route("/api/v1/services/{name}/releases/{version}/sbom", get(routes::releases::sbom))
-        .route("/api/v1/services/{name}/secrets", get(routes::secrets::list))
-        .route(
-            "/api/v1/services/{name}/secrets/{secret}",
-            axum::routing::put(routes::secrets::put)
-                .delete(routes::secrets::remove)
-                // A value is at most 64 KiB (and a newline): refused before a larger one is read.
-                .layer(DefaultBodyLimit::max(pave_model::secrets::MAX_VALUE_BYTES + 2)),
-        )
-        .route("/api/v1/deployments", post(routes::deploy::deploy))
-        .route("/api/v1/rollouts", get(routes::deploy::list))
-        .route("/api/v1/rollouts/{id}", get(routes::deploy::get_one))
-        .route("/api/v1/rollouts/{id}/events", get(routes::deploy::events_stream))
-        .route("/api/v1/rollouts/{id}/{action}", post(routes::deploy::act))
-        .route("/api/v1/services/{name}/environments/{env}/status", get(routes::deploy::status))
-        .route("/api/v1/services/{name}/environments/{env}/logs", get(routes::deploy::logs))
-        .route("/api/v1/services/{name}/environments/{env}/undo", post(routes::deploy::undo))
-        .route("/api/v1/flags", get(routes::flags::list).post(routes::flags::create))
-        .route("/api/v1/flags/apply", post(routes::flags::apply))
-        .route("/api/v1/flags/stale", get(routes::flags::stale))
-        .route("/api/v1/flags/{name}", get(routes::flags::get_one).put(routes::flags::put))
-        .route("/api/v1/flags/{name}/{action}", post(routes::flags::archive_action))
-        .route("/api/v1/flags/{name}/environments/{env}/{action}", post(routes::flags::environment_action))
-        .route("/api/v1/segments", get(routes::flags::segments))
-        .route("/api/v1/sdk-tokens", get(routes::flags::list_sdk_tokens).post(routes::flags::create_sdk_token))
-        .route("/api/v1/sdk-tokens/{id}", delete(routes::flags::revoke_sdk_token))
-        .route("/api/v1/sdk-clients", get(routes::flags::sdk_clients))
-        .route("/api/v1/apply", post(catalog::apply))
-        .route("/api/v1/events", get(admin::events).post(delivery::report))
-        .route("/api/v1/dora", get(delivery::dora_get).post(delivery::dora_post))
-        .route("/api/v1/timeline", get(delivery::timeline))
-        .route("/api/v1/audit", get(admin::audit))
-        .route("/api/v1/tokens", get(admin::list_tokens).post(admin::create_token))
-        .route("/api/v1/tokens/{id}", delete(admin::revoke_token))
-        .route("/api/v1/whoami", get(admin::whoami))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard));
-    // Webhooks authenticate by signature, not by token; they are audited all the same.
-    let hooks = Router::new()
-        .route("/api/v1/webhooks/github", post(routes::hooks::github))
-        .route("/api/v1/webhooks/gitlab", post(routes::hooks::gitlab))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::audit_only));
-    // Flag SDKs authenticate with SDK tokens and speak their own protocols.
-    let sdk_report_limit = DefaultBodyLimit::max(routes::sdk::MAX_REPORT_BYTES);
-    let sdk = Router::new()
-        .route("/api/client/features", get(routes::sdk::client_features))
-        .route("/api/client/streaming", get(routes::sdk::client_streaming))
-        .route("/api/client/register", post(routes::sdk::client_register).layer(sdk_report_limit))
-        .route("/api/client/metrics", post(routes::sdk::client_metrics).layer(sdk_report_limit))
-        .route("/api/frontend", get(routes::sdk::frontend).post(routes::sdk::frontend))
-        .route("/api/frontend/client/register", post(routes::sdk::client_register).layer(sdk_report_limit))
-        .route("/api/frontend/client/metrics", post(routes::sdk::client_metrics).layer(sdk_report_limit))
-        .route("/ofrep/v1/evaluate/flags", post(routes::sdk::ofrep_bulk))
-        .route("/ofrep/v1/evaluate/flags/{key}", post(routes::sdk::ofrep_one));
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        // The API's description holds no data, and SDK authors read it before they have a token.
-        .route("/api/v1/openapi.json", get(admin::openapi))
+    let guard = axum::middleware::from_fn_with_state(state.clone(), auth::guard);
+    let api = api_routes().map_router(|r| r.route_layer(guard));
+    let audit_only = axum::middleware::from_fn_with_state(state.clone(), auth::audit_only);
+    let hooks = hook_routes().map_router(|r| r.route_layer(audit_only));
+    open_routes()
         .merge(api)
         .merge(hooks)
-        .merge(sdk)
+        .merge(sdk_routes())
+        .router
         .fallback(|uri: axum::http::Uri| async move { ApiError::not_found(format!("no route for {}", uri.path())) })
         .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
             ApiError::new(error::Problem::MethodNotAllowed, format!("{method} is not allowed on {}", uri.path()))

@@ -336,7 +336,7 @@ pub fn run(args: AssessArgs) -> Result<ExitCode> {
     if !warnings.is_empty() {
         println!();
     }
-    crate::delivery::print_figures(&value["report"]);
+    crate::delivery::print_figures(&value["report"])?;
     if !a.findings.is_empty() {
         println!("\nFailures read from the history (each fix of each failed release):");
         for f in &a.findings {

@@ -96,29 +96,27 @@ impl Client {
     }
 }
 
+/// Reads a server's answer as its API type (`pave-api`); `what` names it in the error.
+pub fn read<T: serde::de::DeserializeOwned>(v: &Value, what: &str) -> Result<T> {
+    T::deserialize(v).with_context(|| format!("the server's answer for {what} is not what this CLI understands"))
+}
+
 /// Formats a problem document: its detail, then each invalid field on its own line.
 fn problem_error(status: StatusCode, body: &[u8], no_token: bool) -> anyhow::Error {
-    let Ok(problem) = serde_json::from_slice::<Value>(body) else {
+    let Ok(problem) = serde_json::from_slice::<pave_api::ProblemDocument>(body) else {
         return anyhow!("server answered {status}: {}", crate::output::clean(String::from_utf8_lossy(body).trim()));
     };
-    let title = problem["title"].as_str().unwrap_or("request failed");
-    let detail = problem["detail"].as_str().unwrap_or("");
-    let errors = problem["errors"].as_array().filter(|e| !e.is_empty());
+    let title = if problem.title.is_empty() { "request failed" } else { problem.title.as_str() };
     // With field errors, list them one per line instead of the run-on detail.
-    let mut msg = match errors {
-        Some(_) => format!("{title} ({}):", status.as_u16()),
-        None => format!("{title} ({}): {detail}", status.as_u16()),
+    let mut msg = if problem.errors.is_empty() {
+        format!("{title} ({}): {}", status.as_u16(), problem.detail)
+    } else {
+        format!("{title} ({}):", status.as_u16())
     };
-    if let Some(errors) = errors {
-        for e in errors {
-            let doc = e["document"].as_u64().map(|d| format!("document {d} ")).unwrap_or_default();
-            let res = e["resource"].as_str().map(|r| format!("{r} ")).unwrap_or_default();
-            msg.push_str(&format!(
-                "\n  {doc}{res}{}: {}",
-                e["field"].as_str().unwrap_or(""),
-                e["reason"].as_str().unwrap_or("")
-            ));
-        }
+    for e in &problem.errors {
+        let doc = e.document.map(|d| format!("document {d} ")).unwrap_or_default();
+        let res = e.resource.as_ref().map(|r| format!("{r} ")).unwrap_or_default();
+        msg.push_str(&format!("\n  {doc}{res}{}: {}", e.field, e.reason));
     }
     if status == StatusCode::UNAUTHORIZED && no_token {
         msg.push_str("\n  hint: set PAVE_TOKEN or pass --token");

@@ -11,8 +11,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::ClientArgs;
-use crate::client::Client;
-use crate::output::{self, Format, cell};
+use crate::client::{Client, read};
+use crate::output::{self, Format, cell, show};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -95,42 +95,52 @@ pub async fn apply(args: ApplyArgs) -> Result<ExitCode> {
         output::json(&result);
         return Ok(ExitCode::SUCCESS);
     }
-    let dry = result["dryRun"].as_bool().unwrap_or(false);
-    for change in result["changes"].as_array().into_iter().flatten() {
-        let action = change["action"].as_str().unwrap_or("");
-        if action == "unchanged" {
-            continue;
-        }
-        let kind = change["kind"].as_str().unwrap_or("").to_lowercase();
-        let verb = match (action, dry) {
-            ("create", false) => "created",
-            ("update", false) => "updated",
-            ("delete", false) => "deleted",
-            ("create", true) => "would be created",
-            ("update", true) => "would be updated",
-            ("delete", true) => "would be deleted",
-            (other, _) => other,
-        };
-        println!("{kind}/{} {verb}", cell(&change["name"]));
-        for f in change["fields"].as_array().into_iter().flatten() {
-            let show =
-                |v: &Value| if v.is_null() { "(none)".to_owned() } else { output::clean(&v.to_string()).into_owned() };
-            println!("    {}: {} -> {}", cell(&f["path"]), show(&f["old"]), show(&f["new"]));
-        }
+    let result: pave_api::ApplyResult = read(&result, "apply")?;
+    let dry = result.dry_run;
+    for change in result.changes.iter().filter(|c| c.action != "unchanged") {
+        let kind = change.kind.to_lowercase();
+        print_change(&kind, &change.name, &change.action, &change.fields, dry);
     }
-    for w in result["warnings"].as_array().into_iter().flatten() {
-        eprintln!("warning: flag {} in {}: {}", cell(&w["flag"]), cell(&w["environment"]), cell(&w["message"]));
+    for w in &result.warnings {
+        eprintln!(
+            "warning: flag {} in {}: {}",
+            output::clean(&w.flag),
+            output::clean(&w.environment),
+            output::clean(&w.message)
+        );
     }
-    let s = &result["summary"];
+    let s = result.summary;
     println!(
         "{} created, {} updated, {} deleted, {} unchanged{}",
-        s["created"],
-        s["updated"],
-        s["deleted"],
-        s["unchanged"],
+        s.created,
+        s.updated,
+        s.deleted,
+        s.unchanged,
         if dry { " (dry run: nothing was changed)" } else { "" }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `kind/name created` (or `would be created` in a dry run), then each changed field.
+fn print_change(kind: &str, name: &str, action: &str, fields: &[pave_api::catalog::FieldChange], dry_run: bool) {
+    let verb = match (action, dry_run) {
+        ("create", false) => "created",
+        ("update", false) => "updated",
+        ("delete", false) => "deleted",
+        ("create", true) => "would be created",
+        ("update", true) => "would be updated",
+        ("delete", true) => "would be deleted",
+        (other, _) => other,
+    };
+    println!("{}/{} {verb}", output::clean(kind), output::clean(name));
+    for f in fields {
+        println!("    {}: {} -> {}", output::clean(&f.path), field_value(f.old.as_ref()), field_value(f.new.as_ref()));
+    }
+}
+
+/// A changed field's old or new value, for people: `(none)` when it is absent.
+fn field_value(v: Option<&Value>) -> String {
+    v.map_or_else(|| "(none)".to_owned(), |v| output::clean(&v.to_string()).into_owned())
 }
 
 fn parse_kind(s: &str) -> Result<Kind> {
@@ -255,8 +265,15 @@ pub async fn events(args: EventsArgs) -> Result<ExitCode> {
         ("subject", args.subject),
     ]);
     let value = Client::new(&args.client)?.get(&format!("/api/v1/events{q}")).await?;
-    output::list(args.client.output, &value, "events", &["ID", "TIME", "KIND", "SUBJECT", "ACTOR"], |e| {
-        vec![cell(&e["id"]), cell(&e["time"]), cell(&e["kind"]), cell(&e["subject"]), cell(&e["actor"])]
+    let page: pave_api::EventPage = read(&value, "the event log")?;
+    output::typed_list(args.client.output, &value, &page.events, &["ID", "TIME", "KIND", "SUBJECT", "ACTOR"], |e| {
+        vec![
+            e.id.to_string(),
+            show(&e.time),
+            output::clean(&e.kind).into_owned(),
+            output::clean(&e.subject).into_owned(),
+            output::clean(&e.actor).into_owned(),
+        ]
     });
     Ok(ExitCode::SUCCESS)
 }
@@ -279,19 +296,20 @@ pub struct AuditArgs {
 pub async fn audit(args: AuditArgs) -> Result<ExitCode> {
     let q = query_string(&[("limit", Some(args.limit.to_string())), ("actor", args.actor), ("outcome", args.outcome)]);
     let value = Client::new(&args.client)?.get(&format!("/api/v1/audit{q}")).await?;
-    output::list(
+    let page: pave_api::AuditPage = read(&value, "the audit trail")?;
+    output::typed_list(
         args.client.output,
         &value,
-        "entries",
+        &page.entries,
         &["TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REQUEST"],
         |e| {
             vec![
-                cell(&e["time"]),
-                cell(&e["actor"]),
-                cell(&e["action"]),
-                cell(&e["target"]),
-                format!("{} {}", cell(&e["outcome"]), cell(&e["status"])),
-                cell(&e["requestId"]),
+                show(&e.time),
+                show(&e.actor),
+                show(&e.action),
+                show(&e.target),
+                format!("{} {}", show(&e.outcome), e.status),
+                show(&e.request_id),
             ]
         },
     );
@@ -337,46 +355,44 @@ pub async fn token(cmd: TokenCommand) -> Result<ExitCode> {
     match cmd {
         TokenCommand::Create { name, role, user, team, client: args } => {
             let client = Client::new(&args)?;
-            let mut body = json!({"name": name, "role": role});
-            if let Some(u) = user {
-                body["user"] = json!(u);
-            }
-            if let Some(t) = team {
-                body["team"] = json!(t);
-            }
+            let role = pave_model::Role::parse(&role)
+                .with_context(|| format!("role {role:?} is not one of viewer, developer, admin"))?;
+            let body = serde_json::to_value(pave_api::NewToken { name, role, user, team })?;
             let v = client.call(Method::POST, "/api/v1/tokens", Some(&body)).await?;
             if args.output.structured() {
                 output::json(&v);
             } else {
+                let created: pave_api::CreatedToken = read(&v, "the new token")?;
+                let t = &created.token;
                 println!(
                     "Created token {} ({}, role {}, {}). Its secret is shown only now:\n\n    {}\n",
-                    cell(&v["token"]["id"]),
-                    cell(&v["token"]["name"]),
-                    cell(&v["token"]["role"]),
-                    scope_cell(&v["token"]),
-                    cell(&v["secret"])
+                    show(&t.id),
+                    show(&t.name),
+                    show(&t.role),
+                    scope_cell(&t.scope),
+                    show(&created.secret)
                 );
-                if let Some(note) = v["token"]["note"].as_str() {
+                if let Some(note) = &t.note {
                     println!("Note: {note}");
                 }
             }
         }
         TokenCommand::List { client: args } => {
             let v = Client::new(&args)?.get("/api/v1/tokens").await?;
+            let list: pave_api::TokenList = read(&v, "the token list")?;
             let headers = ["ID", "NAME", "ROLE", "SCOPE", "CREATED", "BY", "REVOKED"];
-            output::list(args.output, &v, "tokens", &headers, |t| {
+            output::typed_list(args.output, &v, &list.tokens, &headers, |t| {
                 vec![
-                    cell(&t["id"]),
-                    cell(&t["name"]),
-                    cell(&t["role"]),
-                    scope_cell(t),
-                    cell(&t["createdAt"]),
-                    cell(&t["createdBy"]),
-                    cell(&t["revokedAt"]),
+                    show(&t.id),
+                    show(&t.name),
+                    show(&t.role),
+                    scope_cell(&t.scope),
+                    show(&t.created_at),
+                    show(&t.created_by),
+                    show(&t.revoked_at),
                 ]
             });
-            let notes: Vec<&str> =
-                v["tokens"].as_array().into_iter().flatten().filter_map(|t| t["note"].as_str()).collect();
+            let notes: Vec<&str> = list.tokens.iter().filter_map(|t| t.note.as_deref()).collect();
             if !args.output.structured()
                 && let Some(note) = notes.first()
             {
@@ -406,12 +422,17 @@ pub async fn whoami(args: WhoamiArgs) -> Result<ExitCode> {
     match args.client.output {
         Format::Json | Format::Yaml => output::json(&v),
         Format::Table => {
-            println!("{} ({}), {}, token {}", cell(&v["name"]), cell(&v["role"]), scope_cell(&v), cell(&v["tokenId"]));
-            let teams: Vec<&str> = v["teams"].as_array().into_iter().flatten().filter_map(|t| t.as_str()).collect();
-            if !teams.is_empty() {
-                println!("teams: {}{}", teams.join(", "), if v["platform"] == true { " (platform)" } else { "" });
+            let me: pave_api::WhoAmI = read(&v, "whoami")?;
+            let scope = scope_cell(&me.scope);
+            println!("{} ({}), {scope}, token {}", show(&me.name), show(&me.role), show(&me.token_id));
+            if !me.teams.is_empty() {
+                println!(
+                    "teams: {}{}",
+                    output::clean(&me.teams.join(", ")),
+                    if me.platform { " (platform)" } else { "" }
+                );
             }
-            if let Some(note) = v["note"].as_str() {
+            if let Some(note) = &me.note {
                 println!("{note}");
             }
         }
@@ -420,10 +441,11 @@ pub async fn whoami(args: WhoamiArgs) -> Result<ExitCode> {
 }
 
 /// `unscoped`, `user alice@example.com` or `team web`: whom a token acts for.
-fn scope_cell(t: &Value) -> String {
-    match t["scope"].as_str() {
-        Some(kind @ ("user" | "team")) => format!("{kind} {}", cell(&t[kind])),
-        Some(other) => other.to_owned(),
-        None => "unscoped".to_owned(),
+fn scope_cell(s: &pave_api::admin::TokenScope) -> String {
+    let named = |who: &Option<String>| who.as_deref().map_or("-".into(), |w| output::clean(w).into_owned());
+    match s.scope.as_str() {
+        "user" => format!("user {}", named(&s.user)),
+        "team" => format!("team {}", named(&s.team)),
+        other => output::clean(other).into_owned(),
     }
 }

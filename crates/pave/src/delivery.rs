@@ -5,14 +5,15 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use pave_api::dora::{Durations, Figures, Level, Rate};
 use pave_model::Timestamp;
-use pave_model::delivery::{Change, Deployment, DeploymentKind, DeploymentStatus, Incident, Report};
+use pave_model::delivery::{Change, Deployment, DeploymentKind, DeploymentStatus, Incident, Report, TimelineEntry};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::ClientArgs;
-use crate::client::Client;
-use crate::output::{self, Format, cell};
+use crate::client::{Client, read};
+use crate::output::{self, Format, show};
 
 /// An RFC 3339 time, `now`, or `now-DURATION` (`now-3h`, `now-90m`): a report made after the
 /// fact can say when things happened without a calendar.
@@ -243,13 +244,14 @@ pub async fn event(cmd: EventCommand) -> Result<ExitCode> {
     }
     let mut events: Vec<Value> = extra.iter().map(Report::to_value).collect();
     events.push(report.to_value());
-    let v = Client::new(&client)?.call(Method::POST, "/api/v1/events", Some(&json!({ "events": events }))).await?;
+    let body = serde_json::to_value(pave_api::ReportRequest { events })?;
+    let v = Client::new(&client)?.call(Method::POST, "/api/v1/events", Some(&body)).await?;
     match client.output {
         Format::Json | Format::Yaml => output::json(&v),
         Format::Table => {
-            let results = v["results"].as_array().cloned().unwrap_or_default();
+            let results = read::<pave_api::ReportResult>(&v, "the report")?.results;
             if let Some(r) = results.last() {
-                println!("{} {} {}", cell(&r["type"]), cell(&r["id"]), cell(&r["action"]));
+                println!("{} {} {}", show(&r.kind), show(&r.id), show(&r.action));
             }
             if results.len() > 1 {
                 println!("with {} shipped commit(s) reported as changes", results.len() - 1);
@@ -348,113 +350,114 @@ pub fn human_duration(secs: f64) -> String {
     }
 }
 
-fn durations(v: &Value) -> String {
-    match (v["median"].as_f64(), v["p90"].as_f64()) {
-        (Some(m), Some(p)) => format!("median {}, p90 {} ({} items)", human_duration(m), human_duration(p), v["count"]),
+fn durations(d: &Durations) -> String {
+    match (d.median, d.p90) {
+        (Some(m), Some(p)) => format!("median {}, p90 {} ({} items)", human_duration(m), human_duration(p), d.count),
         _ => "no data".into(),
     }
 }
 
-fn pct(v: &Value) -> String {
-    match v["rate"].as_f64() {
-        Some(r) => format!("{:.1}% ({} of {})", r * 100.0, v["count"], v["total"]),
+fn pct(r: &Rate) -> String {
+    match r.rate {
+        Some(rate) => format!("{:.1}% ({} of {})", rate * 100.0, r.count, r.total),
         None => "no deployments".into(),
     }
 }
 
-fn lvl(v: &Value) -> String {
-    v["level"]["level"].as_str().unwrap_or("-").to_owned()
+fn lvl(l: &Option<Level>) -> String {
+    l.as_ref().map_or("-".to_owned(), |l| output::clean(&l.level).into_owned())
 }
 
-pub fn print_figures(f: &Value) {
-    let df = &f["deploymentFrequency"];
-    let lt = &f["leadTime"];
-    let rt = &f["recoveryTime"];
+/// Reads a report's figures (from the server, or `pave assess`'s own) and prints them.
+pub fn print_figures(f: &Value) -> Result<()> {
+    let f: Figures = read(f, "the report")?;
+    let (df, lt, rt) = (&f.deployment_frequency, &f.lead_time, &f.recovery_time);
+    let bucket = output::clean(&df.bucket);
     let rows = vec![
         vec![
             "Deployment frequency".into(),
-            match (df["perDay"].as_f64(), df["perWeek"].as_f64()) {
+            match (df.per_day, df.per_week) {
                 (Some(day), Some(week)) => {
-                    format!("{day:.2}/day, {week:.1}/week ({} deployments, {})", df["deployments"], cell(&df["bucket"]))
+                    format!("{day:.2}/day, {week:.1}/week ({} deployments, {bucket})", df.deployments)
                 }
                 // No rate (`pave assess` over a window too short to judge).
-                _ => format!("no rate ({} deployments, {})", df["deployments"], cell(&df["bucket"])),
+                _ => format!("no rate ({} deployments, {bucket})", df.deployments),
             },
-            lvl(df),
+            lvl(&df.level),
         ],
-        vec!["Lead time for changes".into(), durations(&lt["commits"]), lvl(lt)],
-        vec!["Change failure rate".into(), pct(&f["changeFailureRate"]), lvl(&f["changeFailureRate"])],
-        vec!["Failed deployment recovery".into(), format!("{}; {} open", durations(&rt["time"]), rt["open"]), lvl(rt)],
-        vec!["Rework rate".into(), pct(&f["reworkRate"]), lvl(&f["reworkRate"])],
-        vec!["Time to detect".into(), durations(&f["timeToDetect"]), "-".into()],
+        vec!["Lead time for changes".into(), durations(&lt.commits), lvl(&lt.level)],
+        vec!["Change failure rate".into(), pct(&f.change_failure_rate), lvl(&f.change_failure_rate.level)],
+        vec!["Failed deployment recovery".into(), format!("{}; {} open", durations(&rt.time), rt.open), lvl(&rt.level)],
+        vec!["Rework rate".into(), pct(&f.rework_rate), lvl(&f.rework_rate.level)],
+        vec!["Time to detect".into(), durations(&f.time_to_detect), "-".into()],
     ];
     output::table(&["METRIC", "VALUE", "LEVEL"], &rows);
-    let fc = &f["flagChanges"];
-    if fc["count"].as_u64().is_some_and(|n| n > 0) {
+    let fc = &f.flag_changes;
+    if fc.count > 0 {
         println!(
             "Flag changes: {} to {} flags ({:.2}/day), {} switched something off",
-            fc["count"],
-            fc["flags"],
-            fc["perDay"].as_f64().unwrap_or(0.0),
-            fc["turnedOff"]
+            fc.count, fc.flags, fc.per_day, fc.turned_off
         );
     }
-    let m = |v: &Value| v["median"].as_f64().map_or("-".to_owned(), human_duration);
+    let m = |d: &Durations| d.median.map_or("-".to_owned(), human_duration);
     println!(
         "Value stream (medians): commit -> merge {}, merge -> deploy start {}, deploy {}",
-        m(&lt["commitToMerge"]),
-        m(&lt["mergeToDeploy"]),
-        m(&lt["deployDuration"])
+        m(&lt.commit_to_merge),
+        m(&lt.merge_to_deploy),
+        m(&lt.deploy_duration)
     );
+    Ok(())
 }
 
 pub async fn dora(args: DoraArgs) -> Result<ExitCode> {
-    let mut body = json!({ "explain": args.explain });
-    for (k, v) in [
-        ("from", &args.from),
-        ("to", &args.to),
-        ("team", &args.team),
-        ("service", &args.service),
-        ("environment", &args.environment),
-        ("series", &args.series),
-        ("benchmark", &args.benchmark),
-    ] {
-        if let Some(v) = v {
-            body[k] = json!(v);
+    let benchmark_table = match &args.benchmark_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?)
         }
-    }
-    if let Some(path) = &args.benchmark_file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        body["benchmarkTable"] =
-            serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    }
-    let v = Client::new(&args.client)?.call(Method::POST, "/api/v1/dora", Some(&body)).await?;
+        None => None,
+    };
+    let query = pave_api::DoraQuery {
+        from: args.from,
+        to: args.to,
+        team: args.team,
+        service: args.service,
+        environment: args.environment,
+        series: args.series,
+        explain: Some(args.explain),
+        benchmark: args.benchmark,
+        benchmark_table,
+    };
+    let v = Client::new(&args.client)?.call(Method::POST, "/api/v1/dora", Some(&serde_json::to_value(&query)?)).await?;
     if args.client.output.structured() || args.explain {
         output::json(&v);
         return Ok(ExitCode::SUCCESS);
     }
-    let envs: Vec<String> = v["scope"]["environments"].as_array().into_iter().flatten().map(cell).collect();
+    let report: pave_api::DoraReport = read(&v, "the DORA report")?;
+    let scope = &report.scope;
+    let envs: Vec<String> = scope.environments.iter().map(|e| output::clean(e).into_owned()).collect();
     println!(
         "DORA metrics for {} in {}, {} to {} (benchmark {})\n",
-        v["scope"]["service"].as_str().or(v["scope"]["team"].as_str()).unwrap_or("the organisation"),
+        output::clean(scope.service.as_deref().or(scope.team.as_deref()).unwrap_or("the organisation")),
         envs.join(", "),
-        cell(&v["from"]),
-        cell(&v["to"]),
-        cell(&v["benchmark"])
+        show(&report.totals.from),
+        show(&report.totals.to),
+        show(&report.benchmark)
     );
-    print_figures(&v);
-    if let Some(series) = v["series"].as_array() {
+    print_figures(&v)?;
+    if !report.series.is_empty() {
         println!();
-        let rows: Vec<Vec<String>> = series
+        let rows: Vec<Vec<String>> = report
+            .series
             .iter()
             .map(|f| {
                 vec![
-                    cell(&f["from"]).chars().take(10).collect(),
-                    f["deploymentFrequency"]["deployments"].to_string(),
-                    f["leadTime"]["commits"]["median"].as_f64().map_or("-".into(), human_duration),
-                    f["changeFailureRate"]["rate"].as_f64().map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
-                    f["recoveryTime"]["time"]["median"].as_f64().map_or("-".into(), human_duration),
-                    f["reworkRate"]["rate"].as_f64().map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
+                    show(&f.from).chars().take(10).collect(),
+                    f.deployment_frequency.deployments.to_string(),
+                    f.lead_time.commits.median.map_or("-".into(), human_duration),
+                    f.change_failure_rate.rate.map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
+                    f.recovery_time.time.median.map_or("-".into(), human_duration),
+                    f.rework_rate.rate.map_or("-".into(), |r| format!("{:.0}%", r * 100.0)),
                 ]
             })
             .collect();
@@ -510,54 +513,56 @@ pub async fn timeline(args: TimelineArgs) -> Result<ExitCode> {
         output::json(&v);
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(inc) = v["incident"].as_object() {
+    let t: pave_api::Timeline = read(&v, "the timeline")?;
+    if let Some(inc) = &t.incident {
         println!(
             "Incident {} ({}, {}): opened {}, resolved {}\n",
-            cell(&inc["id"]),
-            cell(&inc["service"]),
-            cell(&inc["severity"]),
-            cell(&inc["openedAt"]),
-            inc.get("resolvedAt").map_or("-".into(), cell)
+            show(&inc.id),
+            show(&inc.service),
+            show(&inc.severity),
+            show(&inc.opened_at),
+            show(&inc.resolved_at)
         );
     }
-    let rows: Vec<Vec<String>> = v["entries"].as_array().into_iter().flatten().map(timeline_row).collect();
+    let rows: Vec<Vec<String>> = t.entries.iter().map(timeline_row).collect();
     output::table(&["TIME", "WHAT", "WHERE", "DETAIL"], &rows);
-    if v["truncated"].as_bool() == Some(true) {
-        println!("(showing the newest {} of {}; raise --limit or narrow the window)", rows.len(), v["total"]);
+    if t.truncated {
+        println!("(showing the newest {} of {}; raise --limit or narrow the window)", rows.len(), t.total);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn timeline_row(e: &Value) -> Vec<String> {
-    let at = cell(&e["at"]);
-    match e["type"].as_str() {
-        Some("deployment") => vec![
+fn timeline_row(e: &TimelineEntry) -> Vec<String> {
+    let at = show(&e.at());
+    match e {
+        TimelineEntry::Deployment(d) => vec![
             at,
-            format!("deploy {} {}", cell(&e["service"]), cell(&e["version"])),
-            cell(&e["environment"]),
-            format!("{} ({})", cell(&e["status"]), cell(&e["kind"])),
+            format!("deploy {} {}", show(&d.service), show(&d.version)),
+            show(&d.environment),
+            format!("{} ({})", show(&d.status), show(&d.kind)),
         ],
-        Some("incident") => vec![
+        TimelineEntry::Incident(i) => vec![
             at,
-            format!("incident {}", cell(&e["id"])),
-            cell(&e["service"]),
-            format!("{} {}", cell(&e["severity"]), output::clean(e["title"].as_str().unwrap_or(""))).trim().to_owned(),
+            format!("incident {}", show(&i.incident.id)),
+            show(&i.incident.service),
+            format!("{} {}", show(&i.incident.severity), output::clean(i.incident.title.as_deref().unwrap_or("")))
+                .trim()
+                .to_owned(),
         ],
-        _ => {
-            let envs: Vec<String> = e["environments"]
-                .as_array()
-                .into_iter()
-                .flatten()
+        TimelineEntry::Flag(f) => {
+            let envs: Vec<String> = f
+                .environments
+                .iter()
                 .map(|m| {
-                    let before = m["exposureBefore"].as_str().unwrap_or("-");
-                    format!("{}: {before} -> {}", cell(&m["environment"]), cell(&m["exposure"]))
+                    let before = m.exposure_before.as_deref().unwrap_or("-");
+                    format!("{}: {before} -> {}", show(&m.environment), show(&m.exposure))
                 })
                 .collect();
             vec![
                 at,
-                format!("flag {} {}", cell(&e["flag"]), cell(&e["action"])),
+                format!("flag {} {}", show(&f.flag), show(&f.action)),
                 if envs.is_empty() { "*".into() } else { envs.join(", ") },
-                format!("by {}", cell(&e["actor"])),
+                format!("by {}", show(&f.actor)),
             ]
         }
     }

@@ -105,11 +105,11 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         pave_catalog::resources(&docs).map_err(|e| anyhow::anyhow!("sample catalog invalid: {e:?}"))?;
     let documents: Vec<Value> = resources.iter().map(pave_model::Resource::to_value).collect();
     let result = client.call(Method::POST, "/api/v1/apply", Some(&json!({"documents": documents}))).await?;
-    print_summary(&result);
+    print_summary(&result)?;
 
     step("2. Apply it again: idempotent, nothing changes and no event is appended");
     let result = client.call(Method::POST, "/api/v1/apply", Some(&json!({"documents": documents}))).await?;
-    print_summary(&result);
+    print_summary(&result)?;
 
     step("3. Teams (Team Topologies types) and services with owners and dependencies");
     let teams = client.get("/api/v1/teams").await?;
@@ -142,9 +142,17 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     }
     let result =
         client.call(Method::POST, "/api/v1/apply", Some(&json!({"documents": changed, "dryRun": true}))).await?;
-    for c in result["changes"].as_array().into_iter().flatten().filter(|c| c["action"] != "unchanged") {
-        for f in c["fields"].as_array().into_iter().flatten() {
-            println!("service/{} would change: {}: {} -> {}", cell(&c["name"]), cell(&f["path"]), f["old"], f["new"]);
+    let result: pave_api::ApplyResult = crate::client::read(&result, "the dry run")?;
+    for c in result.changes.iter().filter(|c| c.action != "unchanged") {
+        for f in &c.fields {
+            let shown = |v: &Option<Value>| v.as_ref().map_or("null".to_owned(), Value::to_string);
+            println!(
+                "service/{} would change: {}: {} -> {}",
+                output::clean(&c.name),
+                output::clean(&f.path),
+                shown(&f.old),
+                shown(&f.new)
+            );
         }
     }
 
@@ -162,7 +170,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         result["summary"]["created"]
     );
     let dora = client.get("/api/v1/dora?from=7d").await?;
-    crate::delivery::print_figures(&dora);
+    crate::delivery::print_figures(&dora)?;
 
     deliver(&client, &data_dir).await?;
     flags(&client).await?;
@@ -279,8 +287,8 @@ async fn security(client: &Client, data_dir: &std::path::Path) -> Result<()> {
     client.call(Method::POST, "/api/v1/services/storefront/releases/5.0.0/scan", None).await?;
     let shown = client.get("/api/v1/services/storefront/releases/5.0.0").await?;
     println!("pave release create storefront --version 5.0.0 --scan, then pave release show storefront 5.0.0:");
-    crate::release::print_scans(&shown["scans"]);
-    crate::release::print_policy(&shown["policy"]);
+    crate::release::print_scans(&shown["scans"])?;
+    crate::release::print_policy(&shown["policy"])?;
     let refused = client
         .call(
             Method::POST,
@@ -486,10 +494,10 @@ async fn deliver(client: &Client, data_dir: &std::path::Path) -> Result<()> {
         failed4 - failed3
     );
     let status = client.get("/api/v1/services/storefront/environments/dev/status").await?;
-    crate::rollout::print_status(&status);
+    crate::rollout::print_status(&status)?;
     println!("\nDORA for dev (four rollouts: one failed, recovered by its automatic rollback):");
     let dora = client.get("/api/v1/dora?environment=dev&from=1d").await?;
-    crate::delivery::print_figures(&dora);
+    crate::delivery::print_figures(&dora)?;
     println!(
         "\nEvery step and judgement is in the event log (pave events --kind 'analysis.*'), and live as \
          server-sent events: GET /api/v1/rollouts/{id}/events"
@@ -497,12 +505,14 @@ async fn deliver(client: &Client, data_dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn print_summary(result: &Value) {
-    let s = &result["summary"];
+fn print_summary(result: &Value) -> Result<()> {
+    let r: pave_api::ApplyResult = crate::client::read(result, "the apply")?;
+    let s = r.summary;
     println!(
         "{} created, {} updated, {} deleted, {} unchanged; {} events appended",
-        s["created"], s["updated"], s["deleted"], s["unchanged"], result["events"]
+        s.created, s.updated, s.deleted, s.unchanged, r.events
     );
+    Ok(())
 }
 
 /// A week of delivery for `checkout`, ending now: commits, daily deployments (one failed and

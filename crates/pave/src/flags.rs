@@ -9,8 +9,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::ClientArgs;
-use crate::client::Client;
-use crate::output::{self, Format, cell};
+use pave_api::FlagDocument;
+
+use crate::client::{Client, read};
+use crate::output::{self, Format, show as oshow};
 
 #[derive(Debug, Subcommand)]
 pub enum FlagsCommand {
@@ -149,73 +151,70 @@ pub enum SdkTokenCommand {
 }
 
 /// One line per environment: `production: on (partial)`.
-fn environments(v: &Value) -> String {
-    let envs = v["spec"]["environments"].as_object().cloned().unwrap_or_default();
-    if envs.is_empty() {
+fn environments(f: &FlagDocument) -> String {
+    if f.spec.environments.is_empty() {
         return "-".into();
     }
-    envs.iter()
+    f.spec
+        .environments
+        .iter()
         .map(|(env, cfg)| {
-            let exposure = cell(&v["status"]["environments"][env]["exposure"]);
-            let state = if cfg["enabled"].as_bool() == Some(true) { "on" } else { "off" };
-            if exposure == "partial" { format!("{env}={state}(partial)") } else { format!("{env}={state}") }
+            let env = output::clean(env);
+            let state = if cfg.enabled { "on" } else { "off" };
+            if exposure(f, &env) == "partial" { format!("{env}={state}(partial)") } else { format!("{env}={state}") }
         })
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-fn show(format: Format, v: &Value) {
+/// `off`, `partial` or `on` in `env` (`-` when the server did not say).
+fn exposure(f: &FlagDocument, env: &str) -> String {
+    f.status.environments.get(env).map_or("-".into(), |e| output::clean(&e.exposure).into_owned())
+}
+
+fn show(format: Format, v: &Value) -> Result<()> {
     if format.structured() {
         output::json(v);
-        return;
+        return Ok(());
     }
-    println!(
-        "flag {} ({}, project {})",
-        cell(&v["metadata"]["name"]),
-        cell(&v["spec"]["type"]),
-        cell(&v["spec"]["project"])
-    );
-    if let Some(d) = v["spec"]["description"].as_str() {
+    let f: FlagDocument = read(v, "the flag")?;
+    println!("flag {} ({}, project {})", oshow(&f.metadata.name), oshow(&f.spec.flag_type), oshow(&f.spec.project));
+    if let Some(d) = &f.spec.description {
         println!("  {}", output::clean(d));
     }
-    if v["status"]["archivedAt"].is_string() {
-        println!("  archived at {}", cell(&v["status"]["archivedAt"]));
+    if let Some(at) = &f.status.archived_at {
+        println!("  archived at {}", oshow(at));
     }
-    for (env, cfg) in v["spec"]["environments"].as_object().into_iter().flatten() {
-        let st = &v["status"]["environments"][env];
+    for (env, cfg) in &f.spec.environments {
+        let since = f.status.environments.get(env).map(|e| e.since);
         println!(
-            "  {env}: {} - {} since {}",
-            if cfg["enabled"].as_bool() == Some(true) { "enabled" } else { "disabled" },
-            cell(&st["exposure"]),
-            cell(&st["since"])
+            "  {}: {} - {} since {}",
+            output::clean(env),
+            if cfg.enabled { "enabled" } else { "disabled" },
+            exposure(&f, env),
+            oshow(&since)
         );
-        for s in cfg["strategies"].as_array().into_iter().flatten() {
-            let params: Vec<String> =
-                s["parameters"].as_object().into_iter().flatten().map(|(k, v)| format!("{k}={}", cell(v))).collect();
-            let n = s["constraints"].as_array().map_or(0, Vec::len);
+        for s in &cfg.strategies {
+            let params: Vec<String> = s.parameters.iter().map(|(k, v)| format!("{k}={}", output::clean(v))).collect();
+            let n = s.constraints.len();
             println!(
                 "    - {} {}{}",
-                cell(&s["name"]),
+                oshow(&s.name),
                 params.join(" "),
                 if n > 0 { format!(" ({n} constraints)") } else { String::new() }
             );
         }
-        for var in cfg["variants"].as_array().into_iter().flatten() {
-            println!("    variant {} weight {}", cell(&var["name"]), cell(&var["weight"]));
+        for var in &cfg.variants {
+            println!("    variant {} weight {}", oshow(&var.name), oshow(&var.weight));
         }
     }
-    for w in v["status"]["warnings"].as_array().into_iter().flatten() {
-        println!("  warning: {}", cell(&w["message"]));
+    for w in &f.status.warnings {
+        println!("  warning: {}", oshow(&w.message));
     }
-    for u in v["status"]["usage"].as_array().into_iter().flatten() {
-        println!(
-            "  evaluated in {}: {} yes, {} no, last {}",
-            cell(&u["environment"]),
-            u["yes"],
-            u["no"],
-            cell(&u["lastSeen"])
-        );
+    for u in &f.status.usage {
+        println!("  evaluated in {}: {} yes, {} no, last {}", oshow(&u.environment), u.yes, u.no, oshow(&u.last_seen));
     }
+    Ok(())
 }
 
 pub async fn run(cmd: FlagsCommand) -> Result<ExitCode> {
@@ -250,7 +249,8 @@ pub async fn run(cmd: FlagsCommand) -> Result<ExitCode> {
                 Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => {
                     println!("flag {name} in {env}: rolled out to {percent} % of users");
-                    if v["spec"]["environments"][&env]["enabled"].as_bool() != Some(true) {
+                    let f: FlagDocument = read(&v, "the flag")?;
+                    if !f.spec.environments.get(&env).is_some_and(|e| e.enabled) {
                         println!("note: it is disabled in {env}; `pave flags enable {name} --env {env}` turns it on");
                     }
                 }
@@ -258,7 +258,7 @@ pub async fn run(cmd: FlagsCommand) -> Result<ExitCode> {
         }
         FlagsCommand::Show { name, client } => {
             let v = Client::new(&client)?.get(&format!("/api/v1/flags/{}", pave_percent::encode(&name))).await?;
-            show(client.output, &v);
+            show(client.output, &v)?;
         }
         FlagsCommand::List { project, archived, client } => {
             let mut path = format!("/api/v1/flags?archived={archived}");
@@ -266,13 +266,15 @@ pub async fn run(cmd: FlagsCommand) -> Result<ExitCode> {
                 path.push_str(&format!("&project={}", pave_percent::encode(&p)));
             }
             let v = Client::new(&client)?.get(&path).await?;
-            output::list(client.output, &v, "flags", &["NAME", "PROJECT", "TYPE", "ENVIRONMENTS", "LAST SEEN"], |f| {
+            let list: pave_api::FlagList = read(&v, "the flags")?;
+            let headers = ["NAME", "PROJECT", "TYPE", "ENVIRONMENTS", "LAST SEEN"];
+            output::typed_list(client.output, &v, &list.flags, &headers, |f| {
                 vec![
-                    cell(&f["metadata"]["name"]),
-                    cell(&f["spec"]["project"]),
-                    cell(&f["spec"]["type"]),
+                    oshow(&f.metadata.name),
+                    oshow(&f.spec.project),
+                    oshow(&f.spec.flag_type),
                     environments(f),
-                    cell(&f["status"]["lastSeen"]),
+                    oshow(&f.status.last_seen),
                 ]
             });
         }
@@ -287,8 +289,9 @@ pub async fn run(cmd: FlagsCommand) -> Result<ExitCode> {
                 q.push(format!("project={}", pave_percent::encode(&p)));
             }
             let v = Client::new(&client)?.get(&format!("/api/v1/flags/stale?{}", q.join("&"))).await?;
-            output::list(client.output, &v, "stale", &["NAME", "TYPE", "OWNER", "DAYS", "WHY"], |f| {
-                vec![cell(&f["name"]), cell(&f["type"]), cell(&f["owner"]), cell(&f["days"]), cell(&f["reason"])]
+            let stale: pave_api::StaleFlags = read(&v, "the stale flags")?;
+            output::typed_list(client.output, &v, &stale.stale, &["NAME", "TYPE", "OWNER", "DAYS", "WHY"], |f| {
+                vec![oshow(&f.name), oshow(&f.flag_type), oshow(&f.owner), f.days.to_string(), oshow(&f.reason)]
             });
         }
         FlagsCommand::Token(cmd) => token(cmd).await?,
@@ -303,7 +306,7 @@ async fn toggle(name: &str, env: &str, action: &str, client: &ClientArgs) -> Res
     match client.output {
         Format::Json | Format::Yaml => output::json(&v),
         Format::Table => {
-            let exposure = cell(&v["status"]["environments"][env]["exposure"]);
+            let exposure = exposure(&read(&v, "the flag")?, env);
             println!(
                 "flag {name} {action}d in {env} (on for: {})",
                 match exposure.as_str() {
@@ -331,37 +334,44 @@ async fn archive(name: &str, action: &str, client: &ClientArgs) -> Result<()> {
 async fn token(cmd: SdkTokenCommand) -> Result<()> {
     match cmd {
         SdkTokenCommand::Create { name, env, project, kind, client } => {
-            let body = json!({"name": name, "kind": kind, "project": project, "environment": env});
+            let body = serde_json::to_value(pave_api::flags::NewSdkToken {
+                name,
+                kind: kind.clone(),
+                project: project.clone(),
+                environment: env.clone(),
+            })?;
             let v = Client::new(&client)?.call(Method::POST, "/api/v1/sdk-tokens", Some(&body)).await?;
             match client.output {
                 Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => {
+                    let t: pave_api::SdkToken = read(&v, "the new SDK token")?;
                     println!(
                         "{} SDK token {} ({}) for project {project}, environment {env}:",
                         kind,
-                        cell(&v["name"]),
-                        cell(&v["id"])
+                        oshow(&t.name),
+                        oshow(&t.id)
                     );
-                    println!("{}", cell(&v["secret"]));
+                    println!("{}", oshow(&t.secret));
                     println!("(shown once; SDKs send it as the Authorization header)");
                 }
             }
         }
         SdkTokenCommand::List { client } => {
             let v = Client::new(&client)?.get("/api/v1/sdk-tokens").await?;
-            output::list(
+            let list: pave_api::SdkTokenList = read(&v, "the SDK tokens")?;
+            output::typed_list(
                 client.output,
                 &v,
-                "tokens",
+                &list.tokens,
                 &["ID", "NAME", "KIND", "PROJECT", "ENVIRONMENT", "REVOKED"],
                 |t| {
                     vec![
-                        cell(&t["id"]),
-                        cell(&t["name"]),
-                        cell(&t["kind"]),
-                        cell(&t["project"]),
-                        cell(&t["environment"]),
-                        cell(&t["revokedAt"]),
+                        oshow(&t.id),
+                        oshow(&t.name),
+                        oshow(&t.kind),
+                        oshow(&t.project),
+                        oshow(&t.environment),
+                        oshow(&t.revoked_at),
                     ]
                 },
             );

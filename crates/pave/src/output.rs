@@ -100,14 +100,16 @@ pub fn cell(v: &Value) -> String {
     }
 }
 
-/// Prints `value` as JSON, or the array under `key` as a table with one row per item.
-pub fn list(format: Format, value: &Value, key: &str, headers: &[&str], row: impl Fn(&Value) -> Vec<String>) {
+/// A typed value as a short cell, exactly as [`cell`] shows its JSON.
+pub fn show(v: &impl serde::Serialize) -> String {
+    cell(&serde_json::to_value(v).unwrap_or(Value::Null))
+}
+
+/// Prints `value` as JSON, or `items` (read from it) as a table with one row per item.
+pub fn typed_list<T>(format: Format, value: &Value, items: &[T], headers: &[&str], row: impl Fn(&T) -> Vec<String>) {
     match format {
         Format::Json | Format::Yaml => json(value),
-        Format::Table => {
-            let rows: Vec<Vec<String>> = value[key].as_array().into_iter().flatten().map(row).collect();
-            table(headers, &rows);
-        }
+        Format::Table => table(headers, &items.iter().map(row).collect::<Vec<_>>()),
     }
 }
 

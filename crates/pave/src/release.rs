@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::ClientArgs;
 use crate::client::Client;
-use crate::output::{self, Format, cell};
+use crate::output::{self, Format, cell, show};
 
 #[derive(Debug, Subcommand)]
 pub enum ReleaseCommand {
@@ -108,24 +108,24 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
             match client.output {
                 Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => {
-                    let r = &v["release"];
-                    let what =
-                        if v["created"].as_bool() == Some(true) { "created" } else { "already exists, unchanged" };
+                    let up: pave_api::ReleaseUpload = crate::client::read(&v, "the release")?;
+                    let r = &up.release;
+                    let what = if up.created { "created" } else { "already exists, unchanged" };
                     println!(
                         "release {} {} {what}: {} ({} files, {} bytes)",
-                        cell(&r["service"]),
-                        cell(&r["version"]),
-                        cell(&r["digest"]),
-                        r["files"],
-                        r["bytes"]
+                        output::show(&r.service),
+                        output::show(&r.version),
+                        output::show(&r.digest),
+                        r.files,
+                        r.bytes
                     );
                     if !v["scans"].is_null() {
                         for n in v["notes"].as_array().into_iter().flatten() {
                             println!("note: {}", cell(n));
                         }
-                        print_scans(&v["scans"]);
+                        print_scans(&v["scans"])?;
                         let shown = Client::new(&client)?.get(&release_path(&service, &version)).await?;
-                        print_policy(&shown["policy"]);
+                        print_policy(&shown["policy"])?;
                     }
                 }
             }
@@ -140,8 +140,8 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
                     for n in v["notes"].as_array().into_iter().flatten() {
                         println!("note: {}", cell(n));
                     }
-                    print_scans(&v["scans"]);
-                    print_policy(&api.get(&release_path(&service, &version)).await?["policy"]);
+                    print_scans(&v["scans"])?;
+                    print_policy(&api.get(&release_path(&service, &version)).await?["policy"])?;
                 }
             }
         }
@@ -164,8 +164,8 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
                 Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => {
                     println!("attached to release {service} {version}:");
-                    print_scans(&v["scans"]);
-                    print_policy(&api.get(&release_path(&service, &version)).await?["policy"]);
+                    print_scans(&v["scans"])?;
+                    print_policy(&api.get(&release_path(&service, &version)).await?["policy"])?;
                 }
             }
         }
@@ -184,26 +184,27 @@ pub async fn run(cmd: ReleaseCommand) -> Result<ExitCode> {
                         cell(&v["createdAt"]),
                         cell(&v["createdBy"])
                     );
-                    print_scans(&v["scans"]);
-                    print_policy(&v["policy"]);
+                    print_scans(&v["scans"])?;
+                    print_policy(&v["policy"])?;
                 }
             }
         }
         ReleaseCommand::List { service, client } => {
             let v = Client::new(&client)?.get(&format!("/api/v1/services/{service}/releases")).await?;
-            output::list(
+            let list: pave_api::ReleaseList = crate::client::read(&v, "the releases")?;
+            output::typed_list(
                 client.output,
                 &v,
-                "releases",
+                &list.releases,
                 &["VERSION", "DIGEST", "COMMIT", "FILES", "CREATED", "BY"],
                 |r| {
                     vec![
-                        cell(&r["version"]),
-                        cell(&r["digest"]).chars().take(19).collect(),
-                        cell(&r["commit"]),
-                        cell(&r["files"]),
-                        cell(&r["createdAt"]),
-                        cell(&r["createdBy"]),
+                        output::show(&r.version),
+                        output::show(&r.digest).chars().take(19).collect(),
+                        output::show(&r.commit),
+                        r.files.to_string(),
+                        output::show(&r.created_at),
+                        output::show(&r.created_by),
                     ]
                 },
             );
@@ -220,78 +221,78 @@ fn scans_path(service: &str, version: &str) -> String {
     format!("{}/scans", release_path(service, version))
 }
 
-pub fn print_scans(scans: &Value) {
-    let origin = |o: &Value| {
-        let how = if o["source"] == "pave" { "scanned by Pave" } else { "uploaded" };
-        format!("{how}, by {} at {}, {}", cell(&o["by"]), cell(&o["at"]), cell(&o["tool"]))
+/// Prints the scans a release carries (`scans` of a release, an upload or a scan).
+pub fn print_scans(scans: &Value) -> Result<()> {
+    let scans: pave_model::policy::ReleaseScans = crate::client::read(scans, "the scans")?;
+    let origin = |o: &pave_model::policy::ScanOrigin| {
+        let how = if o.source == "pave" { "scanned by Pave" } else { "uploaded" };
+        format!("{how}, by {} at {}, {}", show(&o.by), show(&o.at), show(&o.tool))
     };
-    match scans.get("secrets") {
+    match &scans.secrets {
         Some(s) => println!(
             "  secrets: {} finding(s){}  ({})",
-            s["findings"].as_array().map_or(0, Vec::len),
-            s["files"].as_u64().map(|f| format!(" in {f} files")).unwrap_or_default(),
-            origin(&s["origin"])
+            s.findings.len(),
+            s.files.map(|f| format!(" in {f} files")).unwrap_or_default(),
+            origin(&s.origin)
         ),
         None => println!("  secrets: not scanned"),
     }
-    match scans.get("deps") {
+    match &scans.deps {
         Some(d) => {
-            let vulns = d["vulnerabilities"].as_array().cloned().unwrap_or_default();
+            let vulns = &d.vulnerabilities;
             println!(
                 "  deps:    {} vulnerabilit{} in {} packages  ({})",
                 vulns.len(),
                 if vulns.len() == 1 { "y" } else { "ies" },
-                d["packages"],
-                origin(&d["origin"])
+                d.packages,
+                origin(&d.origin)
             );
             for v in vulns.iter().take(10) {
                 println!(
                     "           {:<8} {} {} {} {}",
-                    cell(&v["severity"]),
-                    cell(&v["package"]),
-                    cell(&v["version"]),
-                    cell(&v["id"]),
-                    v["fix"].as_str().map(|f| format!("-> {f}")).unwrap_or_default()
+                    show(&v.severity),
+                    show(&v.package),
+                    show(&v.version),
+                    show(&v.id),
+                    v.fix.as_deref().map(|f| format!("-> {}", output::clean(f))).unwrap_or_default()
                 );
             }
-            for n in d["notices"].as_array().into_iter().flatten().take(10) {
+            for n in d.notices.iter().take(10) {
                 println!(
                     "           warning {} {} {} {}",
-                    cell(&n["kind"]),
-                    cell(&n["package"]),
-                    cell(&n["version"]),
-                    cell(&n["id"])
+                    show(&n.kind),
+                    show(&n.package),
+                    show(&n.version),
+                    show(&n.id)
                 );
             }
-            for u in d["unreadable"].as_array().into_iter().flatten() {
-                println!("           unreadable {}: {}", cell(&u["file"]), cell(&u["problem"]));
+            for u in &d.unreadable {
+                println!("           unreadable {}: {}", show(&u.file), show(&u.problem));
             }
         }
         None => println!("  deps:    not audited"),
     }
-    match scans.get("sbom") {
-        Some(b) => println!(
-            "  sbom:    {} with {} components  ({})",
-            cell(&b["format"]),
-            b["components"],
-            origin(&b["origin"])
-        ),
+    match &scans.sbom {
+        Some(b) => println!("  sbom:    {} with {} components  ({})", show(&b.format), b.components, origin(&b.origin)),
         None => println!("  sbom:    none"),
     }
+    Ok(())
 }
 
-pub fn print_policy(policy: &Value) {
-    for p in policy.as_array().into_iter().flatten() {
-        let ok = p["passed"].as_bool() == Some(true);
-        println!("  policy of {}: {}", cell(&p["environment"]), if ok { "passes" } else { "FAILS" });
-        for g in p["gates"].as_array().into_iter().flatten() {
-            let gate = match &g["gate"] {
+/// Prints, for each environment with a release policy, whether the release passes each gate.
+pub fn print_policy(policy: &Value) -> Result<()> {
+    let policy: Vec<pave_api::releases::PolicyResult> = crate::client::read(policy, "the release policy")?;
+    for p in &policy {
+        println!("  policy of {}: {}", show(&p.environment), if p.passed { "passes" } else { "FAILS" });
+        for g in &p.gates {
+            let gate = match &g.gate {
                 Value::String(s) => s.clone(),
                 Value::Object(o) => o.iter().map(|(k, v)| format!("{k}: {}", cell(v))).collect::<Vec<_>>().join(", "),
                 other => other.to_string(),
             };
-            let mark = if g["passed"].as_bool() == Some(true) { "ok  " } else { "FAIL" };
-            println!("    {mark} {gate}: {}", cell(&g["reason"]));
+            let mark = if g.passed { "ok  " } else { "FAIL" };
+            println!("    {mark} {gate}: {}", show(&g.reason));
         }
     }
+    Ok(())
 }

@@ -8,11 +8,11 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::ClientArgs;
-use crate::client::Client;
-use crate::output::{self, Format, cell};
+use crate::client::{Client, read};
+use crate::output::{self, Format, show};
 use pave_percent::encode;
 
 #[derive(Debug, Args)]
@@ -113,33 +113,28 @@ pub struct LogsArgs {
     pub client: ClientArgs,
 }
 
-fn terminal(state: &str) -> bool {
-    matches!(state, "succeeded" | "failed" | "aborted" | "rolled-back")
-}
-
 /// Follows a rollout, printing each state change, until it ends or waits for a person.
 pub(crate) async fn follow(c: &Client, id: i64, format: Format) -> Result<ExitCode> {
     let mut last = (String::new(), usize::MAX);
     loop {
         let v = c.get(&format!("/api/v1/rollouts/{id}")).await?;
-        let r = &v["rollout"];
-        let state = r["state"].as_str().unwrap_or("").to_owned();
-        let step = r["step"].as_u64().unwrap_or(0) as usize;
+        let r = read::<pave_api::RolloutOne>(&v, "the rollout")?.rollout;
+        let state = r.state.as_str().to_owned();
+        let step = r.step;
         if format == Format::Table && (state.clone(), step) != last {
-            if terminal(&state) {
+            if r.state.is_terminal() {
                 println!("rollout {id}: {state}");
             } else {
-                let steps = if state == "rolling-back" { &r["revert"] } else { &r["steps"] };
-                let n = steps.as_array().map_or(0, Vec::len);
-                let doing = steps.get(step).map(describe).unwrap_or_default();
-                println!("rollout {id}: {state} [{step}/{n}] {doing}");
+                let steps = if state == "rolling-back" { &r.revert } else { &r.steps };
+                let doing = steps.get(step).map(pave_model::rollout::Step::describe).unwrap_or_default();
+                println!("rollout {id}: {state} [{step}/{}] {doing}", steps.len());
             }
             last = (state.clone(), step);
         }
-        if terminal(&state) || state == "awaiting-approval" || state == "awaiting-promotion" || state == "paused" {
+        if r.state.is_terminal() || state == "awaiting-approval" || state == "awaiting-promotion" || state == "paused" {
             if format.structured() {
                 output::json(&v);
-            } else if let Some(reason) = r["reason"].as_str() {
+            } else if let Some(reason) = &r.reason {
                 println!("reason: {}", output::clean(reason));
             }
             return Ok(if state == "succeeded" || state.starts_with("awaiting") || state == "paused" {
@@ -152,23 +147,22 @@ pub(crate) async fn follow(c: &Client, id: i64, format: Format) -> Result<ExitCo
     }
 }
 
-/// A step as the server sent it, in the words the model uses for it.
-fn describe(step: &Value) -> String {
-    serde_json::from_value::<pave_model::rollout::Step>(step.clone()).map(|s| s.describe()).unwrap_or_default()
-}
-
 pub async fn deploy(a: DeployArgs) -> Result<ExitCode> {
     let c = Client::new(&a.client)?;
-    let body = json!({
-        "service": a.service, "environment": a.environment, "version": a.version,
-        "strategy": a.strategy, "override": a.override_reason,
-    });
+    let body = serde_json::to_value(pave_api::DeployRequest {
+        service: a.service,
+        environment: a.environment,
+        version: a.version,
+        strategy: a.strategy,
+        override_reason: a.override_reason,
+    })?;
     let v = c.call(Method::POST, "/api/v1/deployments", Some(&body)).await?;
-    let id = v["rollout"]["id"].as_i64().unwrap_or(0);
+    let r = read::<pave_api::RolloutOne>(&v, "the deployment")?.rollout;
+    let id = r.id;
     if a.no_wait {
         match a.client.output {
             Format::Json | Format::Yaml => output::json(&v),
-            Format::Table => println!("rollout {id}: {}", cell(&v["rollout"]["state"])),
+            Format::Table => println!("rollout {id}: {}", r.state.as_str()),
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -179,8 +173,8 @@ async fn active(c: &Client, t: &Target) -> Result<i64> {
     let v = c
         .get(&format!("/api/v1/rollouts?service={}&environment={}&limit=1", encode(&t.service), encode(&t.environment)))
         .await?;
-    match v["rollouts"].get(0) {
-        Some(r) if !terminal(r["state"].as_str().unwrap_or("")) => Ok(r["id"].as_i64().unwrap_or(0)),
+    match read::<pave_api::RolloutList>(&v, "the rollouts")?.rollouts.first() {
+        Some(r) if !r.state.is_terminal() => Ok(r.id),
         _ => bail!("{} has no rollout in progress in {}", t.service, t.environment),
     }
 }
@@ -198,7 +192,7 @@ pub async fn rollout(cmd: RolloutCommand) -> Result<ExitCode> {
                     if watch {
                         print!("\x1b[2J\x1b[H");
                     }
-                    print_status(&v);
+                    print_status(&v)?;
                 }
                 if !watch {
                     return Ok(ExitCode::SUCCESS);
@@ -215,21 +209,22 @@ pub async fn rollout(cmd: RolloutCommand) -> Result<ExitCode> {
                 q.push(format!("environment={}", encode(e)));
             }
             let v = Client::new(&client)?.get(&format!("/api/v1/rollouts?{}", q.join("&"))).await?;
-            output::list(
+            let list: pave_api::RolloutList = read(&v, "the rollouts")?;
+            output::typed_list(
                 client.output,
                 &v,
-                "rollouts",
+                &list.rollouts,
                 &["ID", "SERVICE", "ENV", "VERSION", "FROM", "STRATEGY", "STATE", "BY"],
                 |r| {
                     vec![
-                        cell(&r["id"]),
-                        cell(&r["service"]),
-                        cell(&r["environment"]),
-                        cell(&r["version"]),
-                        cell(&r["fromVersion"]),
-                        cell(&r["strategy"]),
-                        cell(&r["state"]),
-                        cell(&r["requestedBy"]),
+                        r.id.to_string(),
+                        show(&r.service),
+                        show(&r.environment),
+                        show(&r.version),
+                        show(&r.from_version),
+                        show(&r.strategy),
+                        r.state.as_str().to_owned(),
+                        show(&r.requested_by),
                     ]
                 },
             );
@@ -244,9 +239,10 @@ pub async fn rollout(cmd: RolloutCommand) -> Result<ExitCode> {
             let c = Client::new(&t.client)?;
             let path = format!("/api/v1/services/{}/environments/{}/undo", t.service, t.environment);
             let v = c.call(Method::POST, &path, None).await?;
-            let id = v["rollout"]["id"].as_i64().unwrap_or(0);
+            let r = read::<pave_api::RolloutOne>(&v, "the undo")?.rollout;
+            let id = r.id;
             if t.client.output == Format::Table {
-                println!("undo: rollout {id} takes {} back to {}", t.service, cell(&v["rollout"]["version"]));
+                println!("undo: rollout {id} takes {} back to {}", t.service, show(&r.version));
             }
             follow(&c, id, t.client.output).await
         }
@@ -260,7 +256,9 @@ async fn act(t: Target, action: &str, wait: bool) -> Result<ExitCode> {
     if !wait {
         match t.client.output {
             Format::Json | Format::Yaml => output::json(&v),
-            Format::Table => println!("rollout {id}: {}", cell(&v["rollout"]["state"])),
+            Format::Table => {
+                println!("rollout {id}: {}", read::<pave_api::RolloutOne>(&v, "the rollout")?.rollout.state.as_str())
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -268,40 +266,46 @@ async fn act(t: Target, action: &str, wait: bool) -> Result<ExitCode> {
     follow(&c, id, t.client.output).await.map(|code| if action == "abort" { ExitCode::SUCCESS } else { code })
 }
 
-pub(crate) fn print_status(v: &Value) {
-    println!("{} in {}: {}", cell(&v["service"]), cell(&v["environment"]), cell(&v["url"]));
-    for ver in v["desired"]["versions"].as_array().into_iter().flatten() {
-        println!("  {:<14} weight {:>3}%  replicas {}", cell(&ver["version"]), ver["weight"], ver["replicas"]);
+pub(crate) fn print_status(v: &Value) -> Result<()> {
+    let st: pave_api::DeployStatus = read(v, "the status")?;
+    println!("{} in {}: {}", show(&st.service), show(&st.environment), show(&st.url));
+    for ver in &st.desired.versions {
+        println!("  {:<14} weight {:>3}%  replicas {}", show(&ver.version), ver.weight, ver.replicas);
     }
-    for r in v["replicas"].as_array().into_iter().flatten() {
-        println!("  replica {:<28} pid {:<8} port {}", cell(&r["id"]), r["pid"], r["port"]);
+    for r in &st.replicas {
+        // A process replica shows its pid and port; any other runtime's, its endpoint.
+        match (r.detail.get("pid"), r.detail.get("port")) {
+            (Some(pid), Some(port)) => println!("  replica {:<28} pid {:<8} port {}", show(&r.id), pid, port),
+            _ => println!("  replica {:<28} at {}", show(&r.id), show(&r.endpoint)),
+        }
     }
-    if let Some(r) = v["activeRollout"].as_object() {
+    if let Some(r) = &st.active_rollout {
         println!(
             "  rollout {}: {} -> {} ({}), {} at step {}",
-            r["id"],
-            cell(&r["fromVersion"]),
-            cell(&r["version"]),
-            cell(&r["strategy"]),
-            cell(&r["state"]),
-            r["step"]
+            r.id,
+            show(&r.from_version),
+            show(&r.version),
+            show(&r.strategy),
+            r.state.as_str(),
+            r.step
         );
     }
-    for s in v["signals"].as_array().into_iter().flatten() {
+    for s in st.signals.iter().flatten() {
         println!(
             "  signals {:<10} requests {:>8}  5xx {:>6} ({:.2}%)  p50 {} ms  p99 {} ms",
-            cell(&s["version"]),
-            s["requests"],
-            s["errors"],
-            s["error_rate"].as_f64().unwrap_or(0.0) * 100.0,
-            ms(&s["p50_ms"]),
-            ms(&s["p99_ms"])
+            show(&s.version),
+            s.requests,
+            s.errors,
+            s.error_rate * 100.0,
+            ms(s.p50_ms),
+            ms(s.p99_ms)
         );
     }
+    Ok(())
 }
 
-fn ms(v: &Value) -> String {
-    v.as_f64().map_or("-".into(), |x| format!("{x:.2}"))
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |x| format!("{x:.2}"))
 }
 
 pub async fn logs(a: LogsArgs) -> Result<ExitCode> {

@@ -9,8 +9,8 @@ use clap::Subcommand;
 use reqwest::Method;
 
 use crate::ClientArgs;
-use crate::client::Client;
-use crate::output::{self, Format, cell};
+use crate::client::{Client, read};
+use crate::output::{self, Format, show};
 
 /// Largest value read (the server refuses more than 64 KiB anyway).
 const MAX_VALUE: u64 = 64 * 1024 + 2;
@@ -104,16 +104,17 @@ pub async fn run(cmd: SecretCommand) -> Result<ExitCode> {
             match client.output {
                 Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => {
-                    let s = &v["secret"];
+                    let w: pave_api::SecretWrite = read(&v, "the secret")?;
+                    let s = &w.secret;
                     println!(
                         "secret {} of {} in {} set: version {} (sealed under {})",
-                        cell(&s["name"]),
-                        cell(&s["service"]),
-                        cell(&s["environment"]),
-                        s["version"],
-                        cell(&s["keyId"])
+                        show(&s.name),
+                        show(&s.service),
+                        show(&s.environment),
+                        s.version,
+                        show(&s.key_id)
                     );
-                    if v["rolling"].as_bool() == Some(true) {
+                    if w.rolling {
                         println!("running replicas restart with it, one at a time");
                     }
                 }
@@ -125,7 +126,7 @@ pub async fn run(cmd: SecretCommand) -> Result<ExitCode> {
                 Format::Json | Format::Yaml => output::json(&v),
                 Format::Table => {
                     println!("secret {name} of {service} in {env} removed");
-                    if v["rolling"].as_bool() == Some(true) {
+                    if read::<pave_api::SecretWrite>(&v, "the removal")?.rolling {
                         println!("running replicas restart without it, one at a time");
                     }
                 }
@@ -137,20 +138,21 @@ pub async fn run(cmd: SecretCommand) -> Result<ExitCode> {
                 url.push_str(&format!("?environment={}", pave_percent::encode(e)));
             }
             let v = Client::new(&client)?.get(&url).await?;
-            output::list(
+            let list: pave_api::SecretList = read(&v, "the secrets")?;
+            output::typed_list(
                 client.output,
                 &v,
-                "secrets",
+                &list.secrets,
                 &["ENVIRONMENT", "NAME", "VERSION", "UPDATED", "BY", "CREATED", "BY"],
                 |s| {
                     vec![
-                        cell(&s["environment"]),
-                        cell(&s["name"]),
-                        cell(&s["version"]),
-                        cell(&s["updatedAt"]),
-                        cell(&s["updatedBy"]),
-                        cell(&s["createdAt"]),
-                        cell(&s["createdBy"]),
+                        show(&s.environment),
+                        show(&s.name),
+                        s.version.to_string(),
+                        show(&s.updated_at),
+                        show(&s.updated_by),
+                        show(&s.created_at),
+                        show(&s.created_by),
                     ]
                 },
             );

@@ -4,8 +4,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use pave_api as api;
+use pave_model::Kind;
 use pave_model::auth::Scope;
-use pave_model::{Kind, Role};
 use pave_store::{AuditQuery, EventQuery};
 use serde::Deserialize;
 use serde_json::json;
@@ -42,7 +43,7 @@ pub async fn events(State(state): State<AppState>, ApiQuery(p): ApiQuery<EventPa
     let q = EventQuery { after: p.after, kinds: kinds.unwrap_or_default(), subject: p.subject, limit };
     let events = state.store.events(&q).await?;
     let next = events.last().map_or(p.after, |e| e.id);
-    Ok(Json(json!({ "events": events, "next": next })).into_response())
+    Ok(Json(api::EventPage { events, next }).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,25 +70,48 @@ pub async fn audit(State(state): State<AppState>, ApiQuery(p): ApiQuery<AuditPar
     let entries =
         state.store.audit(&AuditQuery { before: p.before, actor: p.actor, outcome: p.outcome, limit }).await?;
     let next = entries.last().map(|e| e.id);
-    Ok(Json(json!({ "entries": entries, "next": next })).into_response())
+    let entries = entries.into_iter().map(audit_entry).collect();
+    Ok(Json(api::AuditPage { entries, next }).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewTokenBody {
-    name: String,
-    role: Role,
-    /// The identity the token acts for, as teams list it in `spec.members` (an e-mail).
-    #[serde(default)]
-    user: Option<String>,
-    /// The team the token acts for (a pipeline's token); it must exist.
-    #[serde(default)]
-    team: Option<String>,
+fn audit_entry(e: pave_store::AuditEntry) -> api::AuditEntry {
+    api::AuditEntry {
+        id: e.id,
+        time: e.time,
+        actor: e.actor,
+        role: e.role,
+        action: e.action,
+        target: e.target,
+        outcome: e.outcome,
+        status: e.status,
+        request_id: e.request_id,
+        detail: e.detail,
+    }
+}
+
+/// A token's scope as the wire spells it.
+fn scoped(scope: &Scope) -> api::admin::TokenScope {
+    let named = |kind: &str| (scope.kind() == kind).then(|| scope.subject().map(str::to_owned)).flatten();
+    api::admin::TokenScope { scope: scope.kind().to_owned(), user: named("user"), team: named("team") }
+}
+
+/// A stored token as the API shows it.
+pub(crate) fn token_view(t: pave_store::TokenRecord) -> api::Token {
+    api::Token {
+        id: t.id,
+        name: t.name,
+        role: t.role,
+        scope: scoped(&t.scope),
+        note: t.note.map(str::to_owned),
+        created_at: t.created_at,
+        created_by: t.created_by,
+        revoked_at: t.revoked_at,
+    }
 }
 
 /// The scope a token request asks for, checked: one of user or team, a user identity without
 /// spaces, a team that exists.
-async fn requested_scope(state: &AppState, body: &NewTokenBody) -> Result<Scope, ApiError> {
+async fn requested_scope(state: &AppState, body: &api::NewToken) -> Result<Scope, ApiError> {
     let field =
         |f: &str, reason: String| ApiError::from_fields(None, None, vec![pave_model::FieldError::new(f, reason)]);
     match (&body.user, &body.team) {
@@ -114,7 +138,7 @@ async fn requested_scope(state: &AppState, body: &NewTokenBody) -> Result<Scope,
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody<NewTokenBody>,
+    JsonBody(body): JsonBody<api::NewToken>,
 ) -> Result<Response, ApiError> {
     if let Err(e) = pave_model::name::validate(&body.name) {
         return Err(ApiError::from_fields(
@@ -126,7 +150,8 @@ pub async fn create_token(
     let scope = requested_scope(&state, &body).await?;
     let (secret, token) = generate_token(&body.name, body.role, scope);
     let record = state.store.create_token(&token, &caller.write_context()).await?;
-    let mut resp = (StatusCode::CREATED, Json(json!({ "token": record, "secret": secret }))).into_response();
+    let mut resp =
+        (StatusCode::CREATED, Json(api::CreatedToken { token: token_view(record.clone()), secret })).into_response();
     // The audit entry names the token, never its secret.
     let mut detail = serde_json::to_value(&record.scope).expect("a scope serialises");
     detail["tokenId"] = json!(record.id);
@@ -137,7 +162,8 @@ pub async fn create_token(
 }
 
 pub async fn list_tokens(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "tokens": state.store.list_tokens().await? })).into_response())
+    let tokens = state.store.list_tokens().await?.into_iter().map(token_view).collect();
+    Ok(Json(api::TokenList { tokens }).into_response())
 }
 
 pub async fn revoke_token(
@@ -146,29 +172,23 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let record = state.store.revoke_token(&id, &caller.write_context()).await?;
-    Ok(Json(json!({ "token": record })).into_response())
+    Ok(Json(api::TokenOne { token: token_view(record) }).into_response())
 }
 
 pub async fn whoami(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let access = caller.access(&state).await?;
-    let mut v = json!({
-        "tokenId": caller.principal.token_id,
-        "name": caller.principal.name,
-        "role": caller.principal.role,
-        "teams": access.teams.iter().map(|(t, _)| t).collect::<Vec<_>>(),
-        "platform": access.teams.iter().any(|(_, p)| *p),
-    });
-    if let (Some(obj), Ok(serde_json::Value::Object(scope))) =
-        (v.as_object_mut(), serde_json::to_value(&caller.principal.scope))
-    {
-        obj.extend(scope);
-    }
-    if caller.principal.scope == Scope::Unscoped
-        && let Some(note) = pave_model::auth::unscoped_note(caller.principal.role)
-    {
-        v["note"] = json!(note);
-    }
-    Ok(Json(v).into_response())
+    let p = &caller.principal;
+    let note = (p.scope == Scope::Unscoped).then(|| pave_model::auth::unscoped_note(p.role)).flatten();
+    Ok(Json(api::WhoAmI {
+        token_id: p.token_id.clone(),
+        name: p.name.clone(),
+        role: p.role,
+        scope: scoped(&p.scope),
+        teams: access.teams.iter().map(|(t, _)| t.clone()).collect(),
+        platform: access.teams.iter().any(|(_, p)| *p),
+        note: note.map(str::to_owned),
+    })
+    .into_response())
 }
 
 pub async fn openapi() -> Response {

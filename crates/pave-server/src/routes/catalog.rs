@@ -82,8 +82,8 @@ pub struct ListParams {
 pub async fn list(kind: Kind, state: AppState, params: ListParams) -> Result<Response, ApiError> {
     let selector = params.selector.as_deref().map(Selector::parse).transpose().map_err(ApiError::bad_request)?;
     let items = state.store.list(kind, &ListQuery { owner: params.owner, selector }).await?;
-    let items: Vec<Value> = items.iter().map(StoredResource::to_value).collect();
-    Ok(Json(json!({ "items": items })).into_response())
+    let items = items.iter().map(StoredResource::to_value).collect();
+    Ok(Json(pave_api::ResourceList { items }).into_response())
 }
 
 pub async fn get_one(kind: Kind, state: AppState, name: String) -> Result<Response, ApiError> {
@@ -143,51 +143,36 @@ pub async fn delete(kind: Kind, state: AppState, caller: Caller, name: String) -
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Registers the REST routes of one kind at `/api/v1/{plural}`.
-pub fn routes(kind: Kind) -> axum::Router<AppState> {
-    use axum::routing::get;
+/// The REST routes of one kind at `/api/v1/{plural}`.
+pub fn routes(kind: Kind) -> crate::Routes {
+    use axum::http::Method;
     let collection = format!("/api/v1/{}", kind.plural());
     let item = format!("/api/v1/{}/{{name}}", kind.plural());
-    axum::Router::new()
-        .route(
-            &collection,
-            get(move |State(s): State<AppState>, ApiQuery(p): ApiQuery<ListParams>| list(kind, s, p))
-                .post(move |State(s): State<AppState>, c: Caller, JsonBody(b): JsonBody<Value>| create(kind, s, c, b)),
-        )
-        .route(
+    crate::Routes::new()
+        .on(Method::GET, &collection, move |State(s): State<AppState>, ApiQuery(p): ApiQuery<ListParams>| {
+            list(kind, s, p)
+        })
+        .on(Method::POST, &collection, move |State(s): State<AppState>, c: Caller, JsonBody(b): JsonBody<Value>| {
+            create(kind, s, c, b)
+        })
+        .on(Method::GET, &item, move |State(s): State<AppState>, Path(n): Path<String>| get_one(kind, s, n))
+        .on(
+            Method::PUT,
             &item,
-            get(move |State(s): State<AppState>, Path(n): Path<String>| get_one(kind, s, n))
-                .put(
-                    move |State(s): State<AppState>, c: Caller, Path(n): Path<String>, JsonBody(b): JsonBody<Value>| {
-                        put(kind, s, c, n, b)
-                    },
-                )
-                .delete(move |State(s): State<AppState>, c: Caller, Path(n): Path<String>| delete(kind, s, c, n)),
+            move |State(s): State<AppState>, c: Caller, Path(n): Path<String>, JsonBody(b): JsonBody<Value>| {
+                put(kind, s, c, n, b)
+            },
         )
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ApplyBody {
-    /// Documents of any kind (`kind`, `metadata`, `spec`): teams, services, environments,
-    /// flags and segments, applied in one transaction.
-    documents: Vec<Value>,
-    /// Plan and report, but change nothing.
-    #[serde(default)]
-    dry_run: bool,
-    /// Also delete existing resources that match `selector` and that `documents` omit.
-    #[serde(default)]
-    prune: bool,
-    /// Label selector bounding `prune`; required with it (`""` selects everything).
-    #[serde(default)]
-    selector: Option<String>,
+        .on(Method::DELETE, &item, move |State(s): State<AppState>, c: Caller, Path(n): Path<String>| {
+            delete(kind, s, c, n)
+        })
 }
 
 /// Applies many documents in one transaction: all or nothing.
 pub async fn apply(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody<ApplyBody>,
+    JsonBody(body): JsonBody<pave_api::catalog::ApplyRequest>,
 ) -> Result<Response, ApiError> {
     let label = |doc: &Value| {
         let name = doc.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str)?;
@@ -242,26 +227,38 @@ pub async fn apply(
         state.flags.written(&state.store).await;
     }
     let flagged = |a: &str| flag_changes.iter().filter(|c| c.action == a).count();
-    let summary = json!({
-        "created": plan.count(Action::Create) + flagged("create"),
-        "updated": plan.count(Action::Update) + flagged("update"),
-        "deleted": plan.count(Action::Delete),
-        "unchanged": plan.count(Action::Unchanged) + flagged("unchanged"),
-    });
-    let mut changes = serde_json::to_value(&plan.changes).unwrap_or_default();
-    if let (Some(all), Ok(Value::Array(more))) = (changes.as_array_mut(), serde_json::to_value(&flag_changes)) {
-        all.extend(more);
-    }
-    let mut out = json!({
-        "dryRun": body.dry_run,
-        "summary": summary,
-        "events": events.len(),
-        "changes": changes,
-    });
-    if !flags.is_empty() {
-        out["warnings"] = json!(super::flags::warnings_of(&state, &segments, &flags).await?);
-    }
-    let mut resp = Json(out).into_response();
+    let summary = pave_api::ApplySummary {
+        created: plan.count(Action::Create) + flagged("create"),
+        updated: plan.count(Action::Update) + flagged("update"),
+        deleted: plan.count(Action::Delete),
+        unchanged: plan.count(Action::Unchanged) + flagged("unchanged"),
+    };
+    let field = |f: &pave_model::diff::FieldChange| pave_api::catalog::FieldChange {
+        path: f.path.clone(),
+        old: f.old.clone(),
+        new: f.new.clone(),
+    };
+    let changes = plan
+        .changes
+        .iter()
+        .map(|c| pave_api::catalog::AppliedChange {
+            kind: c.kind.to_string(),
+            name: c.name.clone(),
+            action: c.action.as_str().to_owned(),
+            fields: c.fields.iter().map(field).collect(),
+        })
+        .chain(flag_changes.iter().map(|c| pave_api::catalog::AppliedChange {
+            kind: c.kind.to_owned(),
+            name: c.name.clone(),
+            action: c.action.to_owned(),
+            fields: c.fields.iter().map(field).collect(),
+        }))
+        .collect();
+    let warnings =
+        if flags.is_empty() { Vec::new() } else { super::flags::warnings_of(&state, &segments, &flags).await? };
+    let mut resp =
+        Json(pave_api::ApplyResult { dry_run: body.dry_run, summary, events: events.len(), changes, warnings })
+            .into_response();
     resp.extensions_mut().insert(AuditDetail(json!({"dryRun": body.dry_run, "summary": summary})));
     Ok(resp)
 }

@@ -1,16 +1,15 @@
 //! Delivery facts in (`POST /api/v1/events`); DORA metrics (`/api/v1/dora`) and the change
 //! timeline (`/api/v1/timeline`) out.
 
-use std::collections::HashSet;
-
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use pave_api as api;
+use pave_dora::scope::Scope;
 use pave_dora::{Benchmark, Facts, Granularity, Query};
-use pave_model::delivery::Report;
+use pave_model::delivery::{Report, TimelineScope};
 use pave_model::{Kind, Resource, Timestamp};
 use pave_store::ListQuery;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Caller;
@@ -19,18 +18,19 @@ use crate::auth::AuditDetail;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, JsonBody, parse_batch};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReportBody {
-    /// Deployments, incidents and changes: `{"type": "deployment", …}`.
-    events: Vec<Value>,
+fn action(a: pave_store::ReportAction) -> &'static str {
+    match a {
+        pave_store::ReportAction::Created => "created",
+        pave_store::ReportAction::Updated => "updated",
+        pave_store::ReportAction::Unchanged => "unchanged",
+    }
 }
 
 /// Records reported facts, all or nothing; reporting the same fact twice is a no-op.
 pub async fn report(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody<ReportBody>,
+    JsonBody(body): JsonBody<api::ReportRequest>,
 ) -> Result<Response, ApiError> {
     let label = |v: &Value| {
         let kind = v.get("type").and_then(Value::as_str)?;
@@ -39,52 +39,41 @@ pub async fn report(
     };
     let reports = parse_batch(body.events, label, Report::from_value)?;
     let actions = state.store.report(&reports, &caller.write_context()).await?;
-    let results: Vec<Value> =
-        reports.iter().zip(&actions).map(|(r, a)| json!({"type": r.noun(), "id": r.key(), "action": a})).collect();
+    let results: Vec<api::ReportedFact> = reports
+        .iter()
+        .zip(&actions)
+        .map(|(r, a)| api::ReportedFact {
+            kind: r.noun().to_owned(),
+            id: r.key().to_owned(),
+            action: action(*a).to_owned(),
+        })
+        .collect();
     let count = |a: pave_store::ReportAction| actions.iter().filter(|x| **x == a).count();
-    let summary = json!({
-        "created": count(pave_store::ReportAction::Created),
-        "updated": count(pave_store::ReportAction::Updated),
-        "unchanged": count(pave_store::ReportAction::Unchanged),
-    });
-    let mut resp = Json(json!({ "results": results, "summary": summary })).into_response();
+    let summary = api::ReportSummary {
+        created: count(pave_store::ReportAction::Created),
+        updated: count(pave_store::ReportAction::Updated),
+        unchanged: count(pave_store::ReportAction::Unchanged),
+    };
+    let mut resp = Json(api::ReportResult { results, summary }).into_response();
     resp.extensions_mut().insert(AuditDetail(json!({ "summary": summary })));
     Ok(resp)
 }
 
-/// The DORA query, from a query string or a JSON body.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DoraParams {
-    /// Start of the window: RFC 3339, or a span before `to` such as `30d`, `12w`, `6h`.
-    from: Option<String>,
-    /// End of the window (exclusive): RFC 3339 or `now` (default).
-    to: Option<String>,
-    team: Option<String>,
-    service: Option<String>,
-    /// The environment whose deployments count (default: every production environment).
-    environment: Option<String>,
-    /// `week` or `month`: add a series of windows.
-    series: Option<String>,
-    /// Add the deployments, commits and incidents behind every figure.
-    explain: Option<bool>,
-    /// Built-in benchmark table name (`dora-2024`, the default, or `dora-2023`).
-    benchmark: Option<String>,
-    /// A whole benchmark table, in the built-in tables' format (JSON body only).
-    #[serde(rename = "benchmarkTable")]
-    benchmark_table: Option<Value>,
+/// A report as `/api/v1/dora` answers it: `pave-dora`'s figures and what they cover
+/// (`pave_api::DoraReport` reads it back).
+#[derive(serde::Serialize)]
+struct DoraAnswer<'a> {
+    #[serde(flatten)]
+    report: &'a pave_dora::Report,
+    scope: api::dora::DoraScope,
 }
 
 /// Most flag changes one report or timeline reads.
 const MAX_FLAG_CHANGES: i64 = 100_000;
 
-/// The services in scope for a team or a service (`None`: all), and the teams whose flags'
-/// changes count: a team's own flags, or the flags of the team that owns the service.
-async fn scope(
-    state: &AppState,
-    team: Option<&str>,
-    service: Option<&str>,
-) -> Result<(Option<HashSet<String>>, Option<HashSet<String>>), ApiError> {
+/// The services in scope for a team or a service, and the teams whose flags' changes count
+/// (`pave_dora::scope`), after checking that the team or service exists.
+async fn scope(state: &AppState, team: Option<&str>, service: Option<&str>) -> Result<Scope, ApiError> {
     match (team, service) {
         (Some(_), Some(_)) => Err(ApiError::bad_request("pass team or service, not both")),
         (Some(team), None) => {
@@ -93,20 +82,19 @@ async fn scope(
             }
             let owned =
                 state.store.list(Kind::Service, &ListQuery { owner: Some(team.to_owned()), selector: None }).await?;
-            let services = owned.into_iter().map(|s| s.resource.name().to_owned()).collect();
-            Ok((Some(services), Some([team.to_owned()].into_iter().collect())))
+            Ok(Scope::team(team, owned.into_iter().map(|s| s.resource.name().to_owned())))
         }
         (None, Some(service)) => {
             let Some(stored) = state.store.get(Kind::Service, service).await? else {
                 return Err(ApiError::not_found(format!("service {service:?} does not exist")));
             };
             let owner = match &stored.resource {
-                Resource::Service(s) => s.spec.owner.clone(),
-                _ => String::new(),
+                Resource::Service(s) => s.spec.owner.as_str(),
+                _ => "",
             };
-            Ok((Some([service.to_owned()].into_iter().collect()), Some([owner].into_iter().collect())))
+            Ok(Scope::service(service, owner))
         }
-        (None, None) => Ok((None, None)),
+        (None, None) => Ok(Scope::all()),
     }
 }
 
@@ -126,18 +114,24 @@ fn parse_time(field: &str, s: &str) -> Result<Timestamp, ApiError> {
     Timestamp::parse_rfc3339(s).map_err(|e| ApiError::bad_request(format!("{field}: {e}")))
 }
 
-pub async fn dora_get(State(state): State<AppState>, ApiQuery(p): ApiQuery<DoraParams>) -> Result<Response, ApiError> {
+pub async fn dora_get(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<api::DoraQuery>,
+) -> Result<Response, ApiError> {
     if p.benchmark_table.is_some() {
         return Err(ApiError::bad_request("benchmarkTable is only accepted in a POST body"));
     }
     dora(state, p).await
 }
 
-pub async fn dora_post(State(state): State<AppState>, JsonBody(p): JsonBody<DoraParams>) -> Result<Response, ApiError> {
+pub async fn dora_post(
+    State(state): State<AppState>,
+    JsonBody(p): JsonBody<api::DoraQuery>,
+) -> Result<Response, ApiError> {
     dora(state, p).await
 }
 
-async fn dora(state: AppState, p: DoraParams) -> Result<Response, ApiError> {
+async fn dora(state: AppState, p: api::DoraQuery) -> Result<Response, ApiError> {
     let to = match p.to.as_deref() {
         None | Some("now") => Timestamp(pave_model::clock::now_ms()),
         Some(s) => parse_time("to", s)?,
@@ -176,23 +170,14 @@ async fn dora(state: AppState, p: DoraParams) -> Result<Response, ApiError> {
         }
         None => {
             let envs = state.store.list(Kind::Environment, &ListQuery::default()).await?;
-            let prod: Vec<String> = envs
-                .into_iter()
-                .filter_map(|e| match e.resource {
-                    Resource::Environment(env) if env.spec.production => Some(env.metadata.name),
-                    _ => None,
-                })
-                .collect();
-            if prod.is_empty() {
-                return Err(ApiError::invalid(
-                    "no environment is marked production; mark one (spec.production: true) or pass environment=",
-                    vec![],
-                ));
-            }
-            prod
+            let marked = envs.iter().filter_map(|e| match &e.resource {
+                Resource::Environment(env) => Some((env.metadata.name.as_str(), env.spec.production)),
+                _ => None,
+            });
+            pave_dora::scope::default_environments(marked).map_err(|e| ApiError::invalid(e, vec![]))?
         }
     };
-    let (services, flag_owners) = scope(&state, p.team.as_deref(), p.service.as_deref()).await?;
+    let Scope { services, flag_owners } = scope(&state, p.team.as_deref(), p.service.as_deref()).await?;
     let facts = state.facts.current(&state.store).await?;
     let query = Query {
         from,
@@ -216,28 +201,8 @@ async fn dora(state: AppState, p: DoraParams) -> Result<Response, ApiError> {
     })
     .await
     .map_err(|e| ApiError::new(crate::error::Problem::Internal, format!("metrics computation failed: {e}")))?;
-    let mut value = serde_json::to_value(&report).expect("reports serialize");
-    value["scope"] = json!({"environments": environments, "team": p.team, "service": p.service});
-    Ok(Json(value).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TimelineParams {
-    /// Start: RFC 3339 or a span before `to` (`24h`, `7d`) [default: 24h].
-    from: Option<String>,
-    /// End (exclusive): RFC 3339 or `now` (default).
-    to: Option<String>,
-    /// Only this environment's deployments and flag changes.
-    environment: Option<String>,
-    team: Option<String>,
-    service: Option<String>,
-    /// The window around an incident: `before` (default 24h) before it opened, to its
-    /// resolution (or now).
-    incident: Option<String>,
-    before: Option<String>,
-    /// Most entries (1..=5000, default 500); the newest are kept.
-    limit: Option<usize>,
+    let scope = api::dora::DoraScope { environments, team: p.team, service: p.service };
+    Ok(Json(DoraAnswer { report: &report, scope }).into_response())
 }
 
 /// `GET /api/v1/timeline`: deployments, incidents and flag changes in one time-ordered list —
@@ -245,7 +210,7 @@ pub struct TimelineParams {
 /// deployment does.
 pub async fn timeline(
     State(state): State<AppState>,
-    ApiQuery(p): ApiQuery<TimelineParams>,
+    ApiQuery(p): ApiQuery<api::delivery::TimelineQuery>,
 ) -> Result<Response, ApiError> {
     let limit = p.limit.unwrap_or(500);
     if !(1..=5000).contains(&limit) {
@@ -295,47 +260,70 @@ pub async fn timeline(
     {
         return Err(ApiError::not_found(format!("environment {e:?} does not exist")));
     }
-    let (services, owners) = scope(&state, p.team.as_deref(), p.service.as_deref()).await?;
-    let env_ok = |e: &str| p.environment.as_deref().is_none_or(|x| x == e);
-    let service_ok = |s: &str| services.as_ref().is_none_or(|set| set.contains(s));
-    let in_window = |t: Timestamp| t >= from && t < to;
+    let scoped = scope(&state, p.team.as_deref(), p.service.as_deref()).await?;
+    let flag_changes = state.store.flag_changes(from, to, MAX_FLAG_CHANGES).await?;
+    let (total, entries) = pave_model::delivery::timeline(
+        &facts.deployments,
+        &facts.incidents,
+        &flag_changes,
+        &TimelineScope {
+            from,
+            to,
+            environment: p.environment.as_deref(),
+            services: scoped.services.as_ref(),
+            flag_owners: scoped.flag_owners.as_ref(),
+            limit,
+        },
+    );
+    Ok(Json(api::Timeline { from, to, incident, total, truncated: total > entries.len(), entries }).into_response())
+}
 
-    let mut entries: Vec<(Timestamp, i64, Value)> = Vec::new();
-    for d in facts.deployments.iter() {
-        if in_window(d.started_at) && env_ok(&d.environment) && service_ok(&d.service) {
-            entries.push((
-                d.started_at,
-                0,
-                json!({"at": d.started_at, "type": "deployment", "id": d.id, "service": d.service,
-                       "environment": d.environment, "version": d.version, "status": d.status,
-                       "kind": d.kind, "finishedAt": d.finished_at}),
-            ));
+#[cfg(test)]
+mod tests {
+    use pave_model::delivery::{Deployment, DeploymentKind, DeploymentStatus};
+
+    use super::*;
+
+    /// What the server sends is what `pave_api::DoraReport` reads, field for field: with a
+    /// series, explanations and levels, and with the levels a short window withholds.
+    #[test]
+    fn the_dora_answer_is_the_api_type() {
+        let t = |s: &str| Timestamp::parse_rfc3339(s).expect("time");
+        let deployments: Vec<Deployment> = (1..=9)
+            .map(|d| Deployment {
+                id: format!("d{d}"),
+                service: "api".into(),
+                environment: "prod".into(),
+                version: format!("1.{d}"),
+                commit: None,
+                previous_commit: None,
+                commits: vec![],
+                started_at: t(&format!("2024-01-0{d}T10:00:00Z")),
+                finished_at: t(&format!("2024-01-0{d}T10:05:00Z")),
+                status: if d == 3 { DeploymentStatus::Failed } else { DeploymentStatus::Succeeded },
+                kind: DeploymentKind::Planned,
+            })
+            .collect();
+        let facts = Facts { deployments: &deployments, incidents: &[], changes: &[], flag_changes: &[] };
+        let query = Query {
+            from: t("2024-01-01T00:00:00Z"),
+            to: t("2024-01-15T00:00:00Z"),
+            services: None,
+            environments: ["prod".to_owned()].into_iter().collect(),
+            series: Some(Granularity::Week),
+            explain: true,
+            explicit_commits: false,
+            flag_owners: None,
+        };
+        let bench = Benchmark::builtin("dora-2024").expect("built in");
+        let mut report = pave_dora::compute(facts, &query, &bench);
+        for _ in 0..2 {
+            let scope =
+                api::dora::DoraScope { environments: vec!["prod".into()], team: None, service: Some("api".into()) };
+            let sent = serde_json::to_value(DoraAnswer { report: &report, scope }).expect("serialises");
+            let read: api::DoraReport = serde_json::from_value(sent.clone()).expect("the API type reads it");
+            assert_eq!(serde_json::to_value(&read).expect("serialises"), sent);
+            report.withhold_levels();
         }
     }
-    for i in facts.incidents.iter() {
-        if in_window(i.opened_at) && service_ok(&i.service) {
-            let mut v = serde_json::to_value(i).expect("incidents serialize");
-            v["at"] = json!(i.opened_at);
-            v["type"] = json!("incident");
-            entries.push((i.opened_at, 1, v));
-        }
-    }
-    for c in state.store.flag_changes(from, to, MAX_FLAG_CHANGES).await? {
-        let owner_ok = owners.as_ref().is_none_or(|o| c.owner.as_ref().is_some_and(|x| o.contains(x)));
-        let env_hit = p.environment.as_deref().is_none_or(|e| c.touches(e));
-        if owner_ok && env_hit {
-            let at = c.at;
-            let mut v = serde_json::to_value(&c).expect("flag changes serialize");
-            v["type"] = json!("flag");
-            entries.push((at, 2, v));
-        }
-    }
-    entries.sort_by_key(|(at, order, _)| (*at, *order));
-    let total = entries.len();
-    let entries: Vec<Value> = entries.into_iter().skip(total.saturating_sub(limit)).map(|e| e.2).collect();
-    Ok(Json(json!({
-        "from": from, "to": to, "incident": incident,
-        "total": total, "truncated": total > entries.len(), "entries": entries,
-    }))
-    .into_response())
 }

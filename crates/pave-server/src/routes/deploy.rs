@@ -8,6 +8,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use pave_api as api;
 use pave_deploy::commands::{self, Actor, DeployError, DeployRequest};
 use pave_model::auth::ServiceAct;
 use pave_model::rollout::Strategy;
@@ -55,23 +56,10 @@ fn wake(state: &AppState) {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct DeployBody {
-    service: String,
-    environment: String,
-    version: String,
-    #[serde(default)]
-    strategy: Option<String>,
-    /// An admin's reason to skip the promotion path or the approval.
-    #[serde(default, rename = "override")]
-    override_reason: Option<String>,
-}
-
 pub async fn deploy(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(body): JsonBody<DeployBody>,
+    JsonBody(body): JsonBody<api::DeployRequest>,
 ) -> Result<Response, ApiError> {
     let strategy = match body.strategy.as_deref() {
         None => None,
@@ -90,11 +78,12 @@ pub async fn deploy(
     let commands::Deployed { rollout: r, overridden } =
         commands::deploy(&state.store, &req, &actor(&caller), pave_model::clock::now_ms()).await?;
     wake(&state);
-    let mut resp = (StatusCode::CREATED, Json(json!({ "rollout": r }))).into_response();
-    resp.extensions_mut().insert(AuditDetail(json!({
+    let detail = AuditDetail(json!({
         "rollout": r.id, "environment": r.environment, "version": r.version, "strategy": r.strategy,
         "override": r.override_reason, "overridden": overridden,
-    })));
+    }));
+    let mut resp = (StatusCode::CREATED, Json(api::RolloutOne { rollout: r })).into_response();
+    resp.extensions_mut().insert(detail);
     Ok(resp)
 }
 
@@ -109,13 +98,13 @@ pub struct ListParams {
 pub async fn list(State(state): State<AppState>, ApiQuery(p): ApiQuery<ListParams>) -> Result<Response, ApiError> {
     let limit = p.limit.unwrap_or(50).clamp(1, 1000);
     let all = state.store.rollouts(p.service.as_deref(), p.environment.as_deref(), limit).await?;
-    Ok(Json(json!({ "rollouts": all })).into_response())
+    Ok(Json(api::RolloutList { rollouts: all }).into_response())
 }
 
 pub async fn get_one(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let r =
         state.store.rollout(id).await?.ok_or_else(|| ApiError::not_found(format!("rollout {id} does not exist")))?;
-    Ok(Json(json!({ "rollout": r })).into_response())
+    Ok(Json(api::RolloutOne { rollout: r }).into_response())
 }
 
 pub async fn act(
@@ -146,7 +135,7 @@ pub async fn act(
         _ => unreachable!("the action was matched above"),
     };
     wake(&state);
-    let mut resp = Json(json!({ "rollout": r })).into_response();
+    let mut resp = Json(api::RolloutOne { rollout: r }).into_response();
     resp.extensions_mut().insert(AuditDetail(json!({"rollout": id, "action": action})));
     Ok(resp)
 }
@@ -159,8 +148,9 @@ pub async fn undo(
     caller.may(&state, ServiceAct::Deploy, &service, Some(&env)).await?;
     let r = commands::undo(&state.store, &service, &env, &actor(&caller), pave_model::clock::now_ms()).await?;
     wake(&state);
-    let mut resp = (StatusCode::CREATED, Json(json!({ "rollout": r }))).into_response();
-    resp.extensions_mut().insert(AuditDetail(json!({"rollout": r.id, "environment": env, "to": r.version})));
+    let detail = AuditDetail(json!({"rollout": r.id, "environment": env, "to": r.version}));
+    let mut resp = (StatusCode::CREATED, Json(api::RolloutOne { rollout: r })).into_response();
+    resp.extensions_mut().insert(detail);
     Ok(resp)
 }
 
@@ -189,17 +179,55 @@ pub async fn status(
         ),
         None => (None, None, Vec::new()),
     };
-    Ok(Json(json!({
-        "service": service,
-        "environment": env,
-        "url": format!("http://127.0.0.1:{}/", desired.port),
-        "desired": desired,
-        "router": router,
-        "replicas": replicas,
-        "activeRollout": active,
-        "signals": signals,
-        "servedHere": state.engine.as_ref().is_some_and(|e| e.is_leader()),
-    }))
+    let router = router.map(|t| api::deploy::RouterTable {
+        sticky: t.sticky,
+        versions: t
+            .versions
+            .into_iter()
+            .map(|v| api::deploy::RoutedVersion {
+                version: v.version,
+                weight: v.weight,
+                backends: v.backends.iter().map(ToString::to_string).collect(),
+            })
+            .collect(),
+    });
+    let replicas = replicas
+        .into_iter()
+        .map(|i: pave_runtime::Instance| api::deploy::Replica {
+            id: i.id,
+            service: i.service,
+            env: i.env,
+            version: i.version,
+            replica: i.replica,
+            endpoint: i.endpoint.to_string(),
+            config_rev: i.config_rev,
+            detail: i.detail,
+        })
+        .collect();
+    let signals = signals.map(|all| {
+        all.into_iter()
+            .map(|s| api::deploy::VersionSignals {
+                version: s.version,
+                requests: s.requests,
+                errors: s.errors,
+                error_rate: s.error_rate,
+                p50_ms: s.p50_ms,
+                p95_ms: s.p95_ms,
+                p99_ms: s.p99_ms,
+            })
+            .collect()
+    });
+    Ok(Json(api::DeployStatus {
+        url: format!("http://127.0.0.1:{}/", desired.port),
+        service,
+        environment: env,
+        desired,
+        router,
+        replicas,
+        active_rollout: active,
+        signals,
+        served_here: state.engine.as_ref().is_some_and(|e| e.is_leader()),
+    })
     .into_response())
 }
 

@@ -10,10 +10,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pave_model::FieldError;
-use pave_model::flags::{Flag, FlagEnvironment, FlagStrategy, FlagType, Segment};
+use pave_model::flags::{Flag, FlagEnvironment, FlagType, Segment};
 use pave_store::{FlagChange, SdkTokenKind, StoredFlag};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use pave_api as api;
 
 use super::Caller;
 use crate::AppState;
@@ -199,7 +201,7 @@ pub async fn environment_action(
                 cfg.enabled = e;
             }
             if let Some(p) = percent {
-                set_rollout(cfg, p);
+                cfg.set_rollout(p);
             }
             Ok(())
         })
@@ -210,24 +212,6 @@ pub async fn environment_action(
         resp,
         json!({"flag": name, "environment": env, "action": action, "percent": percent, "change": change}),
     ))
-}
-
-/// Sets the rollout of the environment's unconstrained flexibleRollout, replacing
-/// unconstrained `default` strategies (which would keep it at 100 %); strategies with
-/// constraints or segments are targeting and stay as they are.
-fn set_rollout(cfg: &mut FlagEnvironment, percent: u32) {
-    let plain = |s: &FlagStrategy| s.constraints.is_empty() && s.segments.is_empty() && !s.disabled;
-    cfg.strategies.retain(|s| !(s.name == "default" && plain(s)));
-    match cfg.strategies.iter_mut().find(|s| s.name == "flexibleRollout" && plain(s)) {
-        Some(s) => {
-            s.parameters.insert("rollout".into(), percent.to_string());
-        }
-        None => cfg.strategies.push(FlagStrategy {
-            name: "flexibleRollout".into(),
-            parameters: BTreeMap::from([("rollout".into(), percent.to_string())]),
-            ..Default::default()
-        }),
-    }
 }
 
 /// `POST /api/v1/flags/{name}/archive` and `/revive`.
@@ -263,7 +247,7 @@ pub(crate) async fn warnings_of(
     state: &AppState,
     segments: &[Segment],
     flags: &[Flag],
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<api::flags::FlagWarning>, ApiError> {
     let mut warnings = Vec::new();
     if flags.is_empty() {
         return Ok(warnings);
@@ -273,7 +257,11 @@ pub(crate) async fn warnings_of(
     for f in flags {
         for w in facts.of(f) {
             tracing::warn!(flag = f.name(), environment = %w.environment, "{}", w.message);
-            warnings.push(json!({"flag": f.name(), "environment": w.environment, "message": w.message}));
+            warnings.push(api::flags::FlagWarning {
+                flag: f.name().to_owned(),
+                environment: w.environment,
+                message: w.message,
+            });
         }
     }
     Ok(warnings)
@@ -317,10 +305,26 @@ pub async fn apply(
         state.flags.written(&state.store).await;
     }
     let count = |a: &str| changes.iter().filter(|c| c.action == a).count();
-    let summary = json!({"created": count("create"), "updated": count("update"), "unchanged": count("unchanged")});
+    let summary = api::flags::FlagApplySummary {
+        created: count("create"),
+        updated: count("update"),
+        unchanged: count("unchanged"),
+    };
     let warnings = warnings_of(&state, &segments, &flags).await?;
-    let resp = Json(json!({"dryRun": b.dry_run, "changes": changes, "summary": summary, "warnings": warnings}))
-        .into_response();
+    let changes = changes
+        .into_iter()
+        .map(|c| api::flags::FlagWrite {
+            kind: c.kind.to_owned(),
+            name: c.name,
+            action: c.action.to_owned(),
+            fields: c
+                .fields
+                .into_iter()
+                .map(|f| api::catalog::FieldChange { path: f.path, old: f.old, new: f.new })
+                .collect(),
+        })
+        .collect();
+    let resp = Json(api::flags::FlagApplyResult { dry_run: b.dry_run, changes, summary, warnings }).into_response();
     Ok(with_detail(resp, json!({"dryRun": b.dry_run, "summary": summary})))
 }
 
@@ -351,49 +355,58 @@ pub async fn stale(State(state): State<AppState>, ApiQuery(p): ApiQuery<StalePar
             last_seen,
         };
         if let Some(s) = pave_model::flags::staleness(&facts, now, p.days) {
-            out.push(json!({"name": f.flag.name(), "project": f.flag.spec.project, "type": f.flag.spec.flag_type,
-                "owner": f.flag.spec.owner, "reason": s.reason, "since": pave_model::Timestamp(s.since),
-                "days": (now - s.since) / 86_400_000, "lastSeen": last_seen.map(pave_model::Timestamp)}));
+            out.push(api::flags::StaleFlag {
+                name: f.flag.name().to_owned(),
+                project: f.flag.spec.project.clone(),
+                flag_type: f.flag.spec.flag_type.as_str().to_owned(),
+                owner: f.flag.spec.owner.clone(),
+                reason: s.reason,
+                since: pave_model::Timestamp(s.since),
+                days: (now - s.since) / 86_400_000,
+                last_seen: last_seen.map(pave_model::Timestamp),
+            });
         }
     }
-    Ok(Json(json!({ "stale": out, "lifetimes": FlagType::ALL.iter().map(|t| (t.as_str(), t.expected_lifetime_days())).collect::<BTreeMap<_, _>>() })).into_response())
+    let lifetimes = FlagType::ALL.iter().map(|t| (t.as_str().to_owned(), t.expected_lifetime_days())).collect();
+    Ok(Json(api::StaleFlags { stale: out, lifetimes }).into_response())
 }
 
 pub async fn segments(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let segs: Vec<Value> = state
+    let segments = state
         .store
         .segments()
         .await?
-        .iter()
-        .map(|(id, s)| {
-            let mut v = s.to_value();
-            v["status"] = json!({"id": id});
-            v
+        .into_iter()
+        .map(|(id, s)| api::flags::SegmentDocument {
+            kind: "Segment".into(),
+            metadata: s.metadata,
+            spec: s.spec,
+            status: api::flags::SegmentStatus { id },
         })
         .collect();
-    Ok(Json(json!({ "segments": segs })).into_response())
+    Ok(Json(api::flags::SegmentList { segments }).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewSdkToken {
-    name: String,
-    /// `client` (server SDKs) or `frontend`.
-    kind: String,
-    #[serde(default = "default_project")]
-    project: String,
-    environment: String,
-}
-
-fn default_project() -> String {
-    "default".into()
+/// A stored SDK token as the API shows it (never its hash).
+fn sdk_token(t: pave_store::SdkToken, secret: Option<String>) -> api::SdkToken {
+    api::SdkToken {
+        id: t.id,
+        name: t.name,
+        kind: t.kind.as_str().to_owned(),
+        project: t.project,
+        environment: t.environment,
+        created_at: t.created_at,
+        created_by: t.created_by,
+        revoked_at: t.revoked_at,
+        secret,
+    }
 }
 
 /// `POST /api/v1/sdk-tokens`: a new SDK token; its secret is in this answer only.
 pub async fn create_sdk_token(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(b): JsonBody<NewSdkToken>,
+    JsonBody(b): JsonBody<api::flags::NewSdkToken>,
 ) -> Result<Response, ApiError> {
     let kind = SdkTokenKind::parse(&b.kind).ok_or_else(|| {
         ApiError::invalid(format!("kind: {:?} is not an SDK token kind; use client or frontend", b.kind), vec![])
@@ -408,17 +421,15 @@ pub async fn create_sdk_token(
     let (secret, token) = crate::flags::generate_sdk_token(&b.name, kind, &b.project, &b.environment);
     let stored = state.store.create_sdk_token(&token, &caller.write_context()).await?;
     state.flags.written(&state.store).await;
-    let mut v = json!(stored);
-    v["secret"] = json!(secret);
-    let resp = (StatusCode::CREATED, Json(v)).into_response();
-    Ok(with_detail(
-        resp,
-        json!({"id": stored.id, "name": stored.name, "kind": kind, "project": stored.project, "environment": stored.environment}),
-    ))
+    let detail = json!({"id": stored.id, "name": stored.name, "kind": kind, "project": stored.project,
+        "environment": stored.environment});
+    let resp = (StatusCode::CREATED, Json(sdk_token(stored, Some(secret)))).into_response();
+    Ok(with_detail(resp, detail))
 }
 
 pub async fn list_sdk_tokens(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "tokens": state.store.sdk_tokens().await? })).into_response())
+    let tokens = state.store.sdk_tokens().await?.into_iter().map(|t| sdk_token(t, None)).collect();
+    Ok(Json(api::SdkTokenList { tokens }).into_response())
 }
 
 pub async fn revoke_sdk_token(
@@ -428,9 +439,25 @@ pub async fn revoke_sdk_token(
 ) -> Result<Response, ApiError> {
     let t = state.store.revoke_sdk_token(&id, &caller.write_context()).await?;
     state.flags.written(&state.store).await;
-    Ok(with_detail(Json(json!(t)).into_response(), json!({"id": id})))
+    Ok(with_detail(Json(sdk_token(t, None)).into_response(), json!({"id": id})))
 }
 
 pub async fn sdk_clients(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(json!({ "clients": state.store.sdk_clients().await? })).into_response())
+    let clients = state
+        .store
+        .sdk_clients()
+        .await?
+        .into_iter()
+        .map(|c| api::flags::SdkClient {
+            app_name: c.app_name,
+            instance_id: c.instance_id,
+            environment: c.environment,
+            sdk: c.sdk,
+            started_at: c.started_at,
+            interval_ms: c.interval_ms,
+            first_seen: c.first_seen,
+            last_seen: c.last_seen,
+        })
+        .collect();
+    Ok(Json(api::flags::SdkClientList { clients }).into_response())
 }

@@ -183,10 +183,9 @@ pub async fn create(
             .await
             .map_err(internal("recording the release"))??;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    let mut resp =
-        (status, Json(json!({ "release": release, "created": created, "artifactNew": artifact_new }))).into_response();
-    resp.extensions_mut()
-        .insert(AuditDetail(json!({"version": release.version, "digest": release.digest, "created": created})));
+    let detail = AuditDetail(json!({"version": release.version, "digest": release.digest, "created": created}));
+    let mut resp = (status, Json(pave_api::ReleaseUpload { release, created, artifact_new })).into_response();
+    resp.extensions_mut().insert(detail);
     Ok(resp)
 }
 
@@ -241,7 +240,7 @@ pub async fn list(State(state): State<AppState>, Path(service): Path<String>) ->
     if state.store.get(pave_model::Kind::Service, &service).await?.is_none() {
         return Err(ApiError::not_found(format!("service {service:?} does not exist")));
     }
-    Ok(Json(json!({ "releases": state.store.releases(&service).await? })).into_response())
+    Ok(Json(pave_api::ReleaseList { releases: state.store.releases(&service).await? }).into_response())
 }
 
 /// A release with the scans it carries and, for every environment with a release policy,
@@ -258,16 +257,23 @@ pub async fn get_one(
             && let Some(policy) = e.spec.policy.as_ref().filter(|p| !p.require.is_empty())
         {
             let checks = pave_model::policy::evaluate(policy, &scans);
-            policies.push(json!({
-                "environment": e.metadata.name, "order": e.spec.order,
-                "passed": checks.iter().all(|c| c.passed), "gates": checks,
-            }));
+            let gates = checks
+                .into_iter()
+                .map(|c| {
+                    let gate =
+                        serde_json::to_value(c.gate).map_err(|e| ApiError::new(Problem::Internal, e.to_string()))?;
+                    Ok(pave_api::releases::GateResult { gate, passed: c.passed, reason: c.reason })
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            policies.push(pave_api::releases::PolicyResult {
+                environment: e.metadata.name,
+                order: e.spec.order,
+                passed: gates.iter().all(|g| g.passed),
+                gates,
+            });
         }
     }
-    let mut doc = serde_json::to_value(&release).map_err(|e| ApiError::new(Problem::Internal, e.to_string()))?;
-    doc["scans"] = serde_json::to_value(&scans).map_err(|e| ApiError::new(Problem::Internal, e.to_string()))?;
-    doc["policy"] = json!(policies);
-    Ok(Json(doc).into_response())
+    Ok(Json(pave_api::ReleaseDetail { release, scans, policy: policies }).into_response())
 }
 
 async fn release_or_404(state: &AppState, service: &str, version: &str) -> Result<Release, ApiError> {
@@ -331,7 +337,7 @@ pub async fn attach(
         ));
     }
     let stored = state.store.attach_scans(&service, &version, &scans, document.as_deref(), &ctx).await?;
-    let mut resp = Json(json!({"release": release, "scans": stored})).into_response();
+    let mut resp = Json(pave_api::ReleaseScans { release, scans: stored, notes: None }).into_response();
     resp.extensions_mut().insert(scans_audit(&version, &scans));
     Ok(resp)
 }
@@ -366,7 +372,7 @@ pub async fn scan(
     if state.config.osv_db.is_none() {
         notes.push("dependencies not audited: this server has no OSV database (pave serve --osv-db)".to_owned());
     }
-    let mut resp = Json(json!({"release": release, "scans": stored, "notes": notes})).into_response();
+    let mut resp = Json(pave_api::ReleaseScans { release, scans: stored, notes: Some(notes) }).into_response();
     resp.extensions_mut().insert(scans_audit(&version, &scans));
     Ok(resp)
 }

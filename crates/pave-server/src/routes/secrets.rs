@@ -81,10 +81,11 @@ pub async fn put(
     if let Some(engine) = &state.engine {
         engine.wake();
     }
-    let mut resp = Json(json!({"secret": info, "rolling": rolling})).into_response();
-    resp.extensions_mut().insert(AuditDetail(
+    let detail = AuditDetail(
         json!({"environment": info.environment, "name": info.name, "version": info.version, "keyId": info.key_id}),
-    ));
+    );
+    let mut resp = Json(pave_api::SecretWrite { secret: info, removed: None, rolling }).into_response();
+    resp.extensions_mut().insert(detail);
     Ok(resp)
 }
 
@@ -101,9 +102,9 @@ pub async fn remove(
     if let Some(engine) = &state.engine {
         engine.wake();
     }
-    let mut resp = Json(json!({"secret": info, "removed": true, "rolling": rolling})).into_response();
-    resp.extensions_mut()
-        .insert(AuditDetail(json!({"environment": info.environment, "name": info.name, "version": info.version})));
+    let detail = AuditDetail(json!({"environment": info.environment, "name": info.name, "version": info.version}));
+    let mut resp = Json(pave_api::SecretWrite { secret: info, removed: Some(true), rolling }).into_response();
+    resp.extensions_mut().insert(detail);
     Ok(resp)
 }
 
@@ -114,5 +115,5 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     port_env(&state, &service).await?;
     let secrets = state.store.secrets(Some(&service), p.environment.as_deref()).await?;
-    Ok(Json(json!({"secrets": secrets})).into_response())
+    Ok(Json(pave_api::SecretList { secrets }).into_response())
 }

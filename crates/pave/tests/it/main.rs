@@ -12,6 +12,7 @@ mod dora;
 mod flags;
 mod hardening;
 mod harness;
+mod openapi;
 mod ownership;
 mod policy;
 mod readme;
