@@ -204,13 +204,33 @@ def main():
     finally:
         if pf.server and pf.server.poll() is None:
             pf.term()
-        for f in ("router/pid",):
-            try:
-                os.kill(int(open(os.path.join(tmp, "data", f)).read()), signal.SIGTERM)
-            except (OSError, ValueError):
-                pass
-        subprocess.run(["sleep", "0.5"])
+        # The control plane was stopped as in production, so its replicas and router still run:
+        # stop them by the marks in their environment (never by name), then remove the data.
+        data = os.path.realpath(os.path.join(tmp, "data"))
+        for mark in (f"PAVE_OWNER={data}", f"PAVE_ROUTER_OF={data}"):
+            for pid in marked(mark):
+                try:
+                    os.killpg(pid, signal.SIGTERM)
+                except OSError:
+                    pass
+        time.sleep(0.5)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def marked(mark):
+    """Pids of the process-group leaders whose environment holds `mark` exactly."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            if mark.encode() in env and os.getpgid(int(entry)) == int(entry):
+                out.append(int(entry))
+        except OSError:
+            pass
+    return out
 
 
 if __name__ == "__main__":
