@@ -16,16 +16,19 @@
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Locks `m`, whether or not a holder panicked.
+#[allow(clippy::disallowed_methods)] // the one place std locks are taken (clippy.toml)
 pub fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Shares `l` for reading, whether or not a writer panicked.
+#[allow(clippy::disallowed_methods)] // the one place std locks are taken (clippy.toml)
 pub fn read<T: ?Sized>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Takes `l` for writing, whether or not a holder panicked.
+#[allow(clippy::disallowed_methods)] // the one place std locks are taken (clippy.toml)
 pub fn write<T: ?Sized>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
