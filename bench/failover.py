@@ -142,30 +142,25 @@ def main():
             print(f"{name:58} {r['requests']:6} requests, {r['failed']:4} failed ({took:.1f} s)", file=sys.stderr)
             return r["failed"] == 0
 
-        def rolling():
-            pf.cli("deploy", "shop", "1.1.0", "--env", "dev", "--strategy", "rolling", "--no-wait")
+        def kill_mid(version, step, *strategy):
+            """Deploys `version`, SIGKILLs the control plane once the rollout reached `step`,
+            starts it again and returns the rollout."""
+            pf.cli("deploy", "shop", version, "--env", "dev", *strategy, "--no-wait")
             r = pf.latest()
-            pf.wait_step(r["id"], 3)
+            pf.wait_step(r["id"], step)
             pf.kill()
             pf.start()
-            pf.wait(r["id"], ["succeeded"])
+            return r
+
+        def rolling():
+            pf.wait(kill_mid("1.1.0", 3, "--strategy", "rolling")["id"], ["succeeded"])
 
         def blue_green():
-            pf.cli("deploy", "shop", "1.2.0", "--env", "dev", "--strategy", "blue-green", "--no-wait")
-            r = pf.latest()
-            pf.wait_step(r["id"], 1)
-            pf.kill()
-            pf.start()
-            pf.wait(r["id"], ["succeeded"])
+            pf.wait(kill_mid("1.2.0", 1, "--strategy", "blue-green")["id"], ["succeeded"])
 
         def canary():
-            pf.cli("deploy", "shop", "1.3.0", "--env", "dev", "--no-wait")
-            r = pf.latest()
-            pf.wait_step(r["id"], 2)
-            pf.kill()
-            pf.start()
-            pf.wait(r["id"], ["succeeded", "awaiting-promotion"])
-            if pf.latest()["state"] == "awaiting-promotion":
+            r = kill_mid("1.3.0", 2)
+            if pf.wait(r["id"], ["succeeded", "awaiting-promotion"])["state"] == "awaiting-promotion":
                 pf.cli("rollout", "promote", "shop", "--env", "dev")
                 pf.wait(r["id"], ["succeeded"])
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use health::probe;
-pub use process::{Process, ProcessConfig, ProcessRuntime};
+pub use process::{Process, ProcessConfig, ProcessRuntime, process_start};
 
 /// How to check that a replica can take traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -150,6 +150,13 @@ fn proc_stat(pid: u32) -> Option<ProcStat> {
     })
 }
 
+/// The kernel's start time of `pid` (clock ticks since boot) while it runs (not a zombie):
+/// what tells a process from a later one that reused its pid. The delivery engine's lease
+/// uses it too.
+pub fn process_start(pid: u32) -> Option<u64> {
+    proc_stat(pid).filter(|p| p.running).map(|p| p.start)
+}
+
 /// Whether the process recorded as `pid` started at `start` still runs (zombies do not count).
 fn alive(pid: u32, start: u64) -> bool {
     proc_stat(pid).is_some_and(|p| p.running && p.start == start)

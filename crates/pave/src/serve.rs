@@ -540,7 +540,7 @@ fn start_engine(
     // The start time tells this process from a later one that reuses its pid, so a successor
     // takes the lease of a dead control plane at once (see `holder_is_dead`).
     let pid = std::process::id();
-    let start = pave_deploy::engine::process_start(pid).unwrap_or(0);
+    let start = pave_runtime::process_start(pid).unwrap_or(0);
     let holder = format!("{host}/{pid}/{start}/{:08x}", rand::random::<u32>());
     let mut config = pave_deploy::EngineConfig::new(data_dir.join("artifacts"), holder);
     config.router_ports = settings.router_ports.0..=settings.router_ports.1;

@@ -27,19 +27,6 @@ pub fn holder_is_dead(holder: &str, me: &str, start_of: impl Fn(u32) -> Option<u
     }
 }
 
-/// The start time of `pid` in clock ticks since boot, from `/proc/<pid>/stat`.
-pub fn process_start(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 2 (the command) may hold spaces and parentheses: count from the last ')'. The
-    // start time is field 22, the 20th after it.
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
-}
-
 impl<R: Runtime> Engine<R> {
     /// Takes or renews the lease. A holder on this machine whose process is gone (a control
     /// plane killed a moment ago) is taken over at once instead of after the lease expires.
@@ -49,7 +36,7 @@ impl<R: Runtime> Engine<R> {
             return Ok(true);
         }
         let Some(current) = self.store.lease_holder(LEASE).await? else { return Ok(false) };
-        if !holder_is_dead(&current, me, process_start) {
+        if !holder_is_dead(&current, me, pave_runtime::process_start) {
             return Ok(false);
         }
         tracing::info!(previous = %current, "the previous engine's process is gone; taking over its lease");
@@ -80,8 +67,8 @@ mod tests {
 
     #[test]
     fn this_process_has_a_start_time() {
-        let mine = process_start(std::process::id());
+        let mine = pave_runtime::process_start(std::process::id());
         assert!(mine.is_some());
-        assert_eq!(process_start(std::process::id()), mine, "stable");
+        assert_eq!(pave_runtime::process_start(std::process::id()), mine, "stable");
     }
 }

@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 
 use book::{Book, FailedRoll, RouteLock};
 pub(crate) use error::StepError;
-pub use lease::{holder_is_dead, process_start};
+pub use lease::holder_is_dead;
 
 mod book;
 mod error;
